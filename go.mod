@@ -1,0 +1,3 @@
+module github.com/tinyrecursive/trm
+
+go 1.26
