@@ -1,0 +1,254 @@
+// Package gemm is the single-precision matrix multiply used by the CPU
+// backend for every matmul.
+//
+// The implementation follows the usual packed, cache-blocked scheme:
+//
+//	for each K block (kc deep)                  -> pack all of op(A)[:, block] once
+//	  for each N block (nc wide)                -> pack op(B)[block, block] (sized for L2)
+//	    for each A micro-panel (mr rows)        -> stays in L1 for the whole sweep
+//	      for each B micro-panel (nr columns)   -> streamed from L2
+//	        micro-kernel: mr x nr tile of C held in registers
+//
+// Work inside a block is split into units of C tiles that workers claim
+// dynamically. Dynamic claiming only changes who computes a tile, never how:
+// every element of C is produced by exactly one micro-kernel call per K
+// block, the K blocks are visited in a fixed order, and the K partition
+// depends only on k and the kernel variant. Results are therefore bit-identical
+// for any thread count or scheduling.
+package gemm
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Sgemm computes C = alpha * op(A) * op(B) + beta * C for row-major matrices.
+// op(A) is m x k (A is m x k with row stride lda, or k x m when transA);
+// op(B) is k x n (B is k x n with row stride ldb, or n x k when transB);
+// C is m x n with row stride ldc. beta == 0 means C is overwritten (NaNs in C ignored).
+//
+// Sgemm is safe for concurrent use; a call that finds the worker pool busy
+// runs on the calling goroutine alone (with identical results).
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	pr := problem{
+		transA: transA, transB: transB,
+		m: m, n: n, k: k,
+		alpha: alpha, beta: beta,
+		a: a, b: b, c: c,
+		lda: lda, ldb: ldb, ldc: ldc,
+	}
+	pr.validate(0, 0, 0, 1)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		pr.scaleC()
+		return
+	}
+	kern := activeKernel()
+	nt := int(threads.Load())
+	if nt > 1 && m*n*k >= minParallelWork && thePool.mu.TryLock() {
+		thePool.ensure(nt)
+		thePool.gemmParallel(&pr, kern, nt)
+		thePool.mu.Unlock()
+		return
+	}
+	ws := getSpare()
+	gemmSerial(&pr, kern, ws)
+	putSpare(ws)
+}
+
+// SgemmStridedBatched runs batch independent Sgemms; matrix i of A starts at a[i*strideA:], likewise B and C.
+//
+// Small matrices are distributed whole over the workers (each computed
+// serially); large ones are run one after another, each using all workers.
+// Either way every matrix is computed exactly as Sgemm would.
+func SgemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a []float32, lda, strideA int, b []float32, ldb, strideB int, beta float32, c []float32, ldc, strideC int, batch int) {
+	if batch < 0 {
+		panic(fmt.Sprintf("gemm: batch = %d < 0", batch))
+	}
+	pr := problem{
+		transA: transA, transB: transB,
+		m: m, n: n, k: k,
+		alpha: alpha, beta: beta,
+		a: a, b: b, c: c,
+		lda: lda, ldb: ldb, ldc: ldc,
+	}
+	pr.validate(strideA, strideB, strideC, batch)
+	if batch == 0 || m == 0 || n == 0 {
+		return
+	}
+	bt := batched{pr: pr, strideA: strideA, strideB: strideB, strideC: strideC, batch: batch}
+	kern := activeKernel()
+	nt := int(threads.Load())
+	if nt > 1 && batch*m*n*k >= minParallelWork && thePool.mu.TryLock() {
+		thePool.ensure(nt)
+		thePool.batchedParallel(&bt, kern, nt)
+		thePool.mu.Unlock()
+		return
+	}
+	ws := getSpare()
+	for i := 0; i < batch; i++ {
+		sub := bt.item(i)
+		sub.run(kern, ws)
+	}
+	putSpare(ws)
+}
+
+// SetThreads sets the number of worker goroutines (default runtime.GOMAXPROCS(0)).
+// Values below 1 are treated as 1. The thread count never changes results.
+func SetThreads(n int) {
+	if n < 1 {
+		n = 1
+	}
+	threads.Store(int64(n))
+}
+
+// minParallelWork is the m*n*k below which waking workers costs more than
+// it saves (a few microseconds of single-core work).
+const minParallelWork = 48 * 48 * 48
+
+var threads atomic.Int64
+
+func init() {
+	threads.Store(int64(runtime.GOMAXPROCS(0)))
+}
+
+// problem is one GEMM call's arguments.
+type problem struct {
+	transA, transB bool
+	m, n, k        int
+	alpha, beta    float32
+	a, b, c        []float32
+	lda, ldb, ldc  int
+}
+
+// need returns the number of elements a rows x cols row-major matrix with
+// row stride ld spans.
+func need(rows, cols, ld int) int {
+	if rows == 0 || cols == 0 {
+		return 0
+	}
+	return (rows-1)*ld + cols
+}
+
+// validate panics with a message naming the offending argument when the
+// slices cannot hold batch matrices at the given strides.
+func (p *problem) validate(strideA, strideB, strideC, batch int) {
+	if p.m < 0 || p.n < 0 || p.k < 0 {
+		panic(fmt.Sprintf("gemm: negative dimension m=%d n=%d k=%d", p.m, p.n, p.k))
+	}
+	ar, ac := p.m, p.k
+	if p.transA {
+		ar, ac = p.k, p.m
+	}
+	br, bc := p.k, p.n
+	if p.transB {
+		br, bc = p.n, p.k
+	}
+	check := func(name string, rows, cols, ld, stride, have int) {
+		if ld < max(cols, 1) {
+			panic(fmt.Sprintf("gemm: ld%s = %d < %d", name, ld, max(cols, 1)))
+		}
+		n := need(rows, cols, ld)
+		if n > 0 && batch > 1 {
+			if stride < 0 {
+				panic(fmt.Sprintf("gemm: stride%s = %d < 0", name, stride))
+			}
+			n += (batch - 1) * stride
+		}
+		if have < n {
+			panic(fmt.Sprintf("gemm: len(%s) = %d, need %d", name, have, n))
+		}
+	}
+	if p.k > 0 && p.alpha != 0 {
+		check("a", ar, ac, p.lda, strideA, len(p.a))
+		check("b", br, bc, p.ldb, strideB, len(p.b))
+	}
+	check("c", p.m, p.n, p.ldc, strideC, len(p.c))
+}
+
+// scaleC performs C = beta*C, the whole operation when k == 0 or alpha == 0.
+func (p *problem) scaleC() {
+	for i := 0; i < p.m; i++ {
+		row := p.c[i*p.ldc : i*p.ldc+p.n]
+		if p.beta == 0 {
+			clear(row)
+			continue
+		}
+		if p.beta == 1 {
+			continue
+		}
+		for j := range row {
+			row[j] *= p.beta
+		}
+	}
+}
+
+// run computes one problem serially with the given workspace.
+func (p *problem) run(kern *kernel, ws *workspace) {
+	if p.k == 0 || p.alpha == 0 {
+		p.scaleC()
+		return
+	}
+	gemmSerial(p, kern, ws)
+}
+
+// batched is a strided batch of problems.
+type batched struct {
+	pr                        problem
+	strideA, strideB, strideC int
+	batch                     int
+}
+
+// item returns matrix i of the batch as a standalone problem.
+func (bt *batched) item(i int) problem {
+	p := bt.pr
+	if p.k > 0 && p.alpha != 0 {
+		p.a = p.a[i*bt.strideA:]
+		p.b = p.b[i*bt.strideB:]
+	}
+	p.c = p.c[i*bt.strideC:]
+	return p
+}
+
+// workspace holds one goroutine's packing buffers. They only grow, so a
+// steady stream of calls allocates nothing.
+type workspace struct {
+	ap   []float32 // packed A: all micro-panels of one K block
+	bp   []float32 // packed B: one kc x nc block
+	tile []float32 // mr x nr scratch tile for partial edge tiles
+}
+
+func grow(buf []float32, n int) []float32 {
+	if cap(buf) < n {
+		return make([]float32, n)
+	}
+	return buf[:n]
+}
+
+// spare workspaces for serial calls, kept on a plain free list (not a
+// sync.Pool, which the GC may empty and force a fresh allocation).
+var spare struct {
+	mu   sync.Mutex
+	list []*workspace
+}
+
+func getSpare() *workspace {
+	spare.mu.Lock()
+	defer spare.mu.Unlock()
+	if n := len(spare.list); n > 0 {
+		ws := spare.list[n-1]
+		spare.list = spare.list[:n-1]
+		return ws
+	}
+	return new(workspace)
+}
+
+func putSpare(ws *workspace) {
+	spare.mu.Lock()
+	spare.list = append(spare.list, ws)
+	spare.mu.Unlock()
+}

@@ -1,0 +1,46 @@
+package gemm
+
+import "sync/atomic"
+
+// kernel is one micro-kernel variant together with the blocking tuned for it.
+//
+// fn computes acc = sum over q < kc of a[q*mr+i] * b[q*nr+j] for an mr x nr
+// tile, then stores t = alpha*acc into c (row stride ldc) when beta == 0, or
+// c = beta*c + t otherwise, rounding after each of those three operations.
+// a and b are packed micro-panels (see packA, packB).
+type kernel struct {
+	name   string
+	mr, nr int
+	kc     int // K block depth: the mr*kc A micro-panel must stay in L1 during a sweep
+	nc     int // N block width: the kc*nc packed B block should fit in L2
+	fn     func(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+}
+
+// kernels lists the variants usable on this machine, fastest first; the
+// portable Go kernel is always last.
+var kernels []*kernel
+
+var active atomic.Pointer[kernel]
+
+func activeKernel() *kernel { return active.Load() }
+
+func registerKernel(k *kernel) {
+	kernels = append(kernels, k)
+}
+
+func init() {
+	registerArchKernels()
+	registerKernel(goKernel)
+	active.Store(kernels[0])
+}
+
+// useKernel switches to the named variant (for tests and benchmarks) and
+// returns the previous one; it reports false if the variant is unavailable.
+func useKernel(name string) (prev *kernel, ok bool) {
+	for _, k := range kernels {
+		if k.name == name {
+			return active.Swap(k), true
+		}
+	}
+	return active.Load(), false
+}

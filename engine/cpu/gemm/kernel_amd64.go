@@ -1,0 +1,4 @@
+package gemm
+
+// registerArchKernels adds the vector kernels this CPU supports.
+func registerArchKernels() {}
