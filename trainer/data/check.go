@@ -1,0 +1,83 @@
+package data
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// SetReport summarises one set found by Check.
+type SetReport struct {
+	Split    string
+	Name     string
+	Examples int
+	Puzzles  int
+	Groups   int
+	// InputsDType and LabelsDType are the element types on disk.
+	InputsDType, LabelsDType DType
+	// Supervised counts label tokens that carry loss (not ignore_label_id).
+	Supervised int64
+	// DistinctIdentifiers counts the distinct puzzle identifiers used.
+	DistinctIdentifiers int
+}
+
+// Check opens every split of dir that exists (train, test) and reads every
+// token of every set, which Open deliberately does not do: it returns a
+// report per set, or the first problem found, naming the file.
+func Check(dir string) ([]SetReport, error) {
+	var out []SetReport
+	found := false
+	for _, split := range []string{"train", "test"} {
+		if _, err := os.Stat(filepath.Join(dir, split)); os.IsNotExist(err) {
+			continue
+		}
+		found = true
+		ds, err := Open(split, dir)
+		if err != nil {
+			return out, err
+		}
+		for _, s := range ds.Sets {
+			r, err := checkSet(ds.Meta, split, s)
+			if err != nil {
+				ds.Close()
+				return out, err
+			}
+			out = append(out, r)
+		}
+		if err := ds.Close(); err != nil {
+			return out, err
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("%s: neither a train nor a test split directory", dir)
+	}
+	return out, nil
+}
+
+func checkSet(m Metadata, split string, s *Set) (SetReport, error) {
+	r := SetReport{Split: split, Name: s.Name, Examples: s.NumExamples(), Puzzles: s.NumPuzzles(), Groups: s.NumGroups(),
+		InputsDType: s.Inputs.DType, LabelsDType: s.Labels.DType}
+	L := m.SeqLen
+	row := make([]int32, L)
+	for ex := 0; ex < s.NumExamples(); ex++ {
+		s.Inputs.CopyInt32(row, ex*L)
+		if err := checkTokens(s.Inputs, ex*L, row, m.VocabSize); err != nil {
+			return r, fmt.Errorf("%s__inputs.npy: example %d %w", s.Path, ex, err)
+		}
+		s.Labels.CopyInt32(row, ex*L)
+		if err := checkTokens(s.Labels, ex*L, row, m.VocabSize); err != nil {
+			return r, fmt.Errorf("%s__labels.npy: example %d %w", s.Path, ex, err)
+		}
+		for _, v := range row {
+			if m.IgnoreLabelID == nil || int(v) != *m.IgnoreLabelID {
+				r.Supervised++
+			}
+		}
+	}
+	ids := map[int32]bool{}
+	for _, id := range s.PuzzleIdentifiers {
+		ids[id] = true
+	}
+	r.DistinctIdentifiers = len(ids)
+	return r, nil
+}
