@@ -1,4 +1,34 @@
 package gemm
 
-// registerArchKernels adds the vector kernels this CPU supports.
-func registerArchKernels() {}
+import "golang.org/x/sys/cpu"
+
+// Blocking for Zen 4 (32 KB L1d, 1 MB L2 per core). The loop order keeps one
+// A micro-panel (mr x kc) resident in L1 while B micro-panels stream from the
+// kc x nc packed block held in L2:
+//   - AVX-512 14x32: kc = 256 puts the A micro-panel at 14 KB, under half of
+//     L1, leaving room for the streaming 32 KB B micro-panel to pass through
+//     without evicting it; nc = 512 makes the B block 512 KB, half of L2.
+//   - AVX2 6x16: the A micro-panel is only 6 KB at kc = 256.
+var (
+	avx512Kernel = &kernel{name: "avx512", mr: 14, nr: 32, kc: 256, nc: 512, fn: kernelAVX512x14x32}
+	avx2Kernel   = &kernel{name: "avx2", mr: 6, nr: 16, kc: 256, nc: 512, fn: kernelAVX2x6x16}
+)
+
+// registerArchKernels adds the vector kernels this CPU (and OS) supports;
+// x/sys/cpu also checks that the OS saves the wide registers.
+func registerArchKernels() {
+	if avx512Available() {
+		registerKernel(avx512Kernel)
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		registerKernel(avx2Kernel)
+	}
+}
+
+//go:noescape
+func kernelAVX512x14x32(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func kernelAVX2x6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+func avx512Available() bool { return cpu.X86.HasAVX512F }

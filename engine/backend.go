@@ -1,0 +1,174 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// DType is the element type of a backend buffer.
+type DType int
+
+// Element types of backend buffers.
+const (
+	F32 DType = iota // float32: activations, parameters, gradients
+	F64              // float64: per-example losses (stablemax runs in float64)
+	I32              // int32: tokens, labels, identifiers, steps, flags
+)
+
+func (d DType) String() string {
+	switch d {
+	case F32:
+		return "f32"
+	case F64:
+		return "f64"
+	case I32:
+		return "i32"
+	}
+	return fmt.Sprintf("dtype(%d)", int(d))
+}
+
+// Buf is a backend-owned buffer or a view into one. The engine never
+// touches its memory: it only passes buffers to backend ops, and moves data
+// in and out with Upload and Download, so a GPU backend can keep every
+// activation on the device and capture a whole step as one graph.
+type Buf interface {
+	Len() int
+	DType() DType
+}
+
+// ErrNotImplemented is wrapped by the error of an op a backend lacks.
+var ErrNotImplemented = errors.New("not implemented")
+
+// Gemm describes C = alpha * op(A) * op(B) + beta * C over Batch strided
+// matrices, row-major: op(A) is M x K (A stored K x M when TransA), op(B)
+// is K x N (stored N x K when TransB), C is M x N. Matrix i of A starts at
+// element i*StrideA of A, likewise for B and C. Beta 0 overwrites C.
+type Gemm struct {
+	TransA, TransB bool
+	M, N, K        int
+	Alpha, Beta    float32
+	A              Buf
+	Lda, StrideA   int
+	B              Buf
+	Ldb, StrideB   int
+	C              Buf
+	Ldc, StrideC   int
+	Batch          int // 0 means 1
+}
+
+// EmbedDims are the shapes of the input embedding.
+type EmbedDims struct {
+	B, L, P, H, V int
+	Ndim          int     // puzzle_emb_ndim (0: no puzzle embedding)
+	NumPuzzles    int     // rows of the puzzle table
+	PosScale      float32 // 1/sqrt(2) with learned positions, else 1
+	Scale         float32 // sqrt(H), the input-injection scale
+}
+
+// LossDims configure the loss head.
+type LossDims struct {
+	B, L, V      int
+	Softmax      bool    // softmax instead of stablemax cross entropy
+	HaltMaxSteps int     // for is_last in the continue target
+	GradScale    float32 // the loss is back-propagated times this (1/global batch)
+}
+
+// LossBufs are the loss head's inputs and outputs, all per example so that
+// the trainer, not the backend, forms the spec's sums.
+type LossBufs struct {
+	Logits Buf // [B,L,V] f32 in
+	Labels Buf // [B,L] i32 in, -100 = ignored
+	Q      Buf // [B,2] f32 in: q_halt, q_continue
+	NextQ  Buf // [B,2] f32 in or nil: q of the extra forward (no_ACT_continue false)
+	Steps  Buf // [B] i32 in: steps after this step (is_last for the target)
+
+	DLogits Buf // [B,L,V] f32 out: d(GradScale*total)/d logits, or nil
+	DQ      Buf // [B,2] f32 out, or nil
+
+	Preds      Buf // [B,L] i32 out: argmax, first maximum wins
+	LMLoss     Buf // [B] f64 out: sum over positions of CE / max(n_b, 1)
+	QHaltLoss  Buf // [B] f64 out: BCE(q_halt, seq_correct)
+	QContLoss  Buf // [B] f64 out: BCE(q_continue, target) or 0
+	NValid     Buf // [B] i32 out: n_b, supervised positions
+	NCorrect   Buf // [B] i32 out: correct supervised positions
+	SeqCorrect Buf // [B] i32 out: 1 if every supervised position is correct
+}
+
+// ACTState is the ACT carry bookkeeping of spec section 4, on the backend.
+type ACTState struct {
+	Steps  Buf // [B] i32
+	Halted Buf // [B] i32, 0 or 1
+}
+
+// Backend is the small set of coarse, fusable ops the model is written
+// against. Ops enqueue work and never fail individually: a backend records
+// the first error (bad shape, device fault) and returns it from Sync, so a
+// step has no host round-trip and a GPU backend can capture it as a graph.
+// Every op must be deterministic: a fixed work split and reduction order.
+type Backend interface {
+	// Name identifies the backend in logs and benchmark tables.
+	Name() string
+	// Alloc returns a zeroed buffer of n elements.
+	Alloc(dt DType, n int) Buf
+	// Slice returns a view of n elements of b starting at off.
+	Slice(b Buf, off, n int) Buf
+	// Upload copies host data ([]float32, []float64 or []int32 matching
+	// dst's type) into dst.
+	Upload(dst Buf, src any)
+	// Download copies src into host memory of the matching type.
+	Download(dst any, src Buf)
+	// Sync waits for queued work and returns the first error since the
+	// last Sync, then clears it.
+	Sync() error
+
+	// Gemm runs a (strided batched) matrix product.
+	Gemm(g Gemm)
+	// Copy2D copies rows x cols elements: dst[r*dstStride+c] = src[r*srcStride+c].
+	Copy2D(dst Buf, dstStride int, src Buf, srcStride int, rows, cols int)
+	// Transpose writes dst[b][c][r] = src[b][r][c] for batch matrices of rows x cols.
+	Transpose(dst, src Buf, batch, rows, cols int)
+	// Add writes dst = a + b elementwise (dst may alias a or b).
+	Add(dst, a, b Buf)
+	// Fill sets every element of dst to v.
+	Fill(dst Buf, v float32)
+
+	// AddRMSNorm writes y = rms_norm(a + b) over rows of cols elements and
+	// rstd[r] = 1/sqrt(mean((a+b)^2) + eps); b may be nil.
+	AddRMSNorm(y, rstd, a, b Buf, rows, cols int, eps float32)
+	// RMSNormBackward writes dx = rstd * (dy - y * mean(dy * y)) per row,
+	// the gradient through y = rms_norm(x) given its output y (dx may alias dy).
+	RMSNormBackward(dx, dy, y, rstd Buf, rows, cols int)
+	// SwiGLU writes act[r] = silu(gu[r][:I]) * gu[r][I:] for rows x 2I input.
+	SwiGLU(act, gu Buf, rows, inter int)
+	// SwiGLUBackward writes dgu from dact through SwiGLU.
+	SwiGLUBackward(dgu, dact, gu Buf, rows, inter int)
+	// Rope rotates the q and k heads of qkv [B*S, 3*nh*hd] in place with
+	// tables cos, sin [S, hd]; inverse applies the transposed rotation
+	// (the backward of the forward rotation).
+	Rope(qkv, cos, sin Buf, batch, seq, heads, headDim int, inverse bool)
+	// Attention writes out [B*S, nh*hd] = softmax(q k^T / sqrt(hd)) v per
+	// head over all positions (no mask), and the log-sum-exp of each score
+	// row into lse [B, nh, S], from qkv [B*S, 3*nh*hd].
+	Attention(out, lse, qkv Buf, batch, seq, heads, headDim int)
+	// AttentionBackward writes dqkv [B*S, 3*nh*hd] from dout, given the
+	// forward's qkv, out and lse.
+	AttentionBackward(dqkv, dout, qkv, out, lse Buf, batch, seq, heads, headDim int)
+	// Embed writes the input injection x [B,S,H] = Scale * PosScale *
+	// (concat(puzzle rows padded to P*H, token rows) + pos); pos and puzzle
+	// may be nil when unused. Out-of-range ids are an error.
+	Embed(x, tok, pos, puzzle, inputs, pids Buf, d EmbedDims)
+	// EmbedBackward accumulates dx into dTok (scatter-add over token ids)
+	// and dPos, and writes dLocal [B, Ndim], the gradient of the gathered
+	// puzzle rows. dPos and dLocal may be nil when unused.
+	EmbedBackward(dTok, dPos, dLocal, dx, inputs Buf, d EmbedDims)
+	// ACTReset starts a fresh example in every halted slot: z_H, z_L
+	// [B,S,H] take hInit, lInit [H]; steps become 0; cur* take the batch's
+	// example of that slot (cur/batch inputs and labels [B,L], pids [B]).
+	ACTReset(zH, zL Buf, st ACTState, curInputs, curLabels, curPIDs, inputs, labels, pids, hInit, lInit Buf, batch, seqTotal, seqLen, hidden int)
+	// ACTHalt advances steps and decides halting (spec section 4) from q
+	// [B,2] and the exploration floor minSteps [B] (0 = none).
+	ACTHalt(st ACTState, q, minSteps Buf, batch, maxSteps int, training, noACTContinue bool)
+	// LossHead computes the per-example losses, predictions, counts and,
+	// where the gradient buffers are given, the gradients (spec section 5).
+	LossHead(lb LossBufs, d LossDims)
+}

@@ -1,0 +1,260 @@
+#include "textflag.h"
+
+// Vector micro-kernels. Both follow the same contract as kernelGo4x4 (see
+// the kernel type): accumulate a packed mr x kc A micro-panel against a
+// packed kc x nr B micro-panel in registers, then store alpha*acc (beta == 0)
+// or beta*C + alpha*acc with one rounding per operation.
+//
+// Register tiling: C's rows are contiguous, so one k step loads nr/16 (or
+// nr/8) vectors of a B row and, for each of the mr rows, broadcasts one A
+// value and issues one FMA per B vector. Every broadcast and B load feeds
+// several FMAs, and there are far more independent accumulators than the
+// FMA latency (4 cycles) times throughput requires.
+
+// AVX-512, 14 x 32: Z0..Z27 hold the tile (row i in Z(2i), Z(2i+1)), Z28/Z29
+// the B row, Z30/Z31 alternate as broadcast registers so consecutive rows do
+// not wait on each other. Per k step: 2 loads + 14 broadcasts for 28 FMAs,
+// well inside Zen 4's load bandwidth, and 31 of 32 registers in use, so no
+// larger tile fits.
+#define ROW512(off, bc, r0, r1) \
+	VBROADCASTSS off(SI), bc; \
+	VFMADD231PS  Z28, bc, r0; \
+	VFMADD231PS  Z29, bc, r1
+
+// STORE512 finishes one row: t = alpha*acc (Z30 holds alpha), then either
+// stores t or beta*C + t (Z31 holds beta), and moves DI to the next row.
+#define STORE512_0(r0, r1) \
+	VMULPS  Z30, r0, r0; \
+	VMULPS  Z30, r1, r1; \
+	VMOVUPS r0, (DI); \
+	VMOVUPS r1, 64(DI); \
+	ADDQ    R8, DI
+
+#define STORE512_B(r0, r1) \
+	VMULPS  Z30, r0, r0; \
+	VMULPS  Z30, r1, r1; \
+	VMULPS  (DI), Z31, Z28; \
+	VMULPS  64(DI), Z31, Z29; \
+	VADDPS  Z28, r0, r0; \
+	VADDPS  Z29, r1, r1; \
+	VMOVUPS r0, (DI); \
+	VMOVUPS r1, 64(DI); \
+	ADDQ    R8, DI
+
+// func kernelAVX512x14x32(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
+TEXT ·kernelAVX512x14x32(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	// Pull the C tile toward L1 while the K loop runs; it is only touched
+	// at the end, and its rows are ldc apart, a pattern the hardware
+	// prefetchers do not follow across tiles.
+	MOVQ DI, R9
+	MOVQ $14, R10
+
+prefetch512:
+	PREFETCHT0 (R9)
+	PREFETCHT0 64(R9)
+	ADDQ       R8, R9
+	DECQ       R10
+	JNZ        prefetch512
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+
+	TESTQ CX, CX
+	JLE   store512
+
+loop512:
+	VMOVUPS (DX), Z28
+	VMOVUPS 64(DX), Z29
+	ROW512(0, Z30, Z0, Z1)
+	ROW512(4, Z31, Z2, Z3)
+	ROW512(8, Z30, Z4, Z5)
+	ROW512(12, Z31, Z6, Z7)
+	ROW512(16, Z30, Z8, Z9)
+	ROW512(20, Z31, Z10, Z11)
+	ROW512(24, Z30, Z12, Z13)
+	ROW512(28, Z31, Z14, Z15)
+	ROW512(32, Z30, Z16, Z17)
+	ROW512(36, Z31, Z18, Z19)
+	ROW512(40, Z30, Z20, Z21)
+	ROW512(44, Z31, Z22, Z23)
+	ROW512(48, Z30, Z24, Z25)
+	ROW512(52, Z31, Z26, Z27)
+	ADDQ $56, SI
+	ADDQ $128, DX
+	DECQ CX
+	JNZ  loop512
+
+store512:
+	VBROADCASTSS alpha+40(FP), Z30
+	MOVL         beta+44(FP), AX
+	TESTL        $0x7fffffff, AX // beta == 0, either sign
+	JNZ          storebeta512
+	STORE512_0(Z0, Z1)
+	STORE512_0(Z2, Z3)
+	STORE512_0(Z4, Z5)
+	STORE512_0(Z6, Z7)
+	STORE512_0(Z8, Z9)
+	STORE512_0(Z10, Z11)
+	STORE512_0(Z12, Z13)
+	STORE512_0(Z14, Z15)
+	STORE512_0(Z16, Z17)
+	STORE512_0(Z18, Z19)
+	STORE512_0(Z20, Z21)
+	STORE512_0(Z22, Z23)
+	STORE512_0(Z24, Z25)
+	STORE512_0(Z26, Z27)
+	VZEROUPPER
+	RET
+
+storebeta512:
+	VBROADCASTSS beta+44(FP), Z31
+	STORE512_B(Z0, Z1)
+	STORE512_B(Z2, Z3)
+	STORE512_B(Z4, Z5)
+	STORE512_B(Z6, Z7)
+	STORE512_B(Z8, Z9)
+	STORE512_B(Z10, Z11)
+	STORE512_B(Z12, Z13)
+	STORE512_B(Z14, Z15)
+	STORE512_B(Z16, Z17)
+	STORE512_B(Z18, Z19)
+	STORE512_B(Z20, Z21)
+	STORE512_B(Z22, Z23)
+	STORE512_B(Z24, Z25)
+	STORE512_B(Z26, Z27)
+	VZEROUPPER
+	RET
+
+// AVX2/FMA, 6 x 16: only 16 ymm registers exist without AVX-512, so the
+// classic 6 x 16 tile is the largest that fits: Y0..Y11 accumulate (row i in
+// Y(2i), Y(2i+1)), Y12/Y13 hold the B row, Y14/Y15 alternate as broadcasts.
+// 12 accumulators cover two FMA pipes of latency 4 with room to spare.
+#define ROW256(off, bc, r0, r1) \
+	VBROADCASTSS off(SI), bc; \
+	VFMADD231PS  Y12, bc, r0; \
+	VFMADD231PS  Y13, bc, r1
+
+#define STORE256_0(r0, r1) \
+	VMULPS  Y14, r0, r0; \
+	VMULPS  Y14, r1, r1; \
+	VMOVUPS r0, (DI); \
+	VMOVUPS r1, 32(DI); \
+	ADDQ    R8, DI
+
+#define STORE256_B(r0, r1) \
+	VMULPS  Y14, r0, r0; \
+	VMULPS  Y14, r1, r1; \
+	VMULPS  (DI), Y15, Y12; \
+	VMULPS  32(DI), Y15, Y13; \
+	VADDPS  Y12, r0, r0; \
+	VADDPS  Y13, r1, r1; \
+	VMOVUPS r0, (DI); \
+	VMOVUPS r1, 32(DI); \
+	ADDQ    R8, DI
+
+// func kernelAVX2x6x16(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
+TEXT ·kernelAVX2x6x16(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	MOVQ DI, R9
+	MOVQ $6, R10
+
+prefetch256:
+	PREFETCHT0 (R9)
+	PREFETCHT0 63(R9) // last byte of the 64-byte row, which may straddle a line
+	ADDQ       R8, R9
+	DECQ       R10
+	JNZ        prefetch256
+
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+	TESTQ CX, CX
+	JLE   store256
+
+loop256:
+	VMOVUPS (DX), Y12
+	VMOVUPS 32(DX), Y13
+	ROW256(0, Y14, Y0, Y1)
+	ROW256(4, Y15, Y2, Y3)
+	ROW256(8, Y14, Y4, Y5)
+	ROW256(12, Y15, Y6, Y7)
+	ROW256(16, Y14, Y8, Y9)
+	ROW256(20, Y15, Y10, Y11)
+	ADDQ $24, SI
+	ADDQ $64, DX
+	DECQ CX
+	JNZ  loop256
+
+store256:
+	VBROADCASTSS alpha+40(FP), Y14
+	MOVL         beta+44(FP), AX
+	TESTL        $0x7fffffff, AX
+	JNZ          storebeta256
+	STORE256_0(Y0, Y1)
+	STORE256_0(Y2, Y3)
+	STORE256_0(Y4, Y5)
+	STORE256_0(Y6, Y7)
+	STORE256_0(Y8, Y9)
+	STORE256_0(Y10, Y11)
+	VZEROUPPER
+	RET
+
+storebeta256:
+	VBROADCASTSS beta+44(FP), Y15
+	STORE256_B(Y0, Y1)
+	STORE256_B(Y2, Y3)
+	STORE256_B(Y4, Y5)
+	STORE256_B(Y6, Y7)
+	STORE256_B(Y8, Y9)
+	STORE256_B(Y10, Y11)
+	VZEROUPPER
+	RET

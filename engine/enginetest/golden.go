@@ -1,0 +1,293 @@
+package enginetest
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/tinyrecursive/trm/engine"
+	"github.com/tinyrecursive/trm/internal/safetensors"
+)
+
+// Factory returns a fresh backend for one test.
+type Factory func() engine.Backend
+
+// GoldenDir is the repository's copy of the reference's golden cases.
+func GoldenDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "golden")
+}
+
+// GoldenCases lists the case folders to check: every folder of GoldenDir
+// holding a batch.safetensors, plus the folders named in TRM_GOLDEN_DIRS
+// (colon-separated; each a case folder or a folder of case folders).
+func GoldenCases(t *testing.T) []string {
+	t.Helper()
+	roots := []string{GoldenDir()}
+	if env := os.Getenv("TRM_GOLDEN_DIRS"); env != "" {
+		roots = append(roots, strings.Split(env, ":")...)
+	}
+	var cases []string
+	for _, r := range roots {
+		if r == "" {
+			continue
+		}
+		if isCase(r) {
+			cases = append(cases, r)
+			continue
+		}
+		ents, err := os.ReadDir(r)
+		if err != nil {
+			t.Fatalf("golden folder %s: %v", r, err)
+		}
+		found := 0
+		for _, e := range ents {
+			if p := filepath.Join(r, e.Name()); e.IsDir() && isCase(p) {
+				cases = append(cases, p)
+				found++
+			}
+		}
+		if found == 0 {
+			t.Fatalf("golden folder %s holds no case (a folder with config.json, weights, batch and expected safetensors)", r)
+		}
+	}
+	sort.Strings(cases)
+	return cases
+}
+
+func isCase(dir string) bool {
+	for _, f := range []string{"config.json", "weights.safetensors", "batch.safetensors", "expected.safetensors"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// goldenFile is a decoded safetensors file with typed accessors that fail
+// the test on a missing key.
+type goldenFile struct {
+	t    *testing.T
+	path string
+	f    *safetensors.File
+}
+
+func openGolden(t *testing.T, path string) goldenFile {
+	t.Helper()
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return goldenFile{t, path, f}
+}
+
+func (g goldenFile) has(key string) bool { _, ok := g.f.Tensors[key]; return ok }
+
+func (g goldenFile) f64(key string) []float64 {
+	g.t.Helper()
+	tt, ok := g.f.Tensors[key]
+	if !ok {
+		g.t.Fatalf("%s: no key %s", g.path, key)
+	}
+	v, err := tt.Float64()
+	if err != nil {
+		g.t.Fatalf("%s: %s: %v", g.path, key, err)
+	}
+	return v
+}
+
+func (g goldenFile) i32(key string) []int32 {
+	g.t.Helper()
+	v := g.f64(key)
+	out := make([]int32, len(v))
+	for i, x := range v {
+		out[i] = int32(x)
+	}
+	return out
+}
+
+// RunGolden checks a backend against every golden case: one training step
+// (outputs, new carry, losses, metrics, halting, every gradient) and three
+// evaluation steps.
+func RunGolden(t *testing.T, newBackend Factory) {
+	for _, dir := range GoldenCases(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			cfg, err := engine.LoadConfig(filepath.Join(dir, "config.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			params, err := engine.LoadState(filepath.Join(dir, "weights.safetensors"), engine.NewLayout(cfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch := openGolden(t, filepath.Join(dir, "batch.safetensors"))
+			in := batch.i32("inputs")
+			labels := batch.i32("labels")
+			pids := batch.i32("puzzle_identifiers")
+			if len(pids) != cfg.BatchSize {
+				t.Fatalf("batch has %d rows, config batch_size %d", len(pids), cfg.BatchSize)
+			}
+			t.Run("train_step", func(t *testing.T) {
+				checkTrainStep(t, newBackend(), cfg, params, in, labels, pids, openGolden(t, filepath.Join(dir, "expected.safetensors")))
+			})
+			if p := filepath.Join(dir, "eval_steps.safetensors"); fileExists(p) {
+				t.Run("eval_steps", func(t *testing.T) {
+					checkEvalSteps(t, newBackend(), cfg, params, in, labels, pids, openGolden(t, p))
+				})
+			}
+		})
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func newGoldenModel(t *testing.T, be engine.Backend, cfg engine.Config, p *engine.Params, backward bool) *engine.Model {
+	t.Helper()
+	m, err := engine.NewModel(cfg, be, engine.Options{Backward: backward})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetParams(p); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func checkTrainStep(t *testing.T, be engine.Backend, cfg engine.Config, p *engine.Params, in, labels, pids []int32, want goldenFile) {
+	m := newGoldenModel(t, be, cfg, p, true)
+	if err := m.SetBatch(in, labels, pids); err != nil {
+		t.Fatal(err)
+	}
+	c := m.NewCarry()
+	if err := m.Step(c, engine.StepOptions{Train: true, Backward: true, GradScale: 1}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Result(c, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tol := OneStep
+	tol.check(t, "logits", f64(r.Logits), want.f64("logits"))
+	tol.check(t, "q_halt_logits", f64(r.QHalt), want.f64("q_halt_logits"))
+	tol.check(t, "q_continue_logits", f64(r.QContinue), want.f64("q_continue_logits"))
+	Exact.check(t, "preds", i64(r.Preds), want.f64("preds"))
+	Exact.check(t, "halted", i64(r.Halted), want.f64("halted"))
+	Exact.check(t, "steps", i64(r.Steps), want.f64("steps"))
+	allHalted := 0.0
+	if r.AllHalted() {
+		allHalted = 1
+	}
+	Exact.check(t, "all_halted", []float64{allHalted}, want.f64("all_halted"))
+	checkMetrics(t, tol, "", r.Metrics(), want)
+
+	zH, zL, err := m.CarryState(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tol.check(t, "z_H", f64(zH), want.f64("z_H"))
+	tol.check(t, "z_L", f64(zL), want.f64("z_L"))
+	if want.has("debug.input_embeddings") {
+		x, err := m.InputEmbeddings()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tol.check(t, "debug.input_embeddings", f64(x), want.f64("debug.input_embeddings"))
+	}
+	if want.has("debug.rope_cos") {
+		cos, sin := engine.RopeTables(cfg.SeqTotal(), cfg.HeadDim(), cfg.RopeTheta)
+		tol.check(t, "debug.rope_cos", f64(cos), want.f64("debug.rope_cos"))
+		tol.check(t, "debug.rope_sin", f64(sin), want.f64("debug.rope_sin"))
+	}
+
+	grads, local, err := m.Gradients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gp := engine.NewParams(m.Layout)
+	gp.Trained = grads
+	checked := 0
+	for _, e := range m.Layout.Entries {
+		if e.Kind != engine.Trained {
+			continue
+		}
+		tol.check(t, "grad."+e.Key, f64(gp.View(e.Key)), want.f64("grad."+e.Key))
+		checked++
+	}
+	if cfg.PuzzleEmbNdim > 0 {
+		tol.check(t, "grad.inner.puzzle_emb.local_weights", f64(local), want.f64("grad.inner.puzzle_emb.local_weights"))
+		checked++
+	}
+	// Every gradient the reference wrote must have been compared.
+	n := 0
+	for k := range want.f.Tensors {
+		if strings.HasPrefix(k, "grad.") {
+			n++
+		}
+	}
+	if n != checked {
+		t.Errorf("compared %d gradients, the golden file has %d", checked, n)
+	}
+}
+
+// Exact demands identical values (integers, predictions, flags).
+var Exact = Tolerance{}
+
+func checkMetrics(t *testing.T, tol Tolerance, prefix string, got engine.Metrics, want goldenFile) {
+	t.Helper()
+	tol.check(t, prefix+"loss", []float64{got.Loss}, want.f64(prefix+"loss"))
+	for _, k := range []struct {
+		key string
+		v   float64
+	}{
+		{"lm_loss", got.LMLoss}, {"q_halt_loss", got.QHaltLoss}, {"q_continue_loss", got.QContinueLoss},
+	} {
+		if want.has(prefix + k.key) {
+			tol.check(t, prefix+k.key, []float64{k.v}, want.f64(prefix+k.key))
+		}
+	}
+	Exact.check(t, prefix+"metrics.count", []float64{got.Count}, want.f64(prefix+"metrics.count"))
+	Exact.check(t, prefix+"metrics.exact_accuracy", []float64{got.ExactAccuracy}, want.f64(prefix+"metrics.exact_accuracy"))
+	Exact.check(t, prefix+"metrics.q_halt_accuracy", []float64{got.QHaltAccuracy}, want.f64(prefix+"metrics.q_halt_accuracy"))
+	Exact.check(t, prefix+"metrics.steps", []float64{got.Steps}, want.f64(prefix+"metrics.steps"))
+	tol.check(t, prefix+"metrics.accuracy", []float64{got.Accuracy}, want.f64(prefix+"metrics.accuracy"))
+}
+
+func checkEvalSteps(t *testing.T, be engine.Backend, cfg engine.Config, p *engine.Params, in, labels, pids []int32, want goldenFile) {
+	m := newGoldenModel(t, be, cfg, p, false)
+	if err := m.SetBatch(in, labels, pids); err != nil {
+		t.Fatal(err)
+	}
+	c := m.NewCarry()
+	for k := 1; k <= 3; k++ {
+		if err := m.Step(c, engine.StepOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := m.Result(c, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Rounding differences grow with each recursive step.
+		tol := OneStep
+		if k > 1 {
+			tol = ThreeSteps
+		}
+		pre := "step" + string(rune('0'+k)) + "."
+		tol.check(t, pre+"logits", f64(r.Logits), want.f64(pre+"logits"))
+		tol.check(t, pre+"q_halt_logits", f64(r.QHalt), want.f64(pre+"q_halt_logits"))
+		tol.check(t, pre+"q_continue_logits", f64(r.QContinue), want.f64(pre+"q_continue_logits"))
+		Exact.check(t, pre+"halted", i64(r.Halted), want.f64(pre+"halted"))
+		Exact.check(t, pre+"steps", i64(r.Steps), want.f64(pre+"steps"))
+		checkMetrics(t, tol, pre, r.Metrics(), want)
+		if k == 3 {
+			zH, zL, err := m.CarryState(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tol.check(t, "step3.z_H", f64(zH), want.f64("step3.z_H"))
+			tol.check(t, "step3.z_L", f64(zL), want.f64("step3.z_L"))
+		}
+	}
+}

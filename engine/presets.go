@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Preset is a named paper configuration. The training issue adds the
+// training recipe to the same entries, so one registry answers "what does
+// --preset arc1 mean".
+type Preset struct {
+	Name        string
+	Description string
+	Model       Config
+}
+
+// presets is the one registry of paper configurations (spec section 6,
+// "Paper recipes"). Dataset-dependent keys (seq_len, vocab_size,
+// num_puzzle_identifiers) hold the values of the paper's datasets; a
+// dataset's dataset.json replaces them at training time.
+var presets = map[string]Preset{}
+
+func addPreset(name, desc string, edit func(*Config)) {
+	c := DefaultConfig()
+	edit(&c)
+	if err := c.Validate(); err != nil {
+		panic("engine: preset " + name + ": " + err.Error())
+	}
+	presets[name] = Preset{Name: name, Description: desc, Model: c}
+}
+
+func init() {
+	addPreset("sudoku-mlp", "Sudoku-Extreme, mlp_t without positions (paper: 87.4% exact)", func(c *Config) {
+		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 81, 11, 1
+		c.HCycles, c.LCycles = 3, 6
+		c.MLPT, c.PosEncodings = true, PosNone
+	})
+	addPreset("sudoku-att", "Sudoku-Extreme, attention with rope (paper: 74.7% exact)", func(c *Config) {
+		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 81, 11, 1
+		c.HCycles, c.LCycles = 3, 6
+	})
+	addPreset("maze", "Maze-Hard 30x30, attention with rope (paper: 85.3% exact)", func(c *Config) {
+		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 900, 6, 1
+		c.HCycles, c.LCycles = 3, 4
+	})
+	// ARC puzzle tables have one row per augmented puzzle; the row count
+	// comes from the built dataset, so the preset keeps 1 until then.
+	addPreset("arc1", "ARC-AGI-1, attention with rope (paper: 44.6% pass@2)", func(c *Config) {
+		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 900, 12, 1
+		c.HCycles, c.LCycles = 3, 4
+	})
+	addPreset("arc2", "ARC-AGI-2, attention with rope (paper: 7.8% pass@2)", func(c *Config) {
+		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 900, 12, 1
+		c.HCycles, c.LCycles = 3, 4
+	})
+}
+
+// LookupPreset returns the named preset, or an error listing the known ones.
+func LookupPreset(name string) (Preset, error) {
+	p, ok := presets[name]
+	if !ok {
+		return Preset{}, fmt.Errorf("unknown preset %q (known: %s)", name, strings.Join(PresetNames(), ", "))
+	}
+	return p, nil
+}
+
+// PresetNames lists the registry's names, sorted.
+func PresetNames() []string {
+	names := make([]string, 0, len(presets))
+	for n := range presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ResolveConfig interprets arg as a preset name or, failing that, as the
+// path of a JSON config file. This is what every CLI command taking a model
+// uses.
+func ResolveConfig(arg string) (Config, error) {
+	if p, ok := presets[arg]; ok {
+		return p.Model, nil
+	}
+	if strings.HasSuffix(arg, ".json") || strings.ContainsRune(arg, '/') {
+		return LoadConfig(arg)
+	}
+	_, err := LookupPreset(arg)
+	return Config{}, fmt.Errorf("%v, and not a .json config path", err)
+}
