@@ -58,15 +58,14 @@ type Dataset struct {
 // Open opens split ("train" or "test") of the dataset directories dirs,
 // memory-maps inputs and labels and checks everything that can be checked
 // without reading every token (data check does that).
-func Open(split string, dirs ...string) (ds *Dataset, err error) {
+func Open(split string, dirs ...string) (_ *Dataset, err error) {
 	if len(dirs) == 0 {
 		return nil, errors.New("data: no dataset directory given")
 	}
-	ds = &Dataset{Split: split, Dirs: dirs}
+	ds := &Dataset{Split: split, Dirs: dirs}
 	defer func() {
 		if err != nil {
-			ds.Close()
-			ds = nil
+			ds.Close() // unmap the sets opened before the failure
 		}
 	}()
 	metas := make([]Metadata, len(dirs))
@@ -182,12 +181,12 @@ func mergeMetadata(ms []Metadata) Metadata {
 }
 
 // openSet opens and cross-checks the five files of one set.
-func openSet(splitDir, fileSet, name string, m Metadata, idOffset int32) (s *Set, err error) {
+func openSet(splitDir, fileSet, name string, m Metadata, idOffset int32) (_ *Set, err error) {
 	prefix := filepath.Join(splitDir, fileSet)
-	s = &Set{Name: name, Path: prefix}
+	s := &Set{Name: name, Path: prefix}
 	defer func() {
 		if err != nil {
-			s.close()
+			s.close() // unmap whatever was opened before the failure
 		}
 	}()
 	file := func(field string) string { return prefix + "__" + field + ".npy" }
