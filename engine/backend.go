@@ -89,6 +89,7 @@ type LossBufs struct {
 	LMLoss     Buf // [B] f64 out: sum over positions of CE / max(n_b, 1)
 	QHaltLoss  Buf // [B] f64 out: BCE(q_halt, seq_correct)
 	QContLoss  Buf // [B] f64 out: BCE(q_continue, target) or 0
+	QTarget    Buf // [B] f32 out: target_q_continue (0 without NextQ)
 	NValid     Buf // [B] i32 out: n_b, supervised positions
 	NCorrect   Buf // [B] i32 out: correct supervised positions
 	SeqCorrect Buf // [B] i32 out: 1 if every supervised position is correct

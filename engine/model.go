@@ -148,7 +148,7 @@ func (m *Model) alloc() {
 	m.scratch = f32(BSH)
 	m.loss = LossBufs{
 		Logits: m.logits, Q: m.q,
-		Preds: i32(B * L), LMLoss: f64(B), QHaltLoss: f64(B), QContLoss: f64(B),
+		Preds: i32(B * L), LMLoss: f64(B), QHaltLoss: f64(B), QContLoss: f64(B), QTarget: f32(B),
 		NValid: i32(B), NCorrect: i32(B), SeqCorrect: i32(B),
 	}
 	if m.opt.Backward {
@@ -641,4 +641,49 @@ func (m *Model) Gradients() (trained, local []float32, err error) {
 		m.be.Download(local, m.dLocal)
 	}
 	return trained, local, m.be.Sync()
+}
+
+// CarryHost is a host copy of a whole carry: what a checkpoint stores so
+// that every slot resumes exactly where it stopped.
+type CarryHost struct {
+	ZH, ZL               []float32 // [B,S,H]
+	Steps, Halted        []int32   // [B]
+	Inputs, Labels, PIDs []int32   // [B,L], [B,L], [B]
+}
+
+// SaveCarry downloads a carry.
+func (m *Model) SaveCarry(c *Carry) (*CarryHost, error) {
+	n := m.B * m.S * m.H
+	h := &CarryHost{
+		ZH: make([]float32, n), ZL: make([]float32, n),
+		Steps: make([]int32, m.B), Halted: make([]int32, m.B),
+		Inputs: make([]int32, m.B*m.L), Labels: make([]int32, m.B*m.L), PIDs: make([]int32, m.B),
+	}
+	be := m.be
+	be.Download(h.ZH, c.ZH)
+	be.Download(h.ZL, c.ZL)
+	be.Download(h.Steps, c.St.Steps)
+	be.Download(h.Halted, c.St.Halted)
+	be.Download(h.Inputs, c.Inputs)
+	be.Download(h.Labels, c.Labels)
+	be.Download(h.PIDs, c.PIDs)
+	return h, be.Sync()
+}
+
+// LoadCarry uploads a host carry, checking its shapes against the model.
+func (m *Model) LoadCarry(c *Carry, h *CarryHost) error {
+	n := m.B * m.S * m.H
+	if len(h.ZH) != n || len(h.ZL) != n || len(h.Steps) != m.B || len(h.Halted) != m.B ||
+		len(h.Inputs) != m.B*m.L || len(h.Labels) != m.B*m.L || len(h.PIDs) != m.B {
+		return fmt.Errorf("carry shapes do not match the model (B %d, S %d, H %d, L %d)", m.B, m.S, m.H, m.L)
+	}
+	be := m.be
+	be.Upload(c.ZH, h.ZH)
+	be.Upload(c.ZL, h.ZL)
+	be.Upload(c.St.Steps, h.Steps)
+	be.Upload(c.St.Halted, h.Halted)
+	be.Upload(c.Inputs, h.Inputs)
+	be.Upload(c.Labels, h.Labels)
+	be.Upload(c.PIDs, h.PIDs)
+	return be.Sync()
 }

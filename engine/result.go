@@ -9,6 +9,7 @@ type StepResult struct {
 	LMLoss           []float64 // [B] sum over positions of CE / max(n_b, 1)
 	QHaltLoss        []float64 // [B]
 	QContLoss        []float64 // [B]
+	QTarget          []float32 // [B] target_q_continue (no_ACT_continue false, training)
 	NValid           []int32   // [B] supervised positions n_b
 	NCorrect         []int32   // [B]
 	SeqCorrect       []int32   // [B] 0/1
@@ -23,7 +24,7 @@ func (m *Model) Result(c *Carry, withLogits bool) (*StepResult, error) {
 	r := &StepResult{
 		QHalt: make([]float32, B), QContinue: make([]float32, B),
 		Halted: make([]int32, B), Steps: make([]int32, B), Preds: make([]int32, B*m.L),
-		LMLoss: make([]float64, B), QHaltLoss: make([]float64, B), QContLoss: make([]float64, B),
+		LMLoss: make([]float64, B), QHaltLoss: make([]float64, B), QContLoss: make([]float64, B), QTarget: make([]float32, B),
 		NValid: make([]int32, B), NCorrect: make([]int32, B), SeqCorrect: make([]int32, B),
 	}
 	q := make([]float32, 2*B)
@@ -37,6 +38,7 @@ func (m *Model) Result(c *Carry, withLogits bool) (*StepResult, error) {
 	be.Download(r.LMLoss, m.loss.LMLoss)
 	be.Download(r.QHaltLoss, m.loss.QHaltLoss)
 	be.Download(r.QContLoss, m.loss.QContLoss)
+	be.Download(r.QTarget, m.loss.QTarget)
 	be.Download(r.NValid, m.loss.NValid)
 	be.Download(r.NCorrect, m.loss.NCorrect)
 	be.Download(r.SeqCorrect, m.loss.SeqCorrect)

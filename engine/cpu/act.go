@@ -67,7 +67,7 @@ func (b *Backend) LossHead(lb engine.LossBufs, d engine.LossDims) {
 	B, L, V := d.B, d.L, d.V
 	if !b.need("LossHead", "logits", lb.Logits, B*L*V, "labels", lb.Labels, B*L, "q", lb.Q, 2*B, "steps", lb.Steps, B,
 		"preds", lb.Preds, B*L, "lm_loss", lb.LMLoss, B, "q_halt_loss", lb.QHaltLoss, B, "q_continue_loss", lb.QContLoss, B,
-		"n_valid", lb.NValid, B, "n_correct", lb.NCorrect, B, "seq_correct", lb.SeqCorrect, B) {
+		"n_valid", lb.NValid, B, "n_correct", lb.NCorrect, B, "seq_correct", lb.SeqCorrect, B, "q_target", lb.QTarget, B) {
 		return
 	}
 	if lb.DLogits != nil && !b.need("LossHead", "dlogits", lb.DLogits, B*L*V, "dq", lb.DQ, 2*B) {
@@ -78,7 +78,7 @@ func (b *Backend) LossHead(lb engine.LossBufs, d engine.LossDims) {
 	}
 	logits, labels, q, nq, steps := f32s(lb.Logits), i32s(lb.Labels), f32s(lb.Q), f32s(lb.NextQ), i32s(lb.Steps)
 	preds, lm, qh, qc := i32s(lb.Preds), f64s(lb.LMLoss), f64s(lb.QHaltLoss), f64s(lb.QContLoss)
-	nv, nc, sc := i32s(lb.NValid), i32s(lb.NCorrect), i32s(lb.SeqCorrect)
+	nv, nc, sc, qt := i32s(lb.NValid), i32s(lb.NCorrect), i32s(lb.SeqCorrect), f32s(lb.QTarget)
 	dlog, dq := f32s(lb.DLogits), f32s(lb.DQ)
 	for _, y := range labels[:B*L] {
 		if y != engine.IgnoreLabel && (y < 0 || int(y) >= V) {
@@ -135,7 +135,7 @@ func (b *Backend) LossHead(lb engine.LossBufs, d engine.LossDims) {
 				sc[r], t = 1, 1
 			}
 			qh[r] = bce(q[2*r], t)
-			qc[r] = 0
+			qc[r], qt[r] = 0, 0
 			if dq != nil {
 				dq[2*r] = float32(float64(d.GradScale) * 0.5 * (sigmoid(float64(q[2*r])) - t))
 				dq[2*r+1] = 0
@@ -147,6 +147,7 @@ func (b *Backend) LossHead(lb engine.LossBufs, d engine.LossDims) {
 					next = math.Max(next, float64(nq[2*r+1]))
 				}
 				target := float64(float32(sigmoid(next)))
+				qt[r] = float32(target)
 				qc[r] = bce(q[2*r+1], target)
 				if dq != nil {
 					dq[2*r+1] = float32(float64(d.GradScale) * 0.5 * (sigmoid(float64(q[2*r+1])) - target))

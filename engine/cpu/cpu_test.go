@@ -8,6 +8,14 @@ import (
 	"github.com/tinyrecursive/trm/engine/enginetest"
 )
 
-func TestGolden(t *testing.T) {
-	enginetest.RunGolden(t, func() engine.Backend { return cpu.New(0) })
+func all() engine.Backend { return cpu.New(0) }
+
+// TestConformance runs the engine's conformance suite on the CPU backend.
+func TestConformance(t *testing.T) { enginetest.Run(t, all) }
+
+// TestThreadCountInvariance: the CPU backend's bits do not depend on its
+// thread count (fixed per-row work and a GEMM whose K order is fixed), so
+// a run resumed on another machine reproduces the same losses.
+func TestThreadCountInvariance(t *testing.T) {
+	enginetest.RunDeterminism(t, func() engine.Backend { return cpu.New(1) }, func() engine.Backend { return cpu.New(3) })
 }
