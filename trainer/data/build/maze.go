@@ -1,0 +1,356 @@
+package build
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/tinyrecursive/trm/trainer/data"
+	"github.com/tinyrecursive/trm/trainer/data/arc"
+)
+
+// MazeCharset lists the maze characters in token order: '#' is token 1,
+// ' ' 2, 'S' 3, 'G' 4, 'o' 5 (0 is PAD), as the reference's CHARSET.
+const MazeCharset = "# SGo"
+
+// Maze is a square maze as text: N*N characters from MazeCharset, the
+// question without and the answer with the shortest path marked 'o'.
+type Maze struct {
+	N                int
+	Question, Answer string
+}
+
+// ReadMazeCSV reads a CSV in the reference layout (header, then
+// source,question,answer,rating); every maze must be square and of one
+// size, and use only MazeCharset.
+func ReadMazeCSV(path string) ([]Maze, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cr := csv.NewReader(f)
+	cr.FieldsPerRecord = 4
+	if _, err := cr.Read(); err != nil {
+		return nil, fmt.Errorf("%s: header: %w", path, err)
+	}
+	var out []Maze
+	for line := 2; ; line++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		q, a := rec[1], rec[2]
+		n := 0
+		for n*n < len(q) {
+			n++
+		}
+		if n*n != len(q) || len(a) != len(q) || (len(out) > 0 && n != out[0].N) {
+			return nil, fmt.Errorf("%s: line %d: question/answer of %d/%d characters is not one square size", path, line, len(q), len(a))
+		}
+		for _, s := range []string{q, a} {
+			for i := 0; i < len(s); i++ {
+				if mazeToken(s[i]) == 0 {
+					return nil, fmt.Errorf("%s: line %d: character %q is not in %q", path, line, s[i], MazeCharset)
+				}
+			}
+		}
+		out = append(out, Maze{N: n, Question: q, Answer: a})
+	}
+}
+
+func mazeToken(c byte) byte {
+	for i := 0; i < len(MazeCharset); i++ {
+		if MazeCharset[i] == c {
+			return byte(i + 1)
+		}
+	}
+	return 0
+}
+
+// mazeExample tokenises a maze after dihedral transform t (0 = as is).
+func mazeExample(m Maze, t int) Example {
+	tok := func(s string) []byte {
+		g := make([]byte, len(s))
+		for i := 0; i < len(s); i++ {
+			g[i] = mazeToken(s[i])
+		}
+		return arc.Dihedral(arc.Grid{H: m.N, W: m.N, Cells: g}, t).Cells
+	}
+	return Example{tok(m.Question), tok(m.Answer)}
+}
+
+// MazeOptions configures BuildMaze.
+type MazeOptions struct {
+	Out         string
+	Force       bool
+	Train, Test []Maze
+	// Subsample keeps this many training mazes (0: all), drawn seeded.
+	Subsample int
+	// Aug adds the 7 non-identity dihedral transforms of every training
+	// maze to its group (off by default, as in the reference).
+	Aug  bool
+	Seed uint64
+	Log  io.Writer
+}
+
+// BuildMaze writes a maze dataset (vocab 6, seq N*N).
+func BuildMaze(o MazeOptions) error {
+	if len(o.Train) == 0 && len(o.Test) == 0 {
+		return errors.New("build: no mazes")
+	}
+	n := 0
+	for _, m := range append(append([]Maze(nil), o.Train...), o.Test...) {
+		if n == 0 {
+			n = m.N
+		}
+		if m.N != n || len(m.Question) != n*n || len(m.Answer) != n*n {
+			return fmt.Errorf("build: mazes of different sizes (%d and %d)", n, m.N)
+		}
+	}
+	r := data.NewRNG(o.Seed, 1)
+	keep := subsample(r, len(o.Train), o.Subsample)
+	pr := newProgress(o.Log, "maze train", len(keep))
+	train := make([][]Example, 0, len(keep))
+	for i, k := range keep {
+		g := []Example{mazeExample(o.Train[k], 0)}
+		if o.Aug {
+			for t := 1; t < 8; t++ {
+				g = append(g, mazeExample(o.Train[k], t))
+			}
+		}
+		train = append(train, g)
+		pr.update(i + 1)
+	}
+	pr.finish()
+	test := make([][]Example, len(o.Test))
+	for i, m := range o.Test {
+		test[i] = []Example{mazeExample(m, 0)}
+	}
+	return writeSimple(o.Out, o.Force, simpleLayout{seqLen: n * n, vocab: len(MazeCharset) + 1}, train, test)
+}
+
+// GenerateMaze makes an N x N maze: a perfect maze carved by a randomised
+// depth-first search on the odd cells (the border is wall), then a
+// fraction `loops` of the remaining inner walls that separate two open
+// cells knocked down so routes can branch and rejoin. Start and goal are
+// random open cells whose shortest path has at least minPath steps and is
+// unique, so the answer (the path marked 'o', S and G kept) is well
+// defined. It retries until such a pair exists.
+func GenerateMaze(r *data.RNG, n int, loops float64, minPath int) (Maze, error) {
+	if n < 5 {
+		return Maze{}, fmt.Errorf("build: maze size %d below 5", n)
+	}
+	if minPath > n*n {
+		return Maze{}, fmt.Errorf("build: minimum path %d cannot fit a %dx%d maze", minPath, n, n)
+	}
+	for attempt := 0; attempt < 1000; attempt++ {
+		g := carveMaze(r, n, loops)
+		var open []int
+		for i, c := range g {
+			if c == ' ' {
+				open = append(open, i)
+			}
+		}
+		// Try a few starts per layout: the farthest unique goal from each.
+		for try := 0; try < 20; try++ {
+			s := open[r.IntN(len(open))]
+			dist, count := bfsCount(g, n, s)
+			var cands []int
+			for _, i := range open {
+				if dist[i] >= minPath && count[i] == 1 && i != s {
+					cands = append(cands, i)
+				}
+			}
+			if len(cands) == 0 {
+				continue
+			}
+			goal := cands[r.IntN(len(cands))]
+			q := append([]byte(nil), g...)
+			q[s], q[goal] = 'S', 'G'
+			a := append([]byte(nil), q...)
+			for _, i := range tracePath(g, n, dist, goal) {
+				if i != s && i != goal {
+					a[i] = 'o'
+				}
+			}
+			return Maze{N: n, Question: string(q), Answer: string(a)}, nil
+		}
+	}
+	return Maze{}, fmt.Errorf("build: no %dx%d maze with a unique shortest path of %d steps found", n, n, minPath)
+}
+
+// carveMaze returns an n*n grid of '#' and ' '.
+func carveMaze(r *data.RNG, n int, loops float64) []byte {
+	g := make([]byte, n*n)
+	for i := range g {
+		g[i] = '#'
+	}
+	// Cells live at odd coordinates 1..m where m is the largest odd < n-1;
+	// with even n the last inner row/column stays wall.
+	m := n - 2
+	if m%2 == 0 {
+		m--
+	}
+	stack := []int{1*n + 1}
+	g[1*n+1] = ' '
+	dirs := [4][2]int{{0, 2}, {2, 0}, {0, -2}, {-2, 0}}
+	for len(stack) > 0 {
+		cur := stack[len(stack)-1]
+		y, x := cur/n, cur%n
+		var next []int
+		for _, d := range dirs {
+			ny, nx := y+d[0], x+d[1]
+			if ny >= 1 && ny <= m && nx >= 1 && nx <= m && g[ny*n+nx] == '#' {
+				next = append(next, ny*n+nx)
+			}
+		}
+		if len(next) == 0 {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		nb := next[r.IntN(len(next))]
+		g[nb] = ' '
+		g[(cur+nb)/2] = ' ' // the wall between: average of the two indices
+		stack = append(stack, nb)
+	}
+	if loops > 0 {
+		for y := 1; y <= m; y++ {
+			for x := 1; x <= m; x++ {
+				i := y*n + x
+				if g[i] != '#' || (y+x)%2 == 0 { // only walls between two cells, not pillars
+					continue
+				}
+				horiz := x > 1 && x < m && g[i-1] == ' ' && g[i+1] == ' '
+				vert := y > 1 && y < m && g[i-n] == ' ' && g[i+n] == ' '
+				if (horiz != vert) && r.Float64() < loops {
+					g[i] = ' '
+				}
+			}
+		}
+	}
+	return g
+}
+
+// bfsCount returns, from s over open cells, each cell's distance (-1 when
+// unreachable) and its number of shortest paths saturated at 2.
+func bfsCount(g []byte, n, s int) (dist []int, count []int) {
+	dist, count = make([]int, len(g)), make([]int, len(g))
+	for i := range dist {
+		dist[i] = -1
+	}
+	dist[s], count[s] = 0, 1
+	queue := []int{s}
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		for _, nb := range neighbours(n, c) {
+			if g[nb] == '#' {
+				continue
+			}
+			switch {
+			case dist[nb] < 0:
+				dist[nb], count[nb] = dist[c]+1, count[c]
+				queue = append(queue, nb)
+			case dist[nb] == dist[c]+1:
+				count[nb] = min(2, count[nb]+count[c])
+			}
+		}
+	}
+	return dist, count
+}
+
+func neighbours(n, c int) []int {
+	y, x := c/n, c%n
+	out := make([]int, 0, 4)
+	if y > 0 {
+		out = append(out, c-n)
+	}
+	if y < n-1 {
+		out = append(out, c+n)
+	}
+	if x > 0 {
+		out = append(out, c-1)
+	}
+	if x < n-1 {
+		out = append(out, c+1)
+	}
+	return out
+}
+
+// tracePath walks back from goal along decreasing distances.
+func tracePath(g []byte, n int, dist []int, goal int) []int {
+	path := []int{goal}
+	for c := goal; dist[c] > 0; {
+		for _, nb := range neighbours(n, c) {
+			if g[nb] != '#' && dist[nb] == dist[c]-1 {
+				c = nb
+				break
+			}
+		}
+		path = append(path, c)
+	}
+	return path
+}
+
+// MazePath checks a maze's answer: the 'o' cells with S and G must form
+// one simple 4-connected path from S to G through open cells whose length
+// equals the shortest distance. It returns that length in steps.
+func MazePath(m Maze) (int, error) {
+	n := m.N
+	s, goal := -1, -1
+	g := []byte(m.Question)
+	for i := range g {
+		switch g[i] {
+		case 'S':
+			s = i
+		case 'G':
+			goal = i
+		}
+		if m.Answer[i] != g[i] && !(g[i] == ' ' && m.Answer[i] == 'o') {
+			return 0, fmt.Errorf("answer changes cell %d from %q to %q", i, g[i], m.Answer[i])
+		}
+	}
+	if s < 0 || goal < 0 {
+		return 0, errors.New("no S or no G")
+	}
+	onPath := func(i int) bool { return m.Answer[i] == 'o' || i == s || i == goal }
+	steps, prev, cur := 0, -1, s
+	for cur != goal {
+		next := -1
+		for _, nb := range neighbours(n, cur) {
+			if nb != prev && onPath(nb) {
+				if next >= 0 {
+					return 0, fmt.Errorf("path branches at cell %d", cur)
+				}
+				next = nb
+			}
+		}
+		if next < 0 {
+			return 0, fmt.Errorf("path breaks at cell %d", cur)
+		}
+		prev, cur = cur, next
+		steps++
+	}
+	marked := 0
+	for i := range g {
+		if m.Answer[i] == 'o' {
+			marked++
+		}
+	}
+	if marked != steps-1 {
+		return 0, fmt.Errorf("%d cells marked but the path has %d inner cells", marked, steps-1)
+	}
+	free := append([]byte(nil), g...)
+	free[s], free[goal] = ' ', ' '
+	dist, _ := bfsCount(free, n, s)
+	if dist[goal] != steps {
+		return 0, fmt.Errorf("path of %d steps, shortest is %d", steps, dist[goal])
+	}
+	return steps, nil
+}

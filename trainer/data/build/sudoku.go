@@ -1,0 +1,389 @@
+package build
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+	"strconv"
+
+	"github.com/tinyrecursive/trm/trainer/data"
+)
+
+// SudokuPuzzle is a puzzle in digits: 0 blank, 1..n filled, row-major n*n
+// cells (n = 9, or 4 for the small variant).
+type SudokuPuzzle struct {
+	Question, Answer []byte
+	Rating           int
+}
+
+// ReadSudokuCSV reads a CSV in the reference layout (header, then
+// source,question,answer,rating with '.' or '0' for blanks) keeping rows
+// rated at least minRating. box is 3 for 9x9 puzzles, 2 for 4x4.
+func ReadSudokuCSV(path string, box, minRating int) ([]SudokuPuzzle, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	n := box * box
+	cr := csv.NewReader(f)
+	cr.FieldsPerRecord = 4
+	cr.ReuseRecord = true
+	if _, err := cr.Read(); err != nil {
+		return nil, fmt.Errorf("%s: header: %w", path, err)
+	}
+	var out []SudokuPuzzle
+	for line := 2; ; line++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		rating, err := strconv.Atoi(rec[3])
+		if err != nil {
+			return nil, fmt.Errorf("%s: line %d: rating %q is not an integer", path, line, rec[3])
+		}
+		if rating < minRating {
+			continue
+		}
+		q, err := sudokuDigits(rec[1], n, true)
+		if err != nil {
+			return nil, fmt.Errorf("%s: line %d: question: %w", path, line, err)
+		}
+		a, err := sudokuDigits(rec[2], n, false)
+		if err != nil {
+			return nil, fmt.Errorf("%s: line %d: answer: %w", path, line, err)
+		}
+		out = append(out, SudokuPuzzle{q, a, rating})
+	}
+}
+
+func sudokuDigits(s string, n int, blanks bool) ([]byte, error) {
+	if len(s) != n*n {
+		return nil, fmt.Errorf("%d characters, want %d", len(s), n*n)
+	}
+	d := make([]byte, n*n)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.' && blanks:
+			d[i] = 0
+		case c >= '0' && c <= '0'+byte(n) && (blanks || c != '0'):
+			d[i] = c - '0'
+		default:
+			return nil, fmt.Errorf("character %q at %d", c, i)
+		}
+	}
+	return d, nil
+}
+
+// sudokuTokens maps digits to tokens: digit + 1, blank -> 1, 0 stays PAD.
+func sudokuTokens(p SudokuPuzzle) Example {
+	in, out := make([]byte, len(p.Question)), make([]byte, len(p.Answer))
+	for i := range in {
+		in[i], out[i] = p.Question[i]+1, p.Answer[i]+1
+	}
+	return Example{in, out}
+}
+
+// AugmentSudoku applies one random validity-preserving transform to a
+// puzzle and its answer, as the reference's shuffle_sudoku: a permutation
+// of the digits 1..n, a transpose with probability 1/2, then a permutation
+// of the bands and of the rows inside each band, and likewise of stacks
+// and columns.
+func AugmentSudoku(r *data.RNG, box int, q, a []byte) ([]byte, []byte) {
+	n := box * box
+	digit := make([]byte, n+1)
+	for i, v := range r.Perm(n) {
+		digit[i+1] = byte(v + 1)
+	}
+	transpose := r.Float64() < 0.5
+	lines := func() []int {
+		perm := make([]int, 0, n)
+		for _, b := range r.Perm(box) {
+			for _, k := range r.Perm(box) {
+				perm = append(perm, b*box+k)
+			}
+		}
+		return perm
+	}
+	rows := lines()
+	cols := lines()
+	apply := func(x []byte) []byte {
+		src := x
+		if transpose {
+			src = make([]byte, n*n)
+			for i := 0; i < n; i++ {
+				for j := 0; j < n; j++ {
+					src[i*n+j] = x[j*n+i]
+				}
+			}
+		}
+		out := make([]byte, n*n)
+		for i := range out {
+			out[i] = digit[src[rows[i/n]*n+cols[i%n]]]
+		}
+		return out
+	}
+	return apply(q), apply(a)
+}
+
+// SudokuOptions configures BuildSudoku.
+type SudokuOptions struct {
+	Out   string
+	Force bool
+	// Box is 3 for 9x9 Sudoku, 2 for the 4x4 variant.
+	Box int
+	// Train and Test are the puzzles of each split (from CSV or generated).
+	Train, Test []SudokuPuzzle
+	// Subsample keeps this many training puzzles (0: all), drawn seeded.
+	Subsample int
+	// NumAug augmentations per training puzzle.
+	NumAug int
+	Seed   uint64
+	Log    io.Writer
+}
+
+// BuildSudoku writes a Sudoku dataset (vocab n+2, seq n*n): every puzzle
+// its own one-example puzzle with identifier 0, a group an original then
+// its augmentations (training only).
+func BuildSudoku(o SudokuOptions) error {
+	if o.Box != 2 && o.Box != 3 {
+		return fmt.Errorf("build: box %d, want 3 (9x9) or 2 (4x4)", o.Box)
+	}
+	if o.NumAug < 0 || o.Subsample < 0 {
+		return errors.New("build: negative augmentation or subsample count")
+	}
+	n := o.Box * o.Box
+	r := data.NewRNG(o.Seed, 1)
+	keep := subsample(r, len(o.Train), o.Subsample)
+	pr := newProgress(o.Log, "sudoku train", len(keep))
+	train := make([][]Example, 0, len(keep))
+	for i, k := range keep {
+		p := o.Train[k]
+		g := []Example{sudokuTokens(p)}
+		for a := 0; a < o.NumAug; a++ {
+			q, ans := AugmentSudoku(r, o.Box, p.Question, p.Answer)
+			g = append(g, sudokuTokens(SudokuPuzzle{q, ans, p.Rating}))
+		}
+		train = append(train, g)
+		pr.update(i + 1)
+	}
+	pr.finish()
+	test := make([][]Example, len(o.Test))
+	for i, p := range o.Test {
+		test[i] = []Example{sudokuTokens(p)}
+	}
+	return writeSimple(o.Out, o.Force, simpleLayout{seqLen: n * n, vocab: n + 2}, train, test)
+}
+
+// sudokuSolver is a bitmask backtracking solver: it fills the empty cell
+// with the fewest candidates first (first in row-major order on ties) and
+// tries candidates in increasing order. A guess is a placement at a cell
+// with two or more candidates; their number, until the first solution, is
+// the difficulty rating. It is deterministic, so a rating is reproducible.
+type sudokuSolver struct {
+	box, n            int
+	grid              []byte
+	rows, cols, boxes []uint16
+	guesses           int
+	solutions, limit  int
+	solution          []byte
+	maxGuesses        int
+}
+
+func newSudokuSolver(box int, grid []byte) (*sudokuSolver, bool) {
+	n := box * box
+	s := &sudokuSolver{box: box, n: n, grid: append([]byte(nil), grid...),
+		rows: make([]uint16, n), cols: make([]uint16, n), boxes: make([]uint16, n)}
+	for i, v := range s.grid {
+		if v == 0 {
+			continue
+		}
+		bit := uint16(1) << v
+		r, c, b := s.at(i)
+		if s.rows[r]&bit != 0 || s.cols[c]&bit != 0 || s.boxes[b]&bit != 0 {
+			return nil, false // clues already conflict
+		}
+		s.rows[r] |= bit
+		s.cols[c] |= bit
+		s.boxes[b] |= bit
+	}
+	return s, true
+}
+
+func (s *sudokuSolver) at(i int) (r, c, b int) {
+	r, c = i/s.n, i%s.n
+	return r, c, (r/s.box)*s.box + c/s.box
+}
+
+func (s *sudokuSolver) candidates(i int) uint16 {
+	r, c, b := s.at(i)
+	all := uint16(1<<(s.n+1)) - 2
+	return all &^ (s.rows[r] | s.cols[c] | s.boxes[b])
+}
+
+// search returns true when it should stop (limit reached or out of budget).
+func (s *sudokuSolver) search() bool {
+	best, bestCount := -1, 100
+	var bestCand uint16
+	for i, v := range s.grid {
+		if v != 0 {
+			continue
+		}
+		cand := s.candidates(i)
+		if k := bits.OnesCount16(cand); k < bestCount {
+			best, bestCount, bestCand = i, k, cand
+			if k <= 1 {
+				break
+			}
+		}
+	}
+	if best < 0 {
+		s.solutions++
+		if s.solution == nil {
+			s.solution = append([]byte(nil), s.grid...)
+		}
+		return s.solutions >= s.limit
+	}
+	r, c, b := s.at(best)
+	for cand := bestCand; cand != 0; cand &= cand - 1 {
+		v := byte(bits.TrailingZeros16(cand))
+		if bestCount > 1 {
+			s.guesses++
+			if s.maxGuesses > 0 && s.guesses > s.maxGuesses {
+				return true
+			}
+		}
+		bit := uint16(1) << v
+		s.grid[best] = v
+		s.rows[r] |= bit
+		s.cols[c] |= bit
+		s.boxes[b] |= bit
+		stop := s.search()
+		s.grid[best] = 0
+		s.rows[r] &^= bit
+		s.cols[c] &^= bit
+		s.boxes[b] &^= bit
+		if stop {
+			return true
+		}
+	}
+	return false
+}
+
+// SolveSudoku returns the first solution of a puzzle (box 3 for 9x9, 2 for
+// 4x4), the number of solutions counted up to limit, and the rating: the
+// guesses made before the first solution was found.
+func SolveSudoku(box int, puzzle []byte, limit int) (solution []byte, solutions, rating int) {
+	s, ok := newSudokuSolver(box, puzzle)
+	if !ok {
+		return nil, 0, 0
+	}
+	s.limit = 1
+	s.search()
+	if s.solutions == 0 {
+		return nil, 0, s.guesses
+	}
+	rating, solution = s.guesses, s.solution
+	if limit > 1 {
+		c, _ := newSudokuSolver(box, puzzle)
+		c.limit = limit
+		c.search()
+		solutions = c.solutions
+	} else {
+		solutions = 1
+	}
+	return solution, solutions, rating
+}
+
+// uniqueSolution reports whether puzzle has exactly one solution.
+func uniqueSolution(box int, puzzle []byte) bool {
+	s, ok := newSudokuSolver(box, puzzle)
+	if !ok {
+		return false
+	}
+	s.limit = 2
+	s.search()
+	return s.solutions == 1
+}
+
+// GenerateSudoku makes a puzzle with a unique solution: a random full
+// grid, then clues removed in random order while the solution stays
+// unique (so the puzzle is minimal), retried until its rating is at least
+// minRating.
+func GenerateSudoku(r *data.RNG, box, minRating int) SudokuPuzzle {
+	n := box * box
+	for {
+		full := randomFullGrid(r, box)
+		q := append([]byte(nil), full...)
+		for _, i := range r.Perm(n * n) {
+			v := q[i]
+			q[i] = 0
+			if !uniqueSolution(box, q) {
+				q[i] = v
+			}
+		}
+		_, _, rating := SolveSudoku(box, q, 1)
+		if rating >= minRating {
+			return SudokuPuzzle{Question: q, Answer: full, Rating: rating}
+		}
+	}
+}
+
+// randomFullGrid fills an empty grid by backtracking with candidates in a
+// random order per cell; the first fill found is uniformly seeded but not
+// uniform over all grids, which the generator does not need.
+func randomFullGrid(r *data.RNG, box int) []byte {
+	n := box * box
+	s, _ := newSudokuSolver(box, make([]byte, n*n))
+	var fill func(i int) bool
+	fill = func(i int) bool {
+		if i == n*n {
+			return true
+		}
+		rr, c, b := s.at(i)
+		for _, k := range r.Perm(n) {
+			v := byte(k + 1)
+			bit := uint16(1) << v
+			if (s.rows[rr]|s.cols[c]|s.boxes[b])&bit != 0 {
+				continue
+			}
+			s.grid[i] = v
+			s.rows[rr] |= bit
+			s.cols[c] |= bit
+			s.boxes[b] |= bit
+			if fill(i + 1) {
+				return true
+			}
+			s.grid[i] = 0
+			s.rows[rr] &^= bit
+			s.cols[c] &^= bit
+			s.boxes[b] &^= bit
+		}
+		return false
+	}
+	fill(0)
+	return s.grid
+}
+
+// ValidSudokuSolution reports whether a is a complete grid obeying the
+// rules and agreeing with every clue of q.
+func ValidSudokuSolution(box int, q, a []byte) bool {
+	n := box * box
+	if len(a) != n*n || len(q) != n*n {
+		return false
+	}
+	for i, v := range a {
+		if v == 0 || int(v) > n || (q[i] != 0 && q[i] != v) {
+			return false
+		}
+	}
+	_, ok := newSudokuSolver(box, a) // fails on a repeated digit in a unit
+	return ok
+}
