@@ -1,0 +1,31 @@
+# trm: build, test, benchmark and lint. `make` builds bin/trm-train.
+GO      ?= go
+BIN     := bin/trm-train
+PKGS    := ./...
+
+.PHONY: all build test bench lint fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/trm-train
+
+# The test command README.md promises (CI runs exactly this).
+test:
+	$(GO) test $(PKGS)
+
+# One training step on the paper's shapes, then GEMM on the engine's shapes
+# next to the measured FMA peak.
+bench:
+	$(GO) test ./bench/ -run '^$$' -bench Step -benchtime 3x
+	$(GO) test ./engine/cpu/gemm/ -run '^$$' -bench . -benchtime 2s
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
