@@ -172,4 +172,25 @@ type Backend interface {
 	// LossHead computes the per-example losses, predictions, counts and,
 	// where the gradient buffers are given, the gradients (spec section 5).
 	LossHead(lb LossBufs, d LossDims)
+
+	// AdamATan2 updates params in place from grads with moments m and v
+	// (all the same length), spec section 6:
+	// m = lerp(m, g, 1-b1); v = lerp(v, g^2, 1-b2);
+	// p = p (1 - lr wd) - lr/(1-b1^t) atan2(m, sqrt(v)/sqrt(1-b2^t)).
+	AdamATan2(params, grads, m, v Buf, h AdamHyper)
+	// SignSGDRows sums the gradient rows grads [n, dim] per distinct id of
+	// ids [n] (in row order) and updates only those rows of table:
+	// w = w (1 - lr wd) - lr sign(g).
+	SignSGDRows(table, grads, ids Buf, n, dim int, lr, wd float32)
+	// EMA updates shadow = (1 - rate) * params + rate * shadow.
+	EMA(shadow, params Buf, rate float32)
+	// SumSquares writes sum(x^2) into dst[0] (an F64 buffer), accumulated
+	// in float64 in a fixed order; a non-finite element makes it non-finite.
+	SumSquares(dst, x Buf)
+}
+
+// AdamHyper are AdamATan2's hyper-parameters at one step (Step counts from 1).
+type AdamHyper struct {
+	LR, Beta1, Beta2, WeightDecay float64
+	Step                          int
 }

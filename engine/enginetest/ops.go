@@ -107,6 +107,7 @@ func RunOps(t *testing.T, f Factory) {
 	t.Run("Embed", func(t *testing.T) { testEmbed(t, newHarness(t, f)) })
 	t.Run("LossHead", func(t *testing.T) { testLossHead(t, newHarness(t, f)) })
 	t.Run("ACT", func(t *testing.T) { testACT(t, newHarness(t, f)) })
+	t.Run("Optimizers", func(t *testing.T) { testOptimizers(t, newHarness(t, f)) })
 	t.Run("Errors", func(t *testing.T) { testErrors(t, newHarness(t, f)) })
 }
 
@@ -692,4 +693,55 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// testOptimizers checks the optimizer ops against values computed by hand
+// from spec section 6 (written out in the comments).
+func testOptimizers(t *testing.T, h *harness) {
+	// AdamATan2, lr 0.1, betas (0.9, 0.95), wd 0.1, g = (0.5, -1) twice:
+	// step 1: m = (0.05, -0.1), v = (0.0125, 0.05), denominators
+	// sqrt(v)/sqrt(0.05) = (0.5, 1), p = p*0.99 - 1*atan2(m, denom).
+	p, g := h.up([]float32{1, -2}), h.up([]float32{0.5, -1})
+	m, v := h.up(make([]float32, 2)), h.up(make([]float32, 2))
+	hp := engine.AdamHyper{LR: 0.1, Beta1: 0.9, Beta2: 0.95, WeightDecay: 0.1, Step: 1}
+	h.be.AdamATan2(p, g, m, v, hp)
+	opTol.check(t, "AdamATan2 step 1", f64(h.down(p)), []float64{0.99 - math.Atan2(0.05, 0.5), -1.98 - math.Atan2(-0.1, 1)})
+	opTol.check(t, "AdamATan2 m", f64(h.down(m)), []float64{0.05, -0.1})
+	opTol.check(t, "AdamATan2 v", f64(h.down(v)), []float64{0.0125, 0.05})
+	hp.Step = 2
+	h.be.AdamATan2(p, g, m, v, hp)
+	opTol.check(t, "AdamATan2 step 2", f64(h.down(p)), []float64{0.782605956921332, -1.762705956921332})
+	h.sync()
+	hp.Step = 0
+	h.be.AdamATan2(p, g, m, v, hp)
+	if err := h.be.Sync(); err == nil {
+		t.Error("AdamATan2 at step 0: no error")
+	}
+
+	// Sign-SGD: rows of ids (2, 0, 2) summed per id: row 2 gets
+	// (1-3, 0.5+0.25) = (-2, 0.75), row 0 gets (0, -1) (sign 0 stays 0),
+	// row 1 is untouched. w = w (1 - 0.1*0.5) - 0.1 sign(g).
+	table := h.up([]float32{1, 1, 2, 2, 3, 3})
+	grads := h.up([]float32{1, 0.5, 0, -1, -3, 0.25})
+	h.be.SignSGDRows(table, grads, h.upI([]int32{2, 0, 2}), 3, 2, 0.1, 0.5)
+	opTol.check(t, "SignSGDRows", f64(h.down(table)), []float64{0.95, 0.95 + 0.1, 2, 2, 3*0.95 + 0.1, 3*0.95 - 0.1})
+
+	// EMA with rate 0.9: shadow = 0.1 p + 0.9 shadow.
+	sh := h.up([]float32{1, 2})
+	h.be.EMA(sh, h.up([]float32{3, -4}), 0.9)
+	opTol.check(t, "EMA", f64(h.down(sh)), []float64{1.2, 1.4})
+
+	x := h.randn(100003)
+	var want float64
+	for _, e := range x {
+		want += float64(e) * float64(e)
+	}
+	dst := h.be.Alloc(engine.F64, 1)
+	h.be.SumSquares(dst, h.up(x))
+	opTol.check(t, "SumSquares", h.downD(dst), []float64{want})
+	x[77] = float32(math.NaN())
+	h.be.SumSquares(dst, h.up(x))
+	if s := h.downD(dst)[0]; !math.IsNaN(s) {
+		t.Errorf("SumSquares with a NaN element: %v", s)
+	}
 }

@@ -35,14 +35,46 @@ func measurePeak(g int, d time.Duration) float64 {
 	return total / time.Since(start).Seconds() / 1e9
 }
 
-// peakAfter measures the all-core FMA peak right after a GEMM benchmark
-// loop. The cores are shared with other work, so the peak moves from minute
-// to minute; measuring it next to each GEMM number keeps the ratio honest.
-func peakAfter() float64 {
-	if !haveFMAPeak() {
-		return 0
+// peakMeter measures the FMA peak in short windows interleaved with a GEMM
+// benchmark loop (timer stopped). The cores are shared with other work and
+// the available throughput moves from second to second; sampling both in
+// alternation makes the reported percentage compare like with like.
+type peakMeter struct {
+	g           int
+	flops, secs float64
+	last        time.Time
+}
+
+func newPeakMeter(g int) *peakMeter { return &peakMeter{g: g, last: time.Now()} }
+
+// maybeSample takes a 10 ms peak sample after every 20 ms of benchmark time.
+func (pm *peakMeter) maybeSample(b *testing.B) {
+	if !haveFMAPeak() || time.Since(pm.last) < 20*time.Millisecond {
+		return
 	}
-	return measurePeak(runtime.GOMAXPROCS(0), 150*time.Millisecond)
+	b.StopTimer()
+	pm.sample(10 * time.Millisecond)
+	b.StartTimer()
+	pm.last = time.Now()
+}
+
+func (pm *peakMeter) sample(d time.Duration) {
+	gf := measurePeak(pm.g, d)
+	pm.flops += gf * d.Seconds()
+	pm.secs += d.Seconds()
+}
+
+// report adds %peak and the peak itself to b's metrics.
+func (pm *peakMeter) report(b *testing.B, gflops float64) {
+	if !haveFMAPeak() {
+		return
+	}
+	if pm.secs == 0 {
+		pm.sample(20 * time.Millisecond)
+	}
+	peak := pm.flops / pm.secs
+	b.ReportMetric(peak, "peakGFLOP/s")
+	b.ReportMetric(100*gflops/peak, "%peak")
 }
 
 // BenchmarkFMAPeak measures the machine's zmm FMA peak per core and with
@@ -99,6 +131,17 @@ func BenchmarkSgemm(b *testing.B) {
 	}
 }
 
+// BenchmarkSgemmSingle runs the shapes on one thread against the one-core
+// peak: less sensitive to what the other core is doing, so better for
+// tuning the kernel and the blocking.
+func BenchmarkSgemmSingle(b *testing.B) {
+	withThreads(1, func() {
+		for _, s := range benchShapes {
+			b.Run(s.name, func(b *testing.B) { benchOne(b, s) })
+		}
+	})
+}
+
 // BenchmarkSgemmKernels runs the largest shape with every kernel variant.
 func BenchmarkSgemmKernels(b *testing.B) {
 	for _, k := range kernels {
@@ -132,17 +175,16 @@ func benchOne(b *testing.B, s benchShape) {
 		SgemmStridedBatched(s.transA, s.transB, s.m, s.n, s.k, 1, a, ac, sa, bm, bc, sb, 0, c, s.n, sc, s.batch)
 	}
 	call()
+	pm := newPeakMeter(min(int(threads.Load()), runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		call()
+		pm.maybeSample(b)
 	}
 	gf := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(s.batch) * float64(b.N) / b.Elapsed().Seconds() / 1e9
 	b.ReportMetric(gf, "GFLOP/s")
-	if peak := peakAfter(); peak > 0 {
-		b.ReportMetric(peak, "peakGFLOP/s")
-		b.ReportMetric(100*gf/peak, "%peak")
-	}
+	pm.report(b, gf)
 }
 
 // BenchmarkMicroKernel runs each micro-kernel alone on one core over a
@@ -157,17 +199,17 @@ func BenchmarkMicroKernel(b *testing.B) {
 			ap := randSlice(rng, k.mr*k.kc)
 			bp := randSlice(rng, k.nc*k.kc)
 			c := make([]float32, k.mr*k.nc)
+			pm := newPeakMeter(1)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				for jr := 0; jr < nTiles; jr++ {
 					k.fn(k.kc, &ap[0], &bp[jr*k.nr*k.kc], &c[jr*k.nr], k.nc, 1, 1)
 				}
+				pm.maybeSample(b)
 			}
 			gf := 2 * float64(k.mr*k.nc*k.kc) * float64(b.N) / b.Elapsed().Seconds() / 1e9
 			b.ReportMetric(gf, "GFLOP/s")
-			if haveFMAPeak() {
-				b.ReportMetric(100*gf/measurePeak(1, 100*time.Millisecond), "%peak1")
-			}
+			pm.report(b, gf)
 		})
 	}
 }

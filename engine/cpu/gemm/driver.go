@@ -29,12 +29,12 @@ func gemmSerial(p *problem, kern *kernel, ws *workspace) {
 	for pc := 0; pc < p.k; pc += kcs {
 		kcb := min(kcs, p.k-pc)
 		for ir := 0; ir < mTiles; ir++ {
-			p.packA(mr, ws.ap[ir*mr*kcb:], ir*mr, pc, kcb)
+			p.packA(kern, ws.ap[ir*mr*kcb:], ir*mr, pc, kcb)
 		}
 		for jc := 0; jc < p.n; jc += nc {
 			nTiles := ceilDiv(min(nc, p.n-jc), nr)
 			for jr := 0; jr < nTiles; jr++ {
-				p.packB(nr, ws.bp[jr*nr*kcb:], jc+jr*nr, pc, kcb)
+				p.packB(kern, ws.bp[jr*nr*kcb:], jc+jr*nr, pc, kcb)
 			}
 			for ir := 0; ir < mTiles; ir++ {
 				p.computeRow(kern, ws.ap, ws.bp, ws.tile, ir, 0, nTiles, jc, pc, kcb)
@@ -43,13 +43,26 @@ func gemmSerial(p *problem, kern *kernel, ws *workspace) {
 	}
 }
 
+// maxGatherLd bounds leading dimensions for the gather-based packing, whose
+// row offsets (up to 15*ld) are 32-bit indices.
+const maxGatherLd = (1<<31 - 1) / 16
+
 // packA copies rows i0..i0+mr of op(A), columns pc..pc+kcb, into dst as a
 // micro-panel laid out k-major ([q][i], mr values per k step) so that the
 // kernel reads it sequentially. Rows past m are zero so edge tiles can use
 // the full-size kernel.
-func (p *problem) packA(mr int, dst []float32, i0, pc, kcb int) {
+func (p *problem) packA(kern *kernel, dst []float32, i0, pc, kcb int) {
+	mr := kern.mr
 	mv := min(mr, p.m-i0)
 	dst = dst[:mr*kcb]
+	if kern.vecPack && p.lda <= maxGatherLd {
+		if p.transA {
+			packCopyAVX512(&dst[0], &p.a[pc*p.lda+i0], p.lda, mv, mr, kcb, mr)
+		} else {
+			packGatherAVX512(&dst[0], &p.a[i0*p.lda+pc], p.lda, mv, mr, kcb, mr)
+		}
+		return
+	}
 	if p.transA {
 		// op(A)[i][q] = A[pc+q][i0+i]: each k step is a contiguous run.
 		for q := 0; q < kcb; q++ {
@@ -77,9 +90,31 @@ func (p *problem) packA(mr int, dst []float32, i0, pc, kcb int) {
 // packB copies columns j0..j0+nr of op(B), rows pc..pc+kcb, into dst as a
 // micro-panel laid out [q][j] (nr values per k step, one or more vector
 // loads in the kernel). Columns past n are zero.
-func (p *problem) packB(nr int, dst []float32, j0, pc, kcb int) {
+func (p *problem) packB(kern *kernel, dst []float32, j0, pc, kcb int) {
+	nr := kern.nr
 	nv := min(nr, p.n-j0)
 	dst = dst[:nr*kcb]
+	if kern.vecPack && p.ldb <= maxGatherLd {
+		// The AVX-512 routines handle at most 16 lanes: pack in halves.
+		for h := 0; h < nr; h += 16 {
+			w := min(16, nr-h)
+			cnt := min(max(nv-h, 0), w)
+			src := &p.b[0] // not read when cnt == 0
+			if cnt > 0 {
+				if p.transB {
+					src = &p.b[(j0+h)*p.ldb+pc]
+				} else {
+					src = &p.b[pc*p.ldb+j0+h]
+				}
+			}
+			if p.transB {
+				packGatherAVX512(&dst[h], src, p.ldb, cnt, w, kcb, nr)
+			} else {
+				packCopyAVX512(&dst[h], src, p.ldb, cnt, w, kcb, nr)
+			}
+		}
+		return
+	}
 	if !p.transB {
 		// op(B)[q][j] = B[pc+q][j0+j]: each k step is a contiguous run.
 		for q := 0; q < kcb; q++ {

@@ -14,6 +14,11 @@ type kernel struct {
 	kc     int // K block depth: the mr*kc A micro-panel must stay in L1 during a sweep
 	nc     int // N block width: the kc*nc packed B block should fit in L2
 	fn     func(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+	// vecPack selects the AVX-512 packing routines (mr, nr multiples of 16
+	// or at most 16). Kernels that may run without AVX-512 leave it false
+	// and use the Go loops, which their tests therefore keep covering.
+	vecPack bool
 }
 
 // kernels lists the variants usable on this machine, fastest first; the

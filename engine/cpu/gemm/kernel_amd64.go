@@ -10,7 +10,7 @@ import "golang.org/x/sys/cpu"
 //     without evicting it; nc = 512 makes the B block 512 KB, half of L2.
 //   - AVX2 6x16: the A micro-panel is only 6 KB at kc = 256.
 var (
-	avx512Kernel = &kernel{name: "avx512", mr: 14, nr: 32, kc: 256, nc: 512, fn: kernelAVX512x14x32}
+	avx512Kernel = &kernel{name: "avx512", mr: 14, nr: 32, kc: 256, nc: 512, fn: kernelAVX512x14x32, vecPack: true}
 	avx2Kernel   = &kernel{name: "avx2", mr: 6, nr: 16, kc: 256, nc: 512, fn: kernelAVX2x6x16}
 )
 

@@ -87,12 +87,12 @@ func (t *task) work(ws *workspace) {
 			mr, nr := t.kern.mr, t.kern.nr
 			if t.packA {
 				if u < t.mTiles {
-					t.pr.packA(mr, t.ap[u*mr*t.kcb:], u*mr, t.pc, t.kcb)
+					t.pr.packA(t.kern, t.ap[u*mr*t.kcb:], u*mr, t.pc, t.kcb)
 					continue
 				}
 				u -= t.mTiles
 			}
-			t.pr.packB(nr, t.bp[u*nr*t.kcb:], t.jc+u*nr, t.pc, t.kcb)
+			t.pr.packB(t.kern, t.bp[u*nr*t.kcb:], t.jc+u*nr, t.pc, t.kcb)
 		case phaseCompute:
 			ir, ch := u/t.nChunks, u%t.nChunks
 			jr0 := ch * t.jrChunk
