@@ -13,7 +13,32 @@ type Preset struct {
 	Name        string
 	Description string
 	Model       Config
+	Recipe      Recipe
 }
+
+// Recipe is the training part of a paper configuration (spec section 6,
+// "Paper recipes"); the trainer turns it into its own config.
+type Recipe struct {
+	GlobalBatchSize      int
+	Epochs, EvalInterval int
+	LR, PuzzleEmbLR      float64
+	WeightDecay          float64
+	PuzzleEmbWeightDecay float64
+	LRWarmupSteps        int
+	LRMinRatio           float64
+	Beta1, Beta2         float64
+	EMA                  bool
+	EMARate              float64
+}
+
+// Paper recipes: global batch 768, betas 0.9/0.95, warm-up 2000,
+// lr_min_ratio 1, EMA 0.999.
+var (
+	sudokuRecipe = Recipe{GlobalBatchSize: 768, Epochs: 50000, EvalInterval: 5000, LR: 1e-4, PuzzleEmbLR: 1e-4,
+		WeightDecay: 1.0, PuzzleEmbWeightDecay: 1.0, LRWarmupSteps: 2000, LRMinRatio: 1, Beta1: 0.9, Beta2: 0.95, EMA: true, EMARate: 0.999}
+	arcRecipe = Recipe{GlobalBatchSize: 768, Epochs: 100000, EvalInterval: 10000, LR: 1e-4, PuzzleEmbLR: 1e-2,
+		WeightDecay: 0.1, PuzzleEmbWeightDecay: 0.1, LRWarmupSteps: 2000, LRMinRatio: 1, Beta1: 0.9, Beta2: 0.95, EMA: true, EMARate: 0.999}
+)
 
 // presets is the one registry of paper configurations (spec section 6,
 // "Paper recipes"). Dataset-dependent keys (seq_len, vocab_size,
@@ -21,36 +46,36 @@ type Preset struct {
 // dataset's dataset.json replaces them at training time.
 var presets = map[string]Preset{}
 
-func addPreset(name, desc string, edit func(*Config)) {
+func addPreset(name, desc string, r Recipe, edit func(*Config)) {
 	c := DefaultConfig()
 	edit(&c)
 	if err := c.Validate(); err != nil {
 		panic("engine: preset " + name + ": " + err.Error())
 	}
-	presets[name] = Preset{Name: name, Description: desc, Model: c}
+	presets[name] = Preset{Name: name, Description: desc, Model: c, Recipe: r}
 }
 
 func init() {
-	addPreset("sudoku-mlp", "Sudoku-Extreme, mlp_t without positions (paper: 87.4% exact)", func(c *Config) {
+	addPreset("sudoku-mlp", "Sudoku-Extreme, mlp_t without positions (paper: 87.4% exact)", sudokuRecipe, func(c *Config) {
 		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 81, 11, 1
 		c.HCycles, c.LCycles = 3, 6
 		c.MLPT, c.PosEncodings = true, PosNone
 	})
-	addPreset("sudoku-att", "Sudoku-Extreme, attention with rope (paper: 74.7% exact)", func(c *Config) {
+	addPreset("sudoku-att", "Sudoku-Extreme, attention with rope (paper: 74.7% exact)", sudokuRecipe, func(c *Config) {
 		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 81, 11, 1
 		c.HCycles, c.LCycles = 3, 6
 	})
-	addPreset("maze", "Maze-Hard 30x30, attention with rope (paper: 85.3% exact)", func(c *Config) {
+	addPreset("maze", "Maze-Hard 30x30, attention with rope (paper: 85.3% exact)", sudokuRecipe, func(c *Config) {
 		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 900, 6, 1
 		c.HCycles, c.LCycles = 3, 4
 	})
 	// ARC puzzle tables have one row per augmented puzzle; the row count
 	// comes from the built dataset, so the preset keeps 1 until then.
-	addPreset("arc1", "ARC-AGI-1, attention with rope (paper: 44.6% pass@2)", func(c *Config) {
+	addPreset("arc1", "ARC-AGI-1, attention with rope (paper: 44.6% pass@2)", arcRecipe, func(c *Config) {
 		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 900, 12, 1
 		c.HCycles, c.LCycles = 3, 4
 	})
-	addPreset("arc2", "ARC-AGI-2, attention with rope (paper: 7.8% pass@2)", func(c *Config) {
+	addPreset("arc2", "ARC-AGI-2, attention with rope (paper: 7.8% pass@2)", arcRecipe, func(c *Config) {
 		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 900, 12, 1
 		c.HCycles, c.LCycles = 3, 4
 	})

@@ -170,36 +170,36 @@ func checkTrainStep(t *testing.T, be engine.Backend, cfg engine.Config, p *engin
 		t.Fatal(err)
 	}
 	tol := OneStep
-	tol.check(t, "logits", f64(r.Logits), want.f64("logits"))
-	tol.check(t, "q_halt_logits", f64(r.QHalt), want.f64("q_halt_logits"))
-	tol.check(t, "q_continue_logits", f64(r.QContinue), want.f64("q_continue_logits"))
-	Exact.check(t, "preds", i64(r.Preds), want.f64("preds"))
-	Exact.check(t, "halted", i64(r.Halted), want.f64("halted"))
-	Exact.check(t, "steps", i64(r.Steps), want.f64("steps"))
+	tol.Check(t, "logits", f64(r.Logits), want.f64("logits"))
+	tol.Check(t, "q_halt_logits", f64(r.QHalt), want.f64("q_halt_logits"))
+	tol.Check(t, "q_continue_logits", f64(r.QContinue), want.f64("q_continue_logits"))
+	Exact.Check(t, "preds", i64(r.Preds), want.f64("preds"))
+	Exact.Check(t, "halted", i64(r.Halted), want.f64("halted"))
+	Exact.Check(t, "steps", i64(r.Steps), want.f64("steps"))
 	allHalted := 0.0
 	if r.AllHalted() {
 		allHalted = 1
 	}
-	Exact.check(t, "all_halted", []float64{allHalted}, want.f64("all_halted"))
+	Exact.Check(t, "all_halted", []float64{allHalted}, want.f64("all_halted"))
 	checkMetrics(t, tol, "", r.Metrics(), want)
 
 	zH, zL, err := m.CarryState(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tol.check(t, "z_H", f64(zH), want.f64("z_H"))
-	tol.check(t, "z_L", f64(zL), want.f64("z_L"))
+	tol.Check(t, "z_H", f64(zH), want.f64("z_H"))
+	tol.Check(t, "z_L", f64(zL), want.f64("z_L"))
 	if want.has("debug.input_embeddings") {
 		x, err := m.InputEmbeddings()
 		if err != nil {
 			t.Fatal(err)
 		}
-		tol.check(t, "debug.input_embeddings", f64(x), want.f64("debug.input_embeddings"))
+		tol.Check(t, "debug.input_embeddings", f64(x), want.f64("debug.input_embeddings"))
 	}
 	if want.has("debug.rope_cos") {
 		cos, sin := engine.RopeTables(cfg.SeqTotal(), cfg.HeadDim(), cfg.RopeTheta)
-		tol.check(t, "debug.rope_cos", f64(cos), want.f64("debug.rope_cos"))
-		tol.check(t, "debug.rope_sin", f64(sin), want.f64("debug.rope_sin"))
+		tol.Check(t, "debug.rope_cos", f64(cos), want.f64("debug.rope_cos"))
+		tol.Check(t, "debug.rope_sin", f64(sin), want.f64("debug.rope_sin"))
 	}
 
 	grads, local, err := m.Gradients()
@@ -213,11 +213,11 @@ func checkTrainStep(t *testing.T, be engine.Backend, cfg engine.Config, p *engin
 		if e.Kind != engine.Trained {
 			continue
 		}
-		tol.check(t, "grad."+e.Key, f64(gp.View(e.Key)), want.f64("grad."+e.Key))
+		tol.Check(t, "grad."+e.Key, f64(gp.View(e.Key)), want.f64("grad."+e.Key))
 		checked++
 	}
 	if cfg.PuzzleEmbNdim > 0 {
-		tol.check(t, "grad.inner.puzzle_emb.local_weights", f64(local), want.f64("grad.inner.puzzle_emb.local_weights"))
+		tol.Check(t, "grad.inner.puzzle_emb.local_weights", f64(local), want.f64("grad.inner.puzzle_emb.local_weights"))
 		checked++
 	}
 	// Every gradient the reference wrote must have been compared.
@@ -237,7 +237,7 @@ var Exact = Tolerance{}
 
 func checkMetrics(t *testing.T, tol Tolerance, prefix string, got engine.Metrics, want goldenFile) {
 	t.Helper()
-	tol.check(t, prefix+"loss", []float64{got.Loss}, want.f64(prefix+"loss"))
+	tol.Check(t, prefix+"loss", []float64{got.Loss}, want.f64(prefix+"loss"))
 	for _, k := range []struct {
 		key string
 		v   float64
@@ -245,14 +245,14 @@ func checkMetrics(t *testing.T, tol Tolerance, prefix string, got engine.Metrics
 		{"lm_loss", got.LMLoss}, {"q_halt_loss", got.QHaltLoss}, {"q_continue_loss", got.QContinueLoss},
 	} {
 		if want.has(prefix + k.key) {
-			tol.check(t, prefix+k.key, []float64{k.v}, want.f64(prefix+k.key))
+			tol.Check(t, prefix+k.key, []float64{k.v}, want.f64(prefix+k.key))
 		}
 	}
-	Exact.check(t, prefix+"metrics.count", []float64{got.Count}, want.f64(prefix+"metrics.count"))
-	Exact.check(t, prefix+"metrics.exact_accuracy", []float64{got.ExactAccuracy}, want.f64(prefix+"metrics.exact_accuracy"))
-	Exact.check(t, prefix+"metrics.q_halt_accuracy", []float64{got.QHaltAccuracy}, want.f64(prefix+"metrics.q_halt_accuracy"))
-	Exact.check(t, prefix+"metrics.steps", []float64{got.Steps}, want.f64(prefix+"metrics.steps"))
-	tol.check(t, prefix+"metrics.accuracy", []float64{got.Accuracy}, want.f64(prefix+"metrics.accuracy"))
+	Exact.Check(t, prefix+"metrics.count", []float64{got.Count}, want.f64(prefix+"metrics.count"))
+	Exact.Check(t, prefix+"metrics.exact_accuracy", []float64{got.ExactAccuracy}, want.f64(prefix+"metrics.exact_accuracy"))
+	Exact.Check(t, prefix+"metrics.q_halt_accuracy", []float64{got.QHaltAccuracy}, want.f64(prefix+"metrics.q_halt_accuracy"))
+	Exact.Check(t, prefix+"metrics.steps", []float64{got.Steps}, want.f64(prefix+"metrics.steps"))
+	tol.Check(t, prefix+"metrics.accuracy", []float64{got.Accuracy}, want.f64(prefix+"metrics.accuracy"))
 }
 
 func checkEvalSteps(t *testing.T, be engine.Backend, cfg engine.Config, p *engine.Params, in, labels, pids []int32, want goldenFile) {
@@ -275,19 +275,19 @@ func checkEvalSteps(t *testing.T, be engine.Backend, cfg engine.Config, p *engin
 			tol = ThreeSteps
 		}
 		pre := "step" + string(rune('0'+k)) + "."
-		tol.check(t, pre+"logits", f64(r.Logits), want.f64(pre+"logits"))
-		tol.check(t, pre+"q_halt_logits", f64(r.QHalt), want.f64(pre+"q_halt_logits"))
-		tol.check(t, pre+"q_continue_logits", f64(r.QContinue), want.f64(pre+"q_continue_logits"))
-		Exact.check(t, pre+"halted", i64(r.Halted), want.f64(pre+"halted"))
-		Exact.check(t, pre+"steps", i64(r.Steps), want.f64(pre+"steps"))
+		tol.Check(t, pre+"logits", f64(r.Logits), want.f64(pre+"logits"))
+		tol.Check(t, pre+"q_halt_logits", f64(r.QHalt), want.f64(pre+"q_halt_logits"))
+		tol.Check(t, pre+"q_continue_logits", f64(r.QContinue), want.f64(pre+"q_continue_logits"))
+		Exact.Check(t, pre+"halted", i64(r.Halted), want.f64(pre+"halted"))
+		Exact.Check(t, pre+"steps", i64(r.Steps), want.f64(pre+"steps"))
 		checkMetrics(t, tol, pre, r.Metrics(), want)
 		if k == 3 {
 			zH, zL, err := m.CarryState(c)
 			if err != nil {
 				t.Fatal(err)
 			}
-			tol.check(t, "step3.z_H", f64(zH), want.f64("step3.z_H"))
-			tol.check(t, "step3.z_L", f64(zL), want.f64("step3.z_L"))
+			tol.Check(t, "step3.z_H", f64(zH), want.f64("step3.z_H"))
+			tol.Check(t, "step3.z_L", f64(zL), want.f64("step3.z_L"))
 		}
 	}
 }

@@ -165,8 +165,8 @@ func checkStepGradient(t *testing.T, be engine.Backend, cfg engine.Config) {
 	if cfg.NoACTContinue {
 		// (With the continue target, its extra forward runs H_cycles
 		// cycles in the full model and one here, so targets differ.)
-		OneStep.check(t, "one-cycle vs full gradient", f64(grads), f64(fullGrads))
-		OneStep.check(t, "one-cycle vs full puzzle gradient", f64(local), f64(fullLocal))
+		OneStep.Check(t, "one-cycle vs full gradient", f64(grads), f64(fullGrads))
+		OneStep.Check(t, "one-cycle vs full puzzle gradient", f64(local), f64(fullLocal))
 	}
 	target := r0.QTarget
 	loss := func(r *engine.StepResult) float64 {

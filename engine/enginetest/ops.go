@@ -151,7 +151,7 @@ func testGemm(t *testing.T, h *harness) {
 					C := h.up(cc)
 					h.be.Gemm(engine.Gemm{TransA: ta, TransB: tb, M: c.m, N: c.n, K: c.k, Alpha: alpha, Beta: beta,
 						A: h.up(a), Lda: lda, StrideA: sa, B: h.up(b), Ldb: ldb, StrideB: sb, C: C, Ldc: ldc, StrideC: sc, Batch: c.batch})
-					opTol.check(t, "gemm", f64(h.down(C)), want)
+					opTol.Check(t, "gemm", f64(h.down(C)), want)
 				}
 			}
 		}
@@ -169,7 +169,7 @@ func testMoves(t *testing.T, h *harness) {
 			want[r*9+c] = float64(src[r*7+c])
 		}
 	}
-	Exact.check(t, "Copy2D", f64(got), want)
+	Exact.Check(t, "Copy2D", f64(got), want)
 
 	const B, R, C = 3, 37, 41
 	x := h.randn(B * R * C)
@@ -184,7 +184,7 @@ func testMoves(t *testing.T, h *harness) {
 			}
 		}
 	}
-	Exact.check(t, "Transpose", f64(gt), wt)
+	Exact.Check(t, "Transpose", f64(gt), wt)
 
 	y := h.randn(len(x))
 	s := h.up(make([]float32, len(x)))
@@ -193,7 +193,7 @@ func testMoves(t *testing.T, h *harness) {
 	for i := range x {
 		ws[i] = float64(x[i] + y[i])
 	}
-	Exact.check(t, "Add", f64(h.down(s)), ws)
+	Exact.Check(t, "Add", f64(h.down(s)), ws)
 	h.be.Fill(s, 2.5)
 	for _, v := range h.down(s) {
 		if v != 2.5 {
@@ -226,18 +226,18 @@ func testRMSNorm(t *testing.T, h *harness) {
 	for i := range a {
 		sum[i] = float64(a[i] + b[i])
 	}
-	opTol.check(t, "AddRMSNorm", f64(h.down(y)), refRMSNorm(sum, rows, cols, eps))
+	opTol.Check(t, "AddRMSNorm", f64(h.down(y)), refRMSNorm(sum, rows, cols, eps))
 	// b nil: y = rms_norm(a)
 	y2 := h.up(make([]float32, rows*cols))
 	h.be.AddRMSNorm(y2, r, h.up(a), nil, rows, cols, eps)
-	opTol.check(t, "RMSNorm (b nil)", f64(h.down(y2)), refRMSNorm(f64(a), rows, cols, eps))
+	opTol.Check(t, "RMSNorm (b nil)", f64(h.down(y2)), refRMSNorm(f64(a), rows, cols, eps))
 
 	h.be.AddRMSNorm(y, r, h.up(a), h.up(b), rows, cols, eps)
 	w := h.randn(rows * cols)
 	dx := h.up(make([]float32, rows*cols))
 	h.be.RMSNormBackward(dx, h.up(w), y, r, rows, cols)
 	want := fdGrad(sum, f64(w), func(v []float64) []float64 { return refRMSNorm(v, rows, cols, eps) })
-	fdTol.check(t, "RMSNormBackward", f64(h.down(dx)), want)
+	fdTol.Check(t, "RMSNormBackward", f64(h.down(dx)), want)
 }
 
 func refSwiGLU(gu []float64, rows, inter int) []float64 {
@@ -259,12 +259,12 @@ func testSwiGLU(t *testing.T, h *harness) {
 	}
 	act := h.up(make([]float32, rows*inter))
 	h.be.SwiGLU(act, h.up(gu), rows, inter)
-	opTol.check(t, "SwiGLU", f64(h.down(act)), refSwiGLU(f64(gu), rows, inter))
+	opTol.Check(t, "SwiGLU", f64(h.down(act)), refSwiGLU(f64(gu), rows, inter))
 	w := h.randn(rows * inter)
 	dgu := h.up(make([]float32, rows*2*inter))
 	h.be.SwiGLUBackward(dgu, h.up(w), h.up(gu), rows, inter)
 	want := fdGrad(f64(gu), f64(w), func(v []float64) []float64 { return refSwiGLU(v, rows, inter) })
-	fdTol.check(t, "SwiGLUBackward", f64(h.down(dgu)), want)
+	fdTol.Check(t, "SwiGLUBackward", f64(h.down(dgu)), want)
 }
 
 // refRope rotates q and k heads as the reference: q cos + rotate_half(q) sin.
@@ -295,7 +295,7 @@ func testRope(t *testing.T, h *harness) {
 	buf := h.up(x)
 	h.be.Rope(buf, h.up(cos), h.up(sin), batch, seq, heads, hd, false)
 	want := refRope(f64(x), cos, sin, batch, seq, heads, hd)
-	opTol.check(t, "Rope", f64(h.down(buf)), want)
+	opTol.Check(t, "Rope", f64(h.down(buf)), want)
 	// v heads are untouched.
 	got := h.down(buf)
 	H := heads * hd
@@ -311,7 +311,7 @@ func testRope(t *testing.T, h *harness) {
 	wb := h.up(w)
 	h.be.Rope(wb, h.up(cos), h.up(sin), batch, seq, heads, hd, true)
 	gw := fdGrad(f64(x), f64(w), func(v []float64) []float64 { return refRope(v, cos, sin, batch, seq, heads, hd) })
-	fdTol.check(t, "Rope inverse (backward)", f64(h.down(wb)), gw)
+	fdTol.Check(t, "Rope inverse (backward)", f64(h.down(wb)), gw)
 	// Table values against float64 angles.
 	for p := 0; p < seq; p++ {
 		for j := 0; j < hd/2; j++ {
@@ -367,13 +367,13 @@ func testAttention(t *testing.T, h *harness) {
 		out, lse := h.up(make([]float32, c.batch*c.seq*H)), h.up(make([]float32, c.batch*c.heads*c.seq))
 		h.be.Attention(out, lse, qkv, c.batch, c.seq, c.heads, c.hd)
 		wo, wl := refAttention(f64(x), c.batch, c.seq, c.heads, c.hd)
-		opTol.check(t, "Attention out", f64(h.down(out)), wo)
-		opTol.check(t, "Attention lse", f64(h.down(lse)), wl)
+		opTol.Check(t, "Attention out", f64(h.down(out)), wo)
+		opTol.Check(t, "Attention lse", f64(h.down(lse)), wl)
 		w := h.randn(len(wo))
 		dqkv := h.up(make([]float32, len(x)))
 		h.be.AttentionBackward(dqkv, h.up(w), qkv, out, lse, c.batch, c.seq, c.heads, c.hd)
 		want := fdGrad(f64(x), f64(w), func(v []float64) []float64 { o, _ := refAttention(v, c.batch, c.seq, c.heads, c.hd); return o })
-		fdTol.check(t, "AttentionBackward", f64(h.down(dqkv)), want)
+		fdTol.Check(t, "AttentionBackward", f64(h.down(dqkv)), want)
 	}
 }
 
@@ -424,7 +424,7 @@ func testEmbed(t *testing.T, h *harness) {
 				}
 			}
 		}
-		opTol.check(t, "Embed", f64(h.down(x)), want)
+		opTol.Check(t, "Embed", f64(h.down(x)), want)
 
 		// Backward: the adjoint of a linear map, <Embed(theta), w> = <theta, Embed^T w>.
 		w := h.randn(d.B * S * d.H)
@@ -456,12 +456,12 @@ func testEmbed(t *testing.T, h *harness) {
 				}
 			}
 		}
-		opTol.check(t, "EmbedBackward tokens", f64(h.down(dTok)), wt)
+		opTol.Check(t, "EmbedBackward tokens", f64(h.down(dTok)), wt)
 		if dPos != nil {
-			opTol.check(t, "EmbedBackward positions", f64(h.down(dPos)), wp)
+			opTol.Check(t, "EmbedBackward positions", f64(h.down(dPos)), wp)
 		}
 		if dLoc != nil {
-			opTol.check(t, "EmbedBackward puzzle rows", f64(h.down(dLoc)), wl)
+			opTol.Check(t, "EmbedBackward puzzle rows", f64(h.down(dLoc)), wl)
 		}
 	}
 }
@@ -601,10 +601,10 @@ func testLossHead(t *testing.T, h *harness) {
 			if steps[b] < maxSteps {
 				next = math.Max(next, float64(nq[2*b+1]))
 			}
-			opTol.check(t, "lm_loss", []float64{lm[b]}, []float64{l})
-			opTol.check(t, "q_halt_loss", []float64{qh[b]}, []float64{refBCE(float64(q[2*b]), seq)})
-			opTol.check(t, "q_target", []float64{float64(qt[b])}, []float64{sigmoid(next)})
-			opTol.check(t, "q_continue_loss", []float64{qc[b]}, []float64{refBCE(float64(q[2*b+1]), sigmoid(next))})
+			opTol.Check(t, "lm_loss", []float64{lm[b]}, []float64{l})
+			opTol.Check(t, "q_halt_loss", []float64{qh[b]}, []float64{refBCE(float64(q[2*b]), seq)})
+			opTol.Check(t, "q_target", []float64{float64(qt[b])}, []float64{sigmoid(next)})
+			opTol.Check(t, "q_continue_loss", []float64{qc[b]}, []float64{refBCE(float64(q[2*b+1]), sigmoid(next))})
 		}
 		if sc[1] != 1 || sc[2] != 1 || nv[2] != 0 || lm[2] != 0 {
 			t.Fatalf("edge rows: seq_correct %v, n_valid[2] %d, lm_loss[2] %v", sc, nv[2], lm[2])
@@ -613,8 +613,8 @@ func testLossHead(t *testing.T, h *harness) {
 		qq := f64(q)
 		gl := fdGrad(x, []float64{gs}, func(v []float64) []float64 { return []float64{total(v, qq)} })
 		gq := fdGrad(qq, []float64{gs}, func(v []float64) []float64 { return []float64{total(x, v)} })
-		fdTol.check(t, "dlogits", f64(h.down(lb.DLogits)), gl)
-		fdTol.check(t, "dq", f64(h.down(lb.DQ)), gq)
+		fdTol.Check(t, "dlogits", f64(h.down(lb.DLogits)), gl)
+		fdTol.Check(t, "dq", f64(h.down(lb.DQ)), gq)
 	}
 }
 
@@ -643,10 +643,10 @@ func testACT(t *testing.T, h *harness) {
 			}
 		}
 	}
-	Exact.check(t, "ACTReset steps", i64(h.downI(st.Steps)), []float64{0, 2, 0, 7})
-	Exact.check(t, "ACTReset inputs", i64(h.downI(ci)), []float64{1, 2, 0, 0, 5, 6, 0, 0})
-	Exact.check(t, "ACTReset labels", i64(h.downI(cl)), []float64{-100, 1, 0, 0, 4, 5, 0, 0})
-	Exact.check(t, "ACTReset pids", i64(h.downI(cp)), []float64{1, 9, 3, 9})
+	Exact.Check(t, "ACTReset steps", i64(h.downI(st.Steps)), []float64{0, 2, 0, 7})
+	Exact.Check(t, "ACTReset inputs", i64(h.downI(ci)), []float64{1, 2, 0, 0, 5, 6, 0, 0})
+	Exact.Check(t, "ACTReset labels", i64(h.downI(cl)), []float64{-100, 1, 0, 0, 4, 5, 0, 0})
+	Exact.Check(t, "ACTReset pids", i64(h.downI(cp)), []float64{1, 9, 3, 9})
 
 	// Halting: steps after increment 1, 3, 1, 8 with max 8.
 	q := h.up([]float32{0.5, 1, -0.1, -0.2, 2, 3, -1, -2})
@@ -662,8 +662,8 @@ func testACT(t *testing.T, h *harness) {
 	} {
 		s := engine.ACTState{Steps: h.upI([]int32{0, 2, 0, 7}), Halted: h.upI(make([]int32, B))}
 		h.be.ACTHalt(s, q, h.upI(c.min), B, 8, c.train, c.noCont)
-		Exact.check(t, "ACTHalt steps", i64(h.downI(s.Steps)), []float64{1, 3, 1, 8})
-		Exact.check(t, "ACTHalt halted", i64(h.downI(s.Halted)), c.want)
+		Exact.Check(t, "ACTHalt steps", i64(h.downI(s.Steps)), []float64{1, 3, 1, 8})
+		Exact.Check(t, "ACTHalt halted", i64(h.downI(s.Halted)), c.want)
 	}
 }
 
@@ -705,12 +705,12 @@ func testOptimizers(t *testing.T, h *harness) {
 	m, v := h.up(make([]float32, 2)), h.up(make([]float32, 2))
 	hp := engine.AdamHyper{LR: 0.1, Beta1: 0.9, Beta2: 0.95, WeightDecay: 0.1, Step: 1}
 	h.be.AdamATan2(p, g, m, v, hp)
-	opTol.check(t, "AdamATan2 step 1", f64(h.down(p)), []float64{0.99 - math.Atan2(0.05, 0.5), -1.98 - math.Atan2(-0.1, 1)})
-	opTol.check(t, "AdamATan2 m", f64(h.down(m)), []float64{0.05, -0.1})
-	opTol.check(t, "AdamATan2 v", f64(h.down(v)), []float64{0.0125, 0.05})
+	opTol.Check(t, "AdamATan2 step 1", f64(h.down(p)), []float64{0.99 - math.Atan2(0.05, 0.5), -1.98 - math.Atan2(-0.1, 1)})
+	opTol.Check(t, "AdamATan2 m", f64(h.down(m)), []float64{0.05, -0.1})
+	opTol.Check(t, "AdamATan2 v", f64(h.down(v)), []float64{0.0125, 0.05})
 	hp.Step = 2
 	h.be.AdamATan2(p, g, m, v, hp)
-	opTol.check(t, "AdamATan2 step 2", f64(h.down(p)), []float64{0.782605956921332, -1.762705956921332})
+	opTol.Check(t, "AdamATan2 step 2", f64(h.down(p)), []float64{0.782605956921332, -1.762705956921332})
 	h.sync()
 	hp.Step = 0
 	h.be.AdamATan2(p, g, m, v, hp)
@@ -724,12 +724,12 @@ func testOptimizers(t *testing.T, h *harness) {
 	table := h.up([]float32{1, 1, 2, 2, 3, 3})
 	grads := h.up([]float32{1, 0.5, 0, -1, -3, 0.25})
 	h.be.SignSGDRows(table, grads, h.upI([]int32{2, 0, 2}), 3, 2, 0.1, 0.5)
-	opTol.check(t, "SignSGDRows", f64(h.down(table)), []float64{0.95, 0.95 + 0.1, 2, 2, 3*0.95 + 0.1, 3*0.95 - 0.1})
+	opTol.Check(t, "SignSGDRows", f64(h.down(table)), []float64{0.95, 0.95 + 0.1, 2, 2, 3*0.95 + 0.1, 3*0.95 - 0.1})
 
 	// EMA with rate 0.9: shadow = 0.1 p + 0.9 shadow.
 	sh := h.up([]float32{1, 2})
 	h.be.EMA(sh, h.up([]float32{3, -4}), 0.9)
-	opTol.check(t, "EMA", f64(h.down(sh)), []float64{1.2, 1.4})
+	opTol.Check(t, "EMA", f64(h.down(sh)), []float64{1.2, 1.4})
 
 	x := h.randn(100003)
 	var want float64
@@ -738,7 +738,7 @@ func testOptimizers(t *testing.T, h *harness) {
 	}
 	dst := h.be.Alloc(engine.F64, 1)
 	h.be.SumSquares(dst, h.up(x))
-	opTol.check(t, "SumSquares", h.downD(dst), []float64{want})
+	opTol.Check(t, "SumSquares", h.downD(dst), []float64{want})
 	x[77] = float32(math.NaN())
 	h.be.SumSquares(dst, h.up(x))
 	if s := h.downD(dst)[0]; !math.IsNaN(s) {

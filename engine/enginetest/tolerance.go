@@ -72,8 +72,8 @@ func (tol Tolerance) mismatch(got, want []float64) string {
 		bad, len(got), worstI, got[worstI], want[worstI], worst, scale)
 }
 
-// check fails t when got and want differ beyond tol.
-func (tol Tolerance) check(t *testing.T, name string, got, want []float64) {
+// Check fails t when got and want differ beyond tol.
+func (tol Tolerance) Check(t *testing.T, name string, got, want []float64) {
 	t.Helper()
 	if msg := tol.mismatch(got, want); msg != "" {
 		t.Errorf("%s: %s", name, msg)

@@ -3,13 +3,16 @@ package gemm
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 // splitK returns the depth of the K blocks for a given kernel. The blocks
-// are balanced (k=1552 with kc=256 gives 7 blocks of 222, not 6 of 256 and
-// one of 16) so that no block is too shallow to amortise loading and
-// storing the C tile. The partition depends only on k and the kernel, never
-// on the thread count: this is what keeps results deterministic.
+// are balanced (k=1552 with kc=256 gives 6 blocks of 224 and one of 208,
+// not 6 of 256 and one of 16) so that no block is too shallow to amortise
+// loading and storing the C tile, and rounded up to a multiple of 16, the
+// width of the vector transpose used when packing, so that only a k that is
+// not itself a multiple of 16 leaves a scalar packing tail. The partition
+// depends only on k and the kernel, never on the thread count: this is what
+// keeps results deterministic.
 func splitK(k, kc int) int {
 	nb := ceilDiv(k, kc)
-	return ceilDiv(k, nb)
+	return min(k, (ceilDiv(k, nb)+15)&^15)
 }
 
 // blockWidth returns the N block width: the kernel's nc, or less for narrow C.
@@ -43,10 +46,6 @@ func gemmSerial(p *problem, kern *kernel, ws *workspace) {
 	}
 }
 
-// maxGatherLd bounds leading dimensions for the gather-based packing, whose
-// row offsets (up to 15*ld) are 32-bit indices.
-const maxGatherLd = (1<<31 - 1) / 16
-
 // packA copies rows i0..i0+mr of op(A), columns pc..pc+kcb, into dst as a
 // micro-panel laid out k-major ([q][i], mr values per k step) so that the
 // kernel reads it sequentially. Rows past m are zero so edge tiles can use
@@ -55,86 +54,83 @@ func (p *problem) packA(kern *kernel, dst []float32, i0, pc, kcb int) {
 	mr := kern.mr
 	mv := min(mr, p.m-i0)
 	dst = dst[:mr*kcb]
-	if kern.vecPack && p.lda <= maxGatherLd {
-		if p.transA {
-			packCopyAVX512(&dst[0], &p.a[pc*p.lda+i0], p.lda, mv, mr, kcb, mr)
-		} else {
-			packGatherAVX512(&dst[0], &p.a[i0*p.lda+pc], p.lda, mv, mr, kcb, mr)
-		}
-		return
-	}
 	if p.transA {
 		// op(A)[i][q] = A[pc+q][i0+i]: each k step is a contiguous run.
-		for q := 0; q < kcb; q++ {
-			d := dst[q*mr : q*mr+mr]
-			copy(d, p.a[(pc+q)*p.lda+i0:][:mv])
-			clear(d[mv:])
-		}
+		packCopy(kern, dst, p.a[pc*p.lda+i0:], p.lda, mv, mr, kcb, mr)
 		return
 	}
-	// op(A)[i][q] = A[i0+i][pc+q]: read rows, scatter with stride mr.
-	for i := 0; i < mv; i++ {
-		src := p.a[(i0+i)*p.lda+pc:][:kcb]
-		d := dst[i:]
-		for q, v := range src {
-			d[q*mr] = v
-		}
-	}
-	if mv < mr {
-		for q := 0; q < kcb; q++ {
-			clear(dst[q*mr+mv : q*mr+mr])
-		}
-	}
+	// op(A)[i][q] = A[i0+i][pc+q]: a transpose of mv source rows.
+	packTrans(kern, dst, p.a[i0*p.lda+pc:], p.lda, mv, mr, kcb, mr)
 }
 
 // packB copies columns j0..j0+nr of op(B), rows pc..pc+kcb, into dst as a
 // micro-panel laid out [q][j] (nr values per k step, one or more vector
-// loads in the kernel). Columns past n are zero.
+// loads in the kernel). Columns past n are zero. The work is done in slices
+// of at most 16 columns, the width of the vector packing routines.
 func (p *problem) packB(kern *kernel, dst []float32, j0, pc, kcb int) {
 	nr := kern.nr
 	nv := min(nr, p.n-j0)
 	dst = dst[:nr*kcb]
-	if kern.vecPack && p.ldb <= maxGatherLd {
-		// The AVX-512 routines handle at most 16 lanes: pack in halves.
-		for h := 0; h < nr; h += 16 {
-			w := min(16, nr-h)
-			cnt := min(max(nv-h, 0), w)
-			src := &p.b[0] // not read when cnt == 0
-			if cnt > 0 {
-				if p.transB {
-					src = &p.b[(j0+h)*p.ldb+pc]
-				} else {
-					src = &p.b[pc*p.ldb+j0+h]
-				}
+	for h := 0; h < nr; h += 16 {
+		w := min(16, nr-h)
+		cnt := min(max(nv-h, 0), w)
+		if cnt == 0 {
+			for q := 0; q < kcb; q++ {
+				clear(dst[q*nr+h : q*nr+h+w])
 			}
-			if p.transB {
-				packGatherAVX512(&dst[h], src, p.ldb, cnt, w, kcb, nr)
-			} else {
-				packCopyAVX512(&dst[h], src, p.ldb, cnt, w, kcb, nr)
-			}
+			continue
 		}
+		if p.transB {
+			// op(B)[q][j] = B[j0+j][pc+q]: a transpose of cnt source rows.
+			packTrans(kern, dst[h:], p.b[(j0+h)*p.ldb+pc:], p.ldb, cnt, w, kcb, nr)
+		} else {
+			// op(B)[q][j] = B[pc+q][j0+j]: each k step is a contiguous run.
+			packCopy(kern, dst[h:], p.b[pc*p.ldb+j0+h:], p.ldb, cnt, w, kcb, nr)
+		}
+	}
+}
+
+// packCopy writes dst[q*ds+j] = src[q*ld+j] for q < kc, j < cols, and zero
+// for cols <= j < width.
+func packCopy(kern *kernel, dst, src []float32, ld, cols, width, kc, ds int) {
+	_ = src[(kc-1)*ld+cols-1]
+	_ = dst[(kc-1)*ds+width-1]
+	if kern.vecPack && width <= 16 {
+		packCopyAVX512(&dst[0], &src[0], ld, cols, width, kc, ds)
 		return
 	}
-	if !p.transB {
-		// op(B)[q][j] = B[pc+q][j0+j]: each k step is a contiguous run.
-		for q := 0; q < kcb; q++ {
-			d := dst[q*nr : q*nr+nr]
-			copy(d, p.b[(pc+q)*p.ldb+j0:][:nv])
-			clear(d[nv:])
-		}
-		return
+	for q := 0; q < kc; q++ {
+		d := dst[q*ds : q*ds+width]
+		copy(d, src[q*ld:q*ld+cols])
+		clear(d[cols:])
 	}
-	// op(B)[q][j] = B[j0+j][pc+q]: read rows of B, scatter with stride nr.
-	for j := 0; j < nv; j++ {
-		src := p.b[(j0+j)*p.ldb+pc:][:kcb]
-		d := dst[j:]
-		for q, v := range src {
-			d[q*nr] = v
+}
+
+// packTrans writes dst[q*ds+i] = src[i*ld+q] for q < kc, i < rows, and zero
+// for rows <= i < width. Full 14- or 16-row panels take the AVX-512
+// transpose for the multiple-of-16 part of kc; the rest (edge panels, the
+// last few k steps) uses the scalar loop.
+func packTrans(kern *kernel, dst, src []float32, ld, rows, width, kc, ds int) {
+	_ = src[(rows-1)*ld+kc-1]
+	_ = dst[(kc-1)*ds+width-1]
+	q0 := 0
+	if kern.vecPack && width <= 16 && (rows == 14 || rows == 16) && rows <= width && kc >= 16 {
+		q0 = kc &^ 15
+		packTransAVX512(&dst[0], &src[0], ld, rows, width, q0, ds)
+		if q0 == kc {
+			return
 		}
 	}
-	if nv < nr {
-		for q := 0; q < kcb; q++ {
-			clear(dst[q*nr+nv : q*nr+nr])
+	for i := 0; i < rows; i++ {
+		s := src[i*ld+q0 : i*ld+kc]
+		d := dst[q0*ds+i:]
+		for q, v := range s {
+			d[q*ds] = v
+		}
+	}
+	if rows < width {
+		for q := q0; q < kc; q++ {
+			clear(dst[q*ds+rows : q*ds+width])
 		}
 	}
 }

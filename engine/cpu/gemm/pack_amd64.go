@@ -1,12 +1,12 @@
 package gemm
 
-// packGatherAVX512 writes dst[q*dstStride+i] = src[i*ld+q] for q < kc and
-// i < rows, and zero for rows <= i < width (rows <= width <= 16).
-// src must hold (rows-1)*ld+kc elements when rows > 0; i*ld must fit in an
-// int32 (the gather's index width), which vecPackOK checks.
+// packTransAVX512 writes dst[q*dstStride+i] = src[i*ld+q] for q < kc and
+// i < width (width <= 16); rows must be 14 or 16, and rows 14 and 15 read
+// as zero when rows == 14. kc must be a multiple of 16; src must hold
+// (rows-1)*ld+kc elements.
 //
 //go:noescape
-func packGatherAVX512(dst, src *float32, ld, rows, width, kc, dstStride int)
+func packTransAVX512(dst, src *float32, ld, rows, width, kc, dstStride int)
 
 // packCopyAVX512 writes dst[q*dstStride+j] = src[q*ld+j] for q < kc and
 // j < cols, and zero for cols <= j < width (cols <= width <= 16).
@@ -14,4 +14,5 @@ func packGatherAVX512(dst, src *float32, ld, rows, width, kc, dstStride int)
 //go:noescape
 func packCopyAVX512(dst, src *float32, ld, cols, width, kc, dstStride int)
 
-const haveVecPack = true
+// vecPackUsable reports whether the AVX-512 packing routines can run here.
+func vecPackUsable() bool { return avx512Available() }

@@ -4,7 +4,6 @@
 // steps: dst[q*dstStride + i] for i < width (width <= 16), with lanes past
 // the valid count zero-filled, so edge panels need no separate clearing.
 
-
 // func packTransAVX512(dst *float32, src *float32, ld int, rows int, width int, kc int, dstStride int)
 // dst[q*dstStride+i] = src[i*ld+q] for q < kc (a multiple of 16) and
 // i < width, where rows is 14 or 16 and rows 14, 15 read as zero when
@@ -27,7 +26,8 @@ TEXT ·packTransAVX512(SB), NOSPLIT, $0-56
 	MOVQ dstStride+48(FP), R8
 	SHLQ $2, R8                // output column stride in bytes
 	LEAQ (R8)(R8*2), R12       // 3 columns
-	LEAQ (R8*4), R13           // 4 columns
+	MOVQ R8, R13
+	SHLQ $2, R13               // 4 columns
 	MOVQ width+32(FP), CX
 	MOVL $1, DX
 	SHLL CX, DX

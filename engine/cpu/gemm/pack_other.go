@@ -4,9 +4,9 @@ package gemm
 
 // Without the AVX-512 packing routines every kernel packs with the Go loops;
 // no kernel on this architecture sets vecPack, so these are never reached.
-const haveVecPack = false
+func vecPackUsable() bool { return false }
 
-func packGatherAVX512(dst, src *float32, ld, rows, width, kc, dstStride int) {
+func packTransAVX512(dst, src *float32, ld, rows, width, kc, dstStride int) {
 	panic("gemm: no vector packing on this architecture")
 }
 

@@ -1,0 +1,74 @@
+package gemm
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestPackVectorMatchesScalar checks the AVX-512 packing routines against
+// the scalar loops, bit for bit, including the zero fill past the valid
+// rows or columns and the bytes past the panel (which must stay untouched).
+func TestPackVectorMatchesScalar(t *testing.T) {
+	if !vecPackUsable() {
+		t.Skip("no AVX-512 packing on this machine")
+	}
+	vec := &kernel{vecPack: true}
+	scalar := &kernel{}
+	rng := rand.New(rand.NewPCG(21, 22))
+	for it := 0; it < 400; it++ {
+		width := []int{14, 16, 6, 4}[it%4]
+		rows := 1 + rng.IntN(width)
+		if it%3 == 0 {
+			rows = width
+		}
+		kc := 1 + rng.IntN(80)
+		ld := kc + rng.IntN(5)
+		ds := width + []int{0, 0, 16}[it%3]
+		trans := it%2 == 0
+		var src []float32
+		if trans {
+			src = randSlice(rng, (rows-1)*ld+kc)
+		} else {
+			ld = rows + rng.IntN(5)
+			src = randSlice(rng, (kc-1)*ld+rows)
+		}
+		n := (kc-1)*ds + width + 8
+		got := make([]float32, n)
+		want := make([]float32, n)
+		for i := range got {
+			got[i] = float32(math.NaN())
+			want[i] = float32(math.NaN())
+		}
+		if trans {
+			packTrans(vec, got, src, ld, rows, width, kc, ds)
+			packTrans(scalar, want, src, ld, rows, width, kc, ds)
+		} else {
+			packCopy(vec, got, src, ld, rows, width, kc, ds)
+			packCopy(scalar, want, src, ld, rows, width, kc, ds)
+		}
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("trans=%v rows=%d width=%d kc=%d ld=%d ds=%d: dst[%d] = %v, want %v",
+					trans, rows, width, kc, ld, ds, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// TestKernelSelection checks that the fastest variant the CPU supports is
+// the default and that the portable kernel is always available.
+func TestKernelSelection(t *testing.T) {
+	if kernels[len(kernels)-1] != goKernel {
+		t.Fatalf("portable kernel missing or not last")
+	}
+	if activeKernel() != kernels[0] {
+		t.Fatalf("active kernel %s, want %s", activeKernel().name, kernels[0].name)
+	}
+	if vecPackUsable() && kernels[0].name != "avx512" {
+		t.Fatalf("AVX-512 machine defaults to %s", kernels[0].name)
+	}
+	if _, ok := useKernel("no-such-kernel"); ok {
+		t.Fatalf("useKernel accepted an unknown name")
+	}
+}
