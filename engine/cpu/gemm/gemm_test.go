@@ -16,6 +16,7 @@ type gemmCase struct {
 	alpha, beta    float32
 	lda, ldb, ldc  int
 	a, b, c0       []float32
+	ref, refAbs    []float64 // cached reference (see reference)
 }
 
 func newCase(rng *rand.Rand, transA, transB bool, m, n, k int, alpha, beta float32, pad int) *gemmCase {
@@ -77,6 +78,51 @@ func (tc *gemmCase) run() []float32 {
 	return c
 }
 
+// reference computes alpha*op(A)*op(B) + beta*C0 in float64 together with
+// the matching sum of absolute values of the terms, once per case.
+func (tc *gemmCase) reference() (want, abs []float64) {
+	if tc.ref != nil {
+		return tc.ref, tc.refAbs
+	}
+	// Materialise op(A) and op(B)^T so the dot products run over contiguous rows.
+	opA := make([]float64, tc.m*tc.k)
+	for i := 0; i < tc.m; i++ {
+		for p := 0; p < tc.k; p++ {
+			opA[i*tc.k+p] = float64(tc.opA(i, p))
+		}
+	}
+	opBT := make([]float64, tc.n*tc.k)
+	for j := 0; j < tc.n; j++ {
+		for p := 0; p < tc.k; p++ {
+			opBT[j*tc.k+p] = float64(tc.opB(p, j))
+		}
+	}
+	want = make([]float64, tc.m*tc.n)
+	abs = make([]float64, tc.m*tc.n)
+	alpha, beta := float64(tc.alpha), float64(tc.beta)
+	for i := 0; i < tc.m; i++ {
+		ra := opA[i*tc.k : (i+1)*tc.k]
+		for j := 0; j < tc.n; j++ {
+			rb := opBT[j*tc.k : (j+1)*tc.k]
+			var sum, sa float64
+			for p, x := range ra {
+				v := x * rb[p]
+				sum += v
+				sa += math.Abs(v)
+			}
+			w, aw := alpha*sum, math.Abs(alpha)*sa
+			if tc.beta != 0 {
+				c0 := float64(tc.c0[i*tc.ldc+j])
+				w += beta * c0
+				aw += math.Abs(beta * c0)
+			}
+			want[i*tc.n+j], abs[i*tc.n+j] = w, aw
+		}
+	}
+	tc.ref, tc.refAbs = want, abs
+	return want, abs
+}
+
 // check compares c against a float64 reference. The tolerance is the
 // classical bound for a k-term dot product, (k+3) units of float32
 // roundoff times the sum of absolute values of the terms, so it holds for
@@ -84,26 +130,15 @@ func (tc *gemmCase) run() []float32 {
 func (tc *gemmCase) check(t *testing.T, c []float32) {
 	t.Helper()
 	const eps = 1.0 / (1 << 23)
+	want, abs := tc.reference()
 	bad := 0
 	for i := 0; i < tc.m; i++ {
 		for j := 0; j < tc.n; j++ {
-			var sum, abs float64
-			for p := 0; p < tc.k; p++ {
-				x := float64(tc.opA(i, p)) * float64(tc.opB(p, j))
-				sum += x
-				abs += math.Abs(x)
-			}
-			want := float64(tc.alpha) * sum
-			abs *= math.Abs(float64(tc.alpha))
-			if tc.beta != 0 {
-				c0 := float64(tc.c0[i*tc.ldc+j])
-				want += float64(tc.beta) * c0
-				abs += math.Abs(float64(tc.beta) * c0)
-			}
+			w, aw := want[i*tc.n+j], abs[i*tc.n+j]
 			got := float64(c[i*tc.ldc+j])
-			if !(math.Abs(got-want) <= float64(tc.k+3)*eps*abs+1e-30) {
+			if !(math.Abs(got-w) <= float64(tc.k+3)*eps*aw+1e-30) {
 				if bad < 5 {
-					t.Errorf("%v: C[%d][%d] = %g, want %g", tc, i, j, got, want)
+					t.Errorf("%v: C[%d][%d] = %g, want %g", tc, i, j, got, w)
 				}
 				bad++
 			}
@@ -170,14 +205,17 @@ func TestSgemmLargeShapes(t *testing.T) {
 		{1552, 33, 17}, {97, 1552, 5}, {5, 97, 1552}, {301, 1100, 600},
 		{130, 2100, 70}, {1552, 40, 300}, {64, 64, 1030},
 	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var cases []*gemmCase
+	for i, s := range shapes {
+		for tr := 0; tr < 4; tr++ {
+			beta := []float32{0, 1, 0.25}[(i+tr)%3]
+			cases = append(cases, newCase(rng, tr&1 != 0, tr&2 != 0, s[0], s[1], s[2], 0.75, beta, 1))
+		}
+	}
 	forEachKernel(t, func(t *testing.T) {
-		rng := rand.New(rand.NewPCG(3, 4))
-		for i, s := range shapes {
-			for tr := 0; tr < 4; tr++ {
-				beta := []float32{0, 1, 0.25}[(i+tr)%3]
-				tc := newCase(rng, tr&1 != 0, tr&2 != 0, s[0], s[1], s[2], 0.75, beta, 1)
-				tc.check(t, tc.run())
-			}
+		for _, tc := range cases {
+			tc.check(t, tc.run())
 		}
 	})
 }
