@@ -1,0 +1,60 @@
+package trainer
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/tinyrecursive/trm/trainer/data"
+	"github.com/tinyrecursive/trm/trainer/data/build"
+)
+
+// BuildDemoSudoku writes a generated 4x4 Sudoku dataset to dir: nTrain
+// training and nTest test puzzles, all distinct (no test question is a
+// training question), each with at least minBlanks empty cells, plus
+// numAug augmentations per training puzzle.
+func BuildDemoSudoku(dir string, nTrain, nTest, minBlanks, numAug int, seed uint64, log io.Writer) error {
+	r := data.NewRNG(seed, 0x64656d6f) // "demo"
+	seen := map[string]bool{}
+	var puzzles []build.SudokuPuzzle
+	for tries := 0; len(puzzles) < nTrain+nTest; tries++ {
+		if tries > 100*(nTrain+nTest) {
+			return fmt.Errorf("demo data: only %d distinct 4x4 puzzles with %d blanks found", len(puzzles), minBlanks)
+		}
+		p := build.GenerateSudoku(r, 2, 0)
+		blanks := 0
+		for _, c := range p.Question {
+			if c == 0 || c == '.' || c == '0' {
+				blanks++
+			}
+		}
+		if blanks < minBlanks || seen[string(p.Question)] {
+			continue
+		}
+		seen[string(p.Question)] = true
+		puzzles = append(puzzles, p)
+	}
+	return build.BuildSudoku(build.SudokuOptions{
+		Out: dir, Force: true, Box: 2,
+		Train: puzzles[:nTrain], Test: puzzles[nTrain:],
+		NumAug: numAug, Seed: seed, Log: log,
+	})
+}
+
+// DemoConfig is the embedded default: a small TRM that learns 4x4 Sudoku
+// on the CPU in a few minutes.
+func DemoConfig() Config {
+	c := DefaultConfig()
+	a := &c.Arch
+	a.HiddenSize, a.NumHeads, a.Expansion = 64, 4, 4
+	a.HCycles, a.LCycles, a.LLayers = 2, 2, 2
+	a.MLPT, a.PosEncodings = true, "none"
+	a.PuzzleEmbNdim, a.PuzzleEmbLen = 64, 1
+	a.HaltMaxSteps, a.HaltExplorationProb = 4, 0.1
+	c.GlobalBatchSize = 64
+	c.Epochs, c.EvalInterval = 20, 5
+	c.LR, c.LRWarmupSteps, c.LRMinRatio = 3e-3, 20, 0.1
+	c.WeightDecay, c.PuzzleEmbLR, c.PuzzleEmbWeightDecay = 0.1, 1e-2, 0.1
+	c.EMA, c.EMARate = true, 0.99
+	c.Seed = 1
+	return c
+}

@@ -1,0 +1,235 @@
+package trainer
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"time"
+)
+
+// RunInfo describes a run to its hooks when it starts.
+type RunInfo struct {
+	Config     Config
+	TotalSteps int
+	StartStep  int // > 0 when resumed
+	Backend    string
+	Params     int
+	TrainSets  []string
+	TestSets   []string
+}
+
+// CheckpointInfo describes a checkpoint just written.
+type CheckpointInfo struct {
+	Step     int
+	Dir      string
+	Duration time.Duration
+	Best     bool
+}
+
+// Hook observes a run. The JSONL log, the progress line and the
+// Prometheus exporter are hooks; the loop calls them in order.
+type Hook interface {
+	OnStart(RunInfo)
+	OnStep(*StepReport)
+	OnEval(*EvalReport)
+	OnCheckpoint(CheckpointInfo)
+	OnEnd(err error)
+}
+
+// NopHook implements Hook with no-ops, for embedding.
+type NopHook struct{}
+
+// OnStart implements Hook.
+func (NopHook) OnStart(RunInfo) {}
+
+// OnStep implements Hook.
+func (NopHook) OnStep(*StepReport) {}
+
+// OnEval implements Hook.
+func (NopHook) OnEval(*EvalReport) {}
+
+// OnCheckpoint implements Hook.
+func (NopHook) OnCheckpoint(CheckpointInfo) {}
+
+// OnEnd implements Hook.
+func (NopHook) OnEnd(error) {}
+
+// TrainMetrics returns the reported train metrics of a step (spec section
+// 5): losses divided by the global batch size, the others by max(count, 1),
+// plus the learning rates, the gradient norm and halting per supervision
+// step (`train/halted_at_step_k`).
+func TrainMetrics(r *StepReport, globalBatch int) map[string]float64 {
+	m := r.Metrics
+	cnt := math.Max(m.Count, 1)
+	gb := float64(globalBatch)
+	out := map[string]float64{
+		"train/count":           m.Count,
+		"train/accuracy":        m.Accuracy / cnt,
+		"train/exact_accuracy":  m.ExactAccuracy / cnt,
+		"train/q_halt_accuracy": m.QHaltAccuracy / cnt,
+		"train/steps":           m.Steps / cnt,
+		"train/lm_loss":         m.LMLoss / gb,
+		"train/q_halt_loss":     m.QHaltLoss / gb,
+		"train/q_continue_loss": m.QContinueLoss / gb,
+		"train/loss":            m.Loss / gb,
+		"train/lr":              r.Info.LR,
+		"train/puzzle_emb_lr":   r.Info.PuzzleLR,
+		"train/grad_norm":       r.Info.GradNorm,
+	}
+	if r.Info.Skipped {
+		out["train/skipped"] = 1
+	}
+	return out
+}
+
+// JSONLHook writes one JSON object per line: one per step, one per
+// evaluation, one per checkpoint, and a start and an end record.
+type JSONLHook struct {
+	NopHook
+	w           io.Writer
+	f           *os.File
+	globalBatch int
+	enc         *json.Encoder
+}
+
+// NewJSONLHook appends to the file at path (created if needed), so a
+// resumed run continues the same log.
+func NewJSONLHook(path string) (*JSONLHook, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &JSONLHook{w: f, f: f, enc: json.NewEncoder(f)}, nil
+}
+
+func (h *JSONLHook) write(v map[string]any) {
+	v["time"] = time.Now().UTC().Format(time.RFC3339Nano)
+	_ = h.enc.Encode(v)
+}
+
+// OnStart implements Hook.
+func (h *JSONLHook) OnStart(ri RunInfo) {
+	h.globalBatch = ri.Config.GlobalBatchSize
+	h.write(map[string]any{"type": "start", "total_steps": ri.TotalSteps, "start_step": ri.StartStep, "backend": ri.Backend, "params": ri.Params, "config": ri.Config})
+}
+
+// OnStep implements Hook: the step's train metrics and, per supervision
+// step k, the number of examples that halted after k steps.
+func (h *JSONLHook) OnStep(r *StepReport) {
+	v := map[string]any{"type": "train", "step": r.Step, "compute_seconds": r.Compute.Seconds()}
+	for k, x := range TrainMetrics(r, h.globalBatch) {
+		v[k] = x
+	}
+	halts := map[string]int{}
+	for i, hd := range r.Result.Halted {
+		if hd != 0 {
+			halts[fmt.Sprint(r.Result.Steps[i])]++
+		}
+	}
+	v["halted_at_step"] = halts
+	h.write(v)
+}
+
+// OnEval implements Hook.
+func (h *JSONLHook) OnEval(r *EvalReport) {
+	v := map[string]any{"type": "eval", "step": r.Step}
+	for k, x := range r.Flat {
+		v[k] = x
+	}
+	curves := map[string]StepCurve{}
+	for name, se := range r.Sets {
+		curves[name] = se.Curve
+	}
+	v["curve"] = curves
+	if len(r.Warning) > 0 {
+		v["warnings"] = r.Warning
+	}
+	h.write(v)
+}
+
+// OnCheckpoint implements Hook.
+func (h *JSONLHook) OnCheckpoint(c CheckpointInfo) {
+	h.write(map[string]any{"type": "checkpoint", "step": c.Step, "dir": c.Dir, "seconds": c.Duration.Seconds(), "best": c.Best})
+}
+
+// OnEnd implements Hook and closes the file.
+func (h *JSONLHook) OnEnd(err error) {
+	v := map[string]any{"type": "end"}
+	if err != nil {
+		v["error"] = err.Error()
+	}
+	h.write(v)
+	h.f.Close()
+}
+
+// ProgressHook prints a progress line (step, examples/s, ETA, loss, exact
+// accuracy) at most every Every, and evaluation summaries.
+type ProgressHook struct {
+	NopHook
+	W           io.Writer
+	Every       time.Duration
+	total       int
+	start       time.Time
+	startStep   int
+	last        time.Time
+	globalBatch int
+	sumLoss     float64
+	sumExact    float64
+	sumCount    float64
+	n           int
+}
+
+// OnStart implements Hook.
+func (p *ProgressHook) OnStart(ri RunInfo) {
+	p.total, p.start, p.startStep, p.globalBatch = ri.TotalSteps, time.Now(), ri.StartStep, ri.Config.GlobalBatchSize
+	fmt.Fprintf(p.W, "training %d steps on %s (%d parameters), global batch %d\n", ri.TotalSteps, ri.Backend, ri.Params, ri.Config.GlobalBatchSize)
+}
+
+// OnStep implements Hook.
+func (p *ProgressHook) OnStep(r *StepReport) {
+	p.sumLoss += r.Metrics.Loss / float64(p.globalBatch)
+	p.sumExact += r.Metrics.ExactAccuracy
+	p.sumCount += r.Metrics.Count
+	p.n++
+	now := time.Now()
+	if now.Sub(p.last) < p.Every && r.Step != p.total {
+		return
+	}
+	p.last = now
+	done := r.Step - p.startStep
+	el := now.Sub(p.start)
+	eta := time.Duration(0)
+	if done > 0 {
+		eta = time.Duration(float64(el) / float64(done) * float64(p.total-r.Step))
+	}
+	exact := p.sumExact / math.Max(p.sumCount, 1)
+	fmt.Fprintf(p.W, "step %d/%d  %.0f ex/s  ETA %s  loss %.4f  exact %.1f%%  lr %.2e\n",
+		r.Step, p.total, float64(done*p.globalBatch)/el.Seconds(), eta.Round(time.Second), p.sumLoss/float64(p.n), 100*exact, r.Info.LR)
+	p.sumLoss, p.sumExact, p.sumCount, p.n = 0, 0, 0, 0
+}
+
+// OnEval implements Hook.
+func (p *ProgressHook) OnEval(r *EvalReport) {
+	fmt.Fprintf(p.W, "eval at step %d:", r.Step)
+	for _, k := range r.SortedKeys() {
+		if strings.HasSuffix(k, "/exact_accuracy") || strings.HasPrefix(k, "ARC/") {
+			fmt.Fprintf(p.W, "  %s %.4f", k, r.Flat[k])
+		}
+	}
+	fmt.Fprintln(p.W)
+	for _, w := range r.Warning {
+		fmt.Fprintln(p.W, "warning:", w)
+	}
+}
+
+// OnCheckpoint implements Hook.
+func (p *ProgressHook) OnCheckpoint(c CheckpointInfo) {
+	best := ""
+	if c.Best {
+		best = " (best so far)"
+	}
+	fmt.Fprintf(p.W, "checkpoint step %d -> %s in %s%s\n", c.Step, c.Dir, c.Duration.Round(time.Millisecond), best)
+}
