@@ -146,8 +146,13 @@ func runDataSudoku(args []string, stdout, stderr io.Writer) error {
 	case *generate > 0:
 		r := data.NewRNG(*seed, 100)
 		start := time.Now()
-		opts.Train = generateSudokus(r, box, *minGuesses, *generate, "sudoku generate train", opts.Log)
-		opts.Test = generateSudokus(r, box, *minGuesses, *generateTest, "sudoku generate test", opts.Log)
+		var err error
+		if opts.Train, err = generateSudokus(r, box, *minGuesses, *generate, "sudoku generate train", opts.Log); err != nil {
+			return err
+		}
+		if opts.Test, err = generateSudokus(r, box, *minGuesses, *generateTest, "sudoku generate test", opts.Log); err != nil {
+			return err
+		}
 		if opts.Log != nil {
 			fmt.Fprintf(opts.Log, "generated %d puzzles in %.1fs\n", *generate+*generateTest, time.Since(start).Seconds())
 		}
@@ -173,17 +178,20 @@ func runDataSudoku(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func generateSudokus(r *data.RNG, box, minGuesses, n int, what string, log io.Writer) []build.SudokuPuzzle {
+func generateSudokus(r *data.RNG, box, minGuesses, n int, what string, log io.Writer) ([]build.SudokuPuzzle, error) {
 	out := make([]build.SudokuPuzzle, n)
 	last := time.Now()
 	for i := range out {
-		out[i] = build.GenerateSudoku(r, box, minGuesses)
+		var err error
+		if out[i], err = build.GenerateSudoku(r, box, minGuesses); err != nil {
+			return nil, err
+		}
 		if log != nil && time.Since(last) > time.Second {
 			last = time.Now()
 			fmt.Fprintf(log, "%s: %d/%d\n", what, i+1, n)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func runDataMaze(args []string, stdout, stderr io.Writer) error {

@@ -313,13 +313,17 @@ func uniqueSolution(box int, puzzle []byte) bool {
 	return s.solutions == 1
 }
 
+// maxSudokuAttempts bounds the retries of GenerateSudoku so an
+// unreachable minimum rating fails instead of spinning forever.
+var maxSudokuAttempts = 200000
+
 // GenerateSudoku makes a puzzle with a unique solution: a random full
 // grid, then clues removed in random order while the solution stays
 // unique (so the puzzle is minimal), retried until its rating is at least
-// minRating.
-func GenerateSudoku(r *data.RNG, box, minRating int) SudokuPuzzle {
+// minRating; an error after maxSudokuAttempts tries.
+func GenerateSudoku(r *data.RNG, box, minRating int) (SudokuPuzzle, error) {
 	n := box * box
-	for {
+	for attempt := 0; attempt < maxSudokuAttempts; attempt++ {
 		full := randomFullGrid(r, box)
 		q := append([]byte(nil), full...)
 		for _, i := range r.Perm(n * n) {
@@ -329,11 +333,11 @@ func GenerateSudoku(r *data.RNG, box, minRating int) SudokuPuzzle {
 				q[i] = v
 			}
 		}
-		_, _, rating := SolveSudoku(box, q, 1)
-		if rating >= minRating {
-			return SudokuPuzzle{Question: q, Answer: full, Rating: rating}
+		if _, _, rating := SolveSudoku(box, q, 1); rating >= minRating {
+			return SudokuPuzzle{Question: q, Answer: full, Rating: rating}, nil
 		}
 	}
+	return SudokuPuzzle{}, fmt.Errorf("build: no %dx%d Sudoku rated %d or more in %d tries", n, n, minRating, maxSudokuAttempts)
 }
 
 // randomFullGrid fills an empty grid by backtracking with candidates in a
