@@ -20,7 +20,10 @@ func BuildDemoSudoku(dir string, nTrain, nTest, minBlanks, numAug int, seed uint
 		if tries > 100*(nTrain+nTest) {
 			return fmt.Errorf("demo data: only %d distinct 4x4 puzzles with %d blanks found", len(puzzles), minBlanks)
 		}
-		p := build.GenerateSudoku(r, 2, 0)
+		p, err := build.GenerateSudoku(r, 2, 0)
+		if err != nil {
+			return fmt.Errorf("demo data: %w", err)
+		}
 		blanks := 0
 		for _, c := range p.Question {
 			if c == 0 || c == '.' || c == '0' {

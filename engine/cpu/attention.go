@@ -66,7 +66,7 @@ func (b *Backend) Attention(out, lse, qkv engine.Buf, batch, seq, heads, hd int)
 				}
 				var sum float64
 				for j := range p {
-					e := float32(math.Exp(float64(p[j] - m)))
+					e := exp32(p[j] - m)
 					p[j] = e
 					sum += float64(e)
 				}
@@ -117,7 +117,7 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse engine.Buf, batch,
 				for j := 0; j < seq; j++ {
 					k := x[base+j*3*H+H+h*hd : base+j*3*H+H+(h+1)*hd]
 					v := x[base+j*3*H+2*H+h*hd : base+j*3*H+2*H+(h+1)*hd]
-					pij := float32(math.Exp(float64(dot(q, k)*scale - li)))
+					pij := exp32(dot(q, k)*scale - li)
 					p[j] = pij
 					axpy(dx[base+j*3*H+2*H+h*hd:base+j*3*H+2*H+(h+1)*hd], pij, do)
 					ds := pij * (dot(do, v) - D) * scale

@@ -69,10 +69,6 @@ func (b *Backend) RMSNormBackward(dx, dy, y, rstd engine.Buf, rows, cols int) {
 	})
 }
 
-func sigmoid32(x float32) float32 {
-	return float32(1 / (1 + math.Exp(-float64(x))))
-}
-
 // SwiGLU implements engine.Backend: act = silu(g) * u, [g | u] = gu row.
 // FLOPs ~6 per output; bytes 12 per output.
 func (b *Backend) SwiGLU(act, gu engine.Buf, rows, inter int) {

@@ -77,6 +77,34 @@ func (pm *peakMeter) report(b *testing.B, gflops float64) {
 	b.ReportMetric(100*gflops/peak, "%peak")
 }
 
+var corePeakOnce sync.Once
+var corePeak float64
+
+// corePeakCPU is the single-core zmm FMA peak in GFLOP per second of thread
+// CPU time: what one core delivers while it actually runs this thread.
+func corePeakCPU() float64 {
+	corePeakOnce.Do(func() {
+		if !haveFMAPeak() || !haveThreadCPU {
+			return
+		}
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		const iters = 1 << 16
+		best := 0.0
+		for r := 0; r < 20; r++ {
+			t0 := threadCPU()
+			fmaPeakZMM(iters)
+			fmaPeakZMM(iters)
+			fmaPeakZMM(iters)
+			fmaPeakZMM(iters)
+			gf := 4 * iters * fmaPeakFlopsPerIter / (threadCPU() - t0).Seconds() / 1e9
+			best = max(best, gf)
+		}
+		corePeak = best
+	})
+	return corePeak
+}
+
 // BenchmarkFMAPeak measures the machine's zmm FMA peak per core and with
 // one goroutine per GOMAXPROCS.
 func BenchmarkFMAPeak(b *testing.B) {
@@ -175,16 +203,41 @@ func benchOne(b *testing.B, s benchShape) {
 		SgemmStridedBatched(s.transA, s.transB, s.m, s.n, s.k, 1, a, ac, sa, bm, bc, sb, 0, c, s.n, sc, s.batch)
 	}
 	call()
-	pm := newPeakMeter(min(int(threads.Load()), runtime.GOMAXPROCS(0)))
+	nt := min(int(threads.Load()), runtime.GOMAXPROCS(0))
+	pm := newPeakMeter(nt)
+	flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(s.batch)
+	if nt == 1 {
+		// Single-threaded calls run on this goroutine: pin it so the
+		// thread CPU clock covers exactly the GEMM work.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
+	var cpu time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		t0 := threadCPU()
 		call()
+		cpu += threadCPU() - t0
 		pm.maybeSample(b)
 	}
-	gf := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(s.batch) * float64(b.N) / b.Elapsed().Seconds() / 1e9
+	gf := flops * float64(b.N) / b.Elapsed().Seconds() / 1e9
 	b.ReportMetric(gf, "GFLOP/s")
 	pm.report(b, gf)
+	if nt == 1 && haveThreadCPU {
+		reportCPU(b, flops*float64(b.N), cpu)
+	}
+}
+
+// reportCPU adds GFLOP per thread-CPU second and its ratio to the
+// single-core peak measured the same way: the efficiency of the code on a
+// core, insensitive to how often the shared core was taken away.
+func reportCPU(b *testing.B, flops float64, cpu time.Duration) {
+	gf := flops / cpu.Seconds() / 1e9
+	b.ReportMetric(gf, "cpuGFLOP/s")
+	if p := corePeakCPU(); p > 0 {
+		b.ReportMetric(100*gf/p, "%corepeak")
+	}
 }
 
 // BenchmarkMicroKernel runs each micro-kernel alone on one core over a
@@ -193,23 +246,57 @@ func benchOne(b *testing.B, s benchShape) {
 // loop gets to the single-core FMA peak measured right after it.
 func BenchmarkMicroKernel(b *testing.B) {
 	for _, k := range kernels {
-		b.Run(k.name, func(b *testing.B) {
-			rng := rand.New(rand.NewPCG(2, 2))
-			nTiles := k.nc / k.nr
-			ap := randSlice(rng, k.mr*k.kc)
-			bp := randSlice(rng, k.nc*k.kc)
-			c := make([]float32, k.mr*k.nc)
-			pm := newPeakMeter(1)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				for jr := 0; jr < nTiles; jr++ {
-					k.fn(k.kc, &ap[0], &bp[jr*k.nr*k.kc], &c[jr*k.nr], k.nc, 1, 1)
-				}
-				pm.maybeSample(b)
-			}
-			gf := 2 * float64(k.mr*k.nc*k.kc) * float64(b.N) / b.Elapsed().Seconds() / 1e9
-			b.ReportMetric(gf, "GFLOP/s")
-			pm.report(b, gf)
-		})
+		for _, kc := range []int{k.kc, 64} {
+			b.Run(fmt.Sprintf("%s/kc=%d", k.name, kc), func(b *testing.B) { benchKernel(b, k, kc) })
+		}
 	}
+}
+
+func benchKernel(b *testing.B, k *kernel, kc int) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	nTiles := k.nc / k.nr
+	ap := randSlice(rng, k.mr*kc)
+	bp := randSlice(rng, k.nc*kc)
+	c := make([]float32, k.mr*k.nc)
+	pm := newPeakMeter(1)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var cpu time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := threadCPU()
+		for jr := 0; jr < nTiles; jr++ {
+			k.fn(kc, &ap[0], &bp[jr*k.nr*kc], &c[jr*k.nr], k.nc, 1, 1)
+		}
+		cpu += threadCPU() - t0
+		pm.maybeSample(b)
+	}
+	flops := 2 * float64(k.mr*k.nc*kc) * float64(b.N)
+	gf := flops / b.Elapsed().Seconds() / 1e9
+	b.ReportMetric(gf, "GFLOP/s")
+	pm.report(b, gf)
+	if haveThreadCPU {
+		reportCPU(b, flops, cpu)
+	}
+}
+
+// BenchmarkBlocking sweeps the K block depth and N block width of the
+// default kernel on the large shapes, single-threaded (the blocking targets
+// per-core caches), to back the values chosen in the kernel table.
+func BenchmarkBlocking(b *testing.B) {
+	k := kernels[0]
+	kc0, nc0 := k.kc, k.nc
+	defer func() { k.kc, k.nc = kc0, nc0 }()
+	withThreads(1, func() {
+		for _, kc := range []int{128, 256, 384, 512} {
+			for _, nc := range []int{256, 512, 1024} {
+				for _, s := range []benchShape{benchShapes[0], benchShapes[1], benchShapes[3]} {
+					b.Run(fmt.Sprintf("kc=%d/nc=%d/%s", kc, nc, s.name), func(b *testing.B) {
+						k.kc, k.nc = kc, nc
+						benchOne(b, s)
+					})
+				}
+			}
+		}
+	})
 }

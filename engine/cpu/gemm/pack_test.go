@@ -72,3 +72,39 @@ func TestKernelSelection(t *testing.T) {
 		t.Fatalf("useKernel accepted an unknown name")
 	}
 }
+
+// BenchmarkPack reports the packing cost per element for the AVX-512
+// routines in the shapes the 14x32 kernel uses.
+func BenchmarkPack(b *testing.B) {
+	if !vecPackUsable() {
+		b.Skip("no AVX-512 packing on this machine")
+	}
+	vec := &kernel{vecPack: true}
+	rng := rand.New(rand.NewPCG(1, 1))
+	const kc, ld = 256, 512
+	src := randSlice(rng, kc*ld+32)
+	dst := make([]float32, 32*kc)
+	for _, c := range []struct {
+		name            string
+		trans           bool
+		rows, width, ds int
+	}{
+		{"transA14", true, 14, 14, 14},
+		{"transA14pad16", true, 14, 16, 16},
+		{"transB16", true, 16, 16, 32},
+		{"copyA14", false, 14, 14, 14},
+		{"copyA14pad16", false, 14, 16, 16},
+		{"copyB16", false, 16, 16, 32},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if c.trans {
+					packTrans(vec, dst, src, ld, c.rows, c.width, kc, c.ds)
+				} else {
+					packCopy(vec, dst, src, ld, c.rows, c.width, kc, c.ds)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N)/float64(c.rows*kc), "ns/elem")
+		})
+	}
+}
