@@ -8,6 +8,7 @@ package trainer
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strconv"
@@ -102,8 +103,8 @@ func (c Config) Validate() error {
 	if c.MinEvalInterval < 0 {
 		bad("min_eval_interval must not be negative")
 	}
-	if !(c.LR >= 0) || !(c.PuzzleEmbLR >= 0) {
-		bad("lr and puzzle_emb_lr must not be negative")
+	if !(c.LR >= 0) || !(c.PuzzleEmbLR >= 0) || math.IsInf(c.LR, 0) || math.IsInf(c.PuzzleEmbLR, 0) {
+		bad("lr and puzzle_emb_lr must be finite and not negative")
 	}
 	if !(c.LRMinRatio >= 0 && c.LRMinRatio <= 1) {
 		bad("lr_min_ratio must be in [0, 1], got %g", c.LRMinRatio)
