@@ -98,6 +98,8 @@ func TestARCRealSplit(t *testing.T) {
 		}
 		it, _ := ds.Test(data.Sharding{GlobalBatchSize: 100})
 		got := map[string]int{}
+		atOrigin := map[int32]bool{} // puzzle identifier -> has an example at (0, 0)
+		translated := 0
 		for {
 			var b data.Batch
 			if err := it.Next(&b); err == io.EOF {
@@ -117,11 +119,22 @@ func TestARCRealSplit(t *testing.T) {
 				if r1 != r2 || c1 != c2 {
 					t.Fatalf("%s: input at (%d,%d), output at (%d,%d)", split, r1, c1, r2, c2)
 				}
+				if r1 == 0 && c1 == 0 {
+					atOrigin[b.PuzzleIdentifiers[j]] = true
+				} else {
+					translated++
+				}
 				if split == "test" && (r1 != 0 || c1 != 0) {
 					t.Fatalf("test example translated to (%d,%d)", r1, c1)
 				}
 				got[ds.Identifiers[b.PuzzleIdentifiers[j]]+"#"+pairKey(arc.Pair{Input: in, Output: outG})]++
 			}
+		}
+		if split == "train" && translated < (trainN-960)/2 {
+			t.Errorf("only %d of %d training examples translated", translated, trainN)
+		}
+		if len(atOrigin) != ds.Sets[0].NumPuzzles() {
+			t.Errorf("%s: %d of %d puzzles have an example left at (0, 0)", split, len(atOrigin), ds.Sets[0].NumPuzzles())
 		}
 		ds.Close()
 		if len(got) != len(want[split]) {
