@@ -255,7 +255,7 @@ func BenchmarkMicroKernel(b *testing.B) {
 func benchKernel(b *testing.B, k *kernel, kc int) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	nTiles := k.nc / k.nr
-	ap := randSlice(rng, k.mr*kc)
+	ap := randSlice(rng, k.ms*kc)
 	bp := randSlice(rng, k.nc*kc)
 	c := make([]float32, k.mr*k.nc)
 	pm := newPeakMeter(1)

@@ -26,13 +26,13 @@ func gemmSerial(p *problem, kern *kernel, ws *workspace) {
 	mTiles := ceilDiv(p.m, mr)
 	kcs := splitK(p.k, kern.kc)
 	nc := blockWidth(p.n, kern)
-	ws.ap = grow(ws.ap, mTiles*mr*kcs)
+	ws.ap = grow(ws.ap, mTiles*kern.ms*kcs)
 	ws.bp = grow(ws.bp, nc*kcs)
 	ws.tile = grow(ws.tile, mr*nr)
 	for pc := 0; pc < p.k; pc += kcs {
 		kcb := min(kcs, p.k-pc)
 		for ir := 0; ir < mTiles; ir++ {
-			p.packA(kern, ws.ap[ir*mr*kcb:], ir*mr, pc, kcb)
+			p.packA(kern, ws.ap[ir*kern.ms*kcb:], ir*mr, pc, kcb)
 		}
 		for jc := 0; jc < p.n; jc += nc {
 			nTiles := ceilDiv(min(nc, p.n-jc), nr)
@@ -47,20 +47,20 @@ func gemmSerial(p *problem, kern *kernel, ws *workspace) {
 }
 
 // packA copies rows i0..i0+mr of op(A), columns pc..pc+kcb, into dst as a
-// micro-panel laid out k-major ([q][i], mr values per k step) so that the
+// micro-panel laid out k-major ([q][i], ms >= mr values per k step) so that the
 // kernel reads it sequentially. Rows past m are zero so edge tiles can use
 // the full-size kernel.
 func (p *problem) packA(kern *kernel, dst []float32, i0, pc, kcb int) {
-	mr := kern.mr
-	mv := min(mr, p.m-i0)
-	dst = dst[:mr*kcb]
+	ms := kern.ms
+	mv := min(kern.mr, p.m-i0)
+	dst = dst[:ms*kcb]
 	if p.transA {
 		// op(A)[i][q] = A[pc+q][i0+i]: each k step is a contiguous run.
-		packCopy(kern, dst, p.a[pc*p.lda+i0:], p.lda, mv, mr, kcb, mr)
+		packCopy(kern, dst, p.a[pc*p.lda+i0:], p.lda, mv, ms, kcb, ms)
 		return
 	}
 	// op(A)[i][q] = A[i0+i][pc+q]: a transpose of mv source rows.
-	packTrans(kern, dst, p.a[i0*p.lda+pc:], p.lda, mv, mr, kcb, mr)
+	packTrans(kern, dst, p.a[i0*p.lda+pc:], p.lda, mv, ms, kcb, ms)
 }
 
 // packB copies columns j0..j0+nr of op(B), rows pc..pc+kcb, into dst as a
@@ -107,29 +107,23 @@ func packCopy(kern *kernel, dst, src []float32, ld, cols, width, kc, ds int) {
 }
 
 // packTrans writes dst[q*ds+i] = src[i*ld+q] for q < kc, i < rows, and zero
-// for rows <= i < width. Full 14- or 16-row panels take the AVX-512
-// transpose for the multiple-of-16 part of kc; the rest (edge panels, the
-// last few k steps) uses the scalar loop.
+// for rows <= i < width.
 func packTrans(kern *kernel, dst, src []float32, ld, rows, width, kc, ds int) {
 	_ = src[(rows-1)*ld+kc-1]
 	_ = dst[(kc-1)*ds+width-1]
-	q0 := 0
-	if kern.vecPack && width <= 16 && (rows == 14 || rows == 16) && rows <= width && kc >= 16 {
-		q0 = kc &^ 15
-		packTransAVX512(&dst[0], &src[0], ld, rows, width, q0, ds)
-		if q0 == kc {
-			return
-		}
+	if kern.vecPack && width <= 16 {
+		packTransAVX512(&dst[0], &src[0], ld, rows, width, kc, ds)
+		return
 	}
 	for i := 0; i < rows; i++ {
-		s := src[i*ld+q0 : i*ld+kc]
-		d := dst[q0*ds+i:]
+		s := src[i*ld : i*ld+kc]
+		d := dst[i:]
 		for q, v := range s {
 			d[q*ds] = v
 		}
 	}
 	if rows < width {
-		for q := q0; q < kc; q++ {
+		for q := 0; q < kc; q++ {
 			clear(dst[q*ds+rows : q*ds+width])
 		}
 	}
@@ -149,7 +143,7 @@ func (p *problem) computeRow(kern *kernel, ap, bp, tile []float32, ir, jr0, jr1,
 	if pc > 0 {
 		beta = 1
 	}
-	a := &ap[ir*mr*kcb]
+	a := &ap[ir*kern.ms*kcb]
 	for jr := jr0; jr < jr1; jr++ {
 		j0 := jc + jr*nr
 		nv := min(nr, p.n-j0)

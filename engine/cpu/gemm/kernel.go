@@ -4,13 +4,14 @@ import "sync/atomic"
 
 // kernel is one micro-kernel variant together with the blocking tuned for it.
 //
-// fn computes acc = sum over q < kc of a[q*mr+i] * b[q*nr+j] for an mr x nr
+// fn computes acc = sum over q < kc of a[q*ms+i] * b[q*nr+j] for an mr x nr
 // tile, then stores t = alpha*acc into c (row stride ldc) when beta == 0, or
 // c = beta*c + t otherwise, rounding after each of those three operations.
 // a and b are packed micro-panels (see packA, packB).
 type kernel struct {
 	name   string
 	mr, nr int
+	ms     int // packed A floats per k step: mr, or more to keep each step aligned
 	kc     int // K block depth: the mr*kc A micro-panel must stay in L1 during a sweep
 	nc     int // N block width: the kc*nc packed B block should fit in L2
 	fn     func(kc int, a, b, c *float32, ldc int, alpha, beta float32)

@@ -5,13 +5,16 @@ import "golang.org/x/sys/cpu"
 // Blocking for Zen 4 (32 KB L1d, 1 MB L2 per core). The loop order keeps one
 // A micro-panel (mr x kc) resident in L1 while B micro-panels stream from the
 // kc x nc packed block held in L2:
-//   - AVX-512 14x32: kc = 256 puts the A micro-panel at 14 KB, under half of
-//     L1, leaving room for the streaming 32 KB B micro-panel to pass through
-//     without evicting it; nc = 512 makes the B block 512 KB, half of L2.
+//   - AVX-512 14x32: each k step of the packed A panel is padded to 16
+//     floats, so packing writes whole aligned 64-byte lines and the kernel's
+//     broadcasts never straddle lines; kc = 256 puts the A micro-panel at
+//     16 KB, half of L1, leaving room for the streaming 32 KB B micro-panel
+//     to pass through without evicting it; nc = 512 makes the B block 512 KB,
+//     half of L2.
 //   - AVX2 6x16: the A micro-panel is only 6 KB at kc = 256.
 var (
-	avx512Kernel = &kernel{name: "avx512", mr: 14, nr: 32, kc: 256, nc: 512, fn: kernelAVX512x14x32, vecPack: true}
-	avx2Kernel   = &kernel{name: "avx2", mr: 6, nr: 16, kc: 256, nc: 512, fn: kernelAVX2x6x16}
+	avx512Kernel = &kernel{name: "avx512", mr: 14, nr: 32, ms: 16, kc: 256, nc: 512, fn: kernelAVX512x14x32, vecPack: true}
+	avx2Kernel   = &kernel{name: "avx2", mr: 6, nr: 16, ms: 6, kc: 256, nc: 512, fn: kernelAVX2x6x16}
 )
 
 // registerArchKernels adds the vector kernels this CPU (and OS) supports;

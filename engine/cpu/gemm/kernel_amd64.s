@@ -11,7 +11,7 @@
 // several FMAs, and there are far more independent accumulators than the
 // FMA latency (4 cycles) times throughput requires.
 
-// AVX-512, 14 x 32: Z0..Z27 hold the tile (row i in Z(2i), Z(2i+1)), Z28/Z29
+// AVX-512, 14 x 32 (A panel padded to 16 floats per k step): Z0..Z27 hold the tile (row i in Z(2i), Z(2i+1)), Z28/Z29
 // the B row, Z30/Z31 alternate as broadcast registers so consecutive rows do
 // not wait on each other. Per k step: 2 loads + 14 broadcasts for 28 FMAs,
 // well inside Zen 4's load bandwidth, and 31 of 32 registers in use, so no
@@ -112,7 +112,7 @@ loop512:
 	ROW512(44, Z31, Z22, Z23)
 	ROW512(48, Z30, Z24, Z25)
 	ROW512(52, Z31, Z26, Z27)
-	ADDQ $56, SI
+	ADDQ $64, SI
 	ADDQ $128, DX
 	DECQ CX
 	JNZ  loop512

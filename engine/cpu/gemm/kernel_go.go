@@ -6,7 +6,7 @@ import "unsafe"
 // accumulators plus eight operands within the sixteen floating-point
 // registers Go's amd64 and arm64 back ends allocate, so the inner loop does
 // not spill.
-var goKernel = &kernel{name: "go", mr: 4, nr: 4, kc: 256, nc: 1024, fn: kernelGo4x4}
+var goKernel = &kernel{name: "go", mr: 4, nr: 4, ms: 4, kc: 256, nc: 1024, fn: kernelGo4x4}
 
 func kernelGo4x4(kc int, a, b, c *float32, ldc int, alpha, beta float32) {
 	ap := unsafe.Slice(a, 4*kc)

@@ -1,9 +1,8 @@
 package gemm
 
 // packTransAVX512 writes dst[q*dstStride+i] = src[i*ld+q] for q < kc and
-// i < width (width <= 16); rows must be 14 or 16, and rows 14 and 15 read
-// as zero when rows == 14. kc must be a multiple of 16; src must hold
-// (rows-1)*ld+kc elements.
+// i < rows, and zero for rows <= i < width (1 <= rows <= width <= 16).
+// src must hold (rows-1)*ld+kc elements; nothing past them is read.
 //
 //go:noescape
 func packTransAVX512(dst, src *float32, ld, rows, width, kc, dstStride int)

@@ -5,65 +5,123 @@
 // the valid count zero-filled, so edge panels need no separate clearing.
 
 // func packTransAVX512(dst *float32, src *float32, ld int, rows int, width int, kc int, dstStride int)
-// dst[q*dstStride+i] = src[i*ld+q] for q < kc (a multiple of 16) and
-// i < width, where rows is 14 or 16 and rows 14, 15 read as zero when
-// rows == 14. This is the transposing case (source rows become k steps).
+// dst[q*dstStride+i] = src[i*ld+q] for q < kc and i < rows, and zero for
+// rows <= i < width (1 <= rows <= width <= 16). This is the transposing case
+// (source rows become k steps).
 //
-// Each iteration loads a 16 x 16 block (one zmm per source row) and
-// transposes it in registers in four shuffle stages: interleave 32-bit
-// pairs, then 64-bit pairs, which leaves every 128-bit lane holding a 4 x 4
-// transposed sub-block; two rounds of 128-bit lane shuffles then put the
-// four sub-blocks of each output column together. 64 shuffles per 256
-// elements, against a gather per output column that costs several times
-// that on current AMD cores.
+// Each iteration loads a 16 x 16 block (one zmm per source row; rows past
+// rows stay zero) and transposes it in registers in four shuffle stages:
+// interleave 32-bit pairs, then 64-bit pairs, which leaves every 128-bit
+// lane holding a 4 x 4 transposed sub-block; two rounds of 128-bit lane
+// shuffles then put the four sub-blocks of each output column together.
+// 64 shuffles per 256 elements, several times cheaper than a gather per
+// output column on current AMD cores. A last partial block (kc not a
+// multiple of 16) is loaded with a lane mask and stores only its columns.
+//
+// Registers: SI source block, BX/DX/R11 source rows 4, 8, 12, R9/R10 one
+// and three source rows in bytes, DI destination, R8/R12 one and three
+// output columns in bytes, AX rows, CX full blocks left (-1 in the tail),
+// R13 tail columns, K3 lanes stored, K4 lanes loaded.
 TEXT ·packTransAVX512(SB), NOSPLIT, $0-56
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ ld+16(FP), R9
-	SHLQ $2, R9                // row stride in bytes
-	LEAQ (R9)(R9*2), R10       // 3 rows
+	SHLQ $2, R9
+	LEAQ (R9)(R9*2), R10
 	MOVQ rows+24(FP), AX
 	MOVQ dstStride+48(FP), R8
-	SHLQ $2, R8                // output column stride in bytes
-	LEAQ (R8)(R8*2), R12       // 3 columns
-	MOVQ R8, R13
-	SHLQ $2, R13               // 4 columns
+	SHLQ $2, R8
+	LEAQ (R8)(R8*2), R12
 	MOVQ width+32(FP), CX
 	MOVL $1, DX
 	SHLL CX, DX
 	DECL DX
-	KMOVW DX, K3               // lanes to store
+	KMOVW DX, K3
+	MOVL $0xffff, DX
+	KMOVW DX, K4
 	MOVQ kc+40(FP), CX
+	MOVQ CX, R13
+	ANDQ $15, R13
 	SHRQ $4, CX
-	JZ   tdone
 
 tloop:
-	LEAQ    (SI)(R9*4), BX     // rows 4..7
-	LEAQ    (BX)(R9*4), DX     // rows 8..11
-	LEAQ    (DX)(R9*4), R11    // rows 12..15
-	VMOVUPS (SI), Z0
-	VMOVUPS (SI)(R9*1), Z1
-	VMOVUPS (SI)(R9*2), Z2
-	VMOVUPS (SI)(R10*1), Z3
-	VMOVUPS (BX), Z4
-	VMOVUPS (BX)(R9*1), Z5
-	VMOVUPS (BX)(R9*2), Z6
-	VMOVUPS (BX)(R10*1), Z7
-	VMOVUPS (DX), Z8
-	VMOVUPS (DX)(R9*1), Z9
-	VMOVUPS (DX)(R9*2), Z10
-	VMOVUPS (DX)(R10*1), Z11
-	VMOVUPS (R11), Z12
-	VMOVUPS (R11)(R9*1), Z13
-	CMPQ    AX, $16
-	JEQ     trow16
-	VPXORD  Z14, Z14, Z14
-	VPXORD  Z15, Z15, Z15
-	JMP     tshuffle
+	TESTQ CX, CX
+	JNZ   tload
+	TESTQ R13, R13
+	JZ    tdone
+	// Tail: load only the remaining R13 columns; CX = -1 marks it.
+	MOVL  $1, DX
+	MOVQ  R13, CX
+	SHLL  CX, DX
+	DECL  DX
+	KMOVW DX, K4
+	MOVQ  $-1, CX
 
-trow16:
-	VMOVUPS (R11)(R9*2), Z14
-	VMOVUPS (R11)(R10*1), Z15
+tload:
+	LEAQ   (SI)(R9*4), BX
+	LEAQ   (BX)(R9*4), DX
+	LEAQ   (DX)(R9*4), R11
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VMOVUPS.Z (SI), K4, Z0
+	CMPQ      AX, $1
+	JEQ       tshuffle
+	VMOVUPS.Z (SI)(R9*1), K4, Z1
+	CMPQ      AX, $2
+	JEQ       tshuffle
+	VMOVUPS.Z (SI)(R9*2), K4, Z2
+	CMPQ      AX, $3
+	JEQ       tshuffle
+	VMOVUPS.Z (SI)(R10*1), K4, Z3
+	CMPQ      AX, $4
+	JEQ       tshuffle
+	VMOVUPS.Z (BX), K4, Z4
+	CMPQ      AX, $5
+	JEQ       tshuffle
+	VMOVUPS.Z (BX)(R9*1), K4, Z5
+	CMPQ      AX, $6
+	JEQ       tshuffle
+	VMOVUPS.Z (BX)(R9*2), K4, Z6
+	CMPQ      AX, $7
+	JEQ       tshuffle
+	VMOVUPS.Z (BX)(R10*1), K4, Z7
+	CMPQ      AX, $8
+	JEQ       tshuffle
+	VMOVUPS.Z (DX), K4, Z8
+	CMPQ      AX, $9
+	JEQ       tshuffle
+	VMOVUPS.Z (DX)(R9*1), K4, Z9
+	CMPQ      AX, $10
+	JEQ       tshuffle
+	VMOVUPS.Z (DX)(R9*2), K4, Z10
+	CMPQ      AX, $11
+	JEQ       tshuffle
+	VMOVUPS.Z (DX)(R10*1), K4, Z11
+	CMPQ      AX, $12
+	JEQ       tshuffle
+	VMOVUPS.Z (R11), K4, Z12
+	CMPQ      AX, $13
+	JEQ       tshuffle
+	VMOVUPS.Z (R11)(R9*1), K4, Z13
+	CMPQ      AX, $14
+	JEQ       tshuffle
+	VMOVUPS.Z (R11)(R9*2), K4, Z14
+	CMPQ      AX, $15
+	JEQ       tshuffle
+	VMOVUPS.Z (R11)(R10*1), K4, Z15
 
 tshuffle:
 	// Stage 1: t[2p], t[2p+1] interleave rows 2p and 2p+1 (32-bit).
@@ -138,30 +196,81 @@ tshuffle:
 	VSHUFF32X4 $0x88, Z31, Z29, Z7
 	VSHUFF32X4 $0xDD, Z31, Z29, Z15
 
+	TESTQ CX, CX
+	JS    ttail
+
 	VMOVUPS Z0, K3, (DI)
 	VMOVUPS Z1, K3, (DI)(R8*1)
 	VMOVUPS Z2, K3, (DI)(R8*2)
 	VMOVUPS Z3, K3, (DI)(R12*1)
-	ADDQ    R13, DI
+	LEAQ    (DI)(R8*4), DI
 	VMOVUPS Z4, K3, (DI)
 	VMOVUPS Z5, K3, (DI)(R8*1)
 	VMOVUPS Z6, K3, (DI)(R8*2)
 	VMOVUPS Z7, K3, (DI)(R12*1)
-	ADDQ    R13, DI
+	LEAQ    (DI)(R8*4), DI
 	VMOVUPS Z8, K3, (DI)
 	VMOVUPS Z9, K3, (DI)(R8*1)
 	VMOVUPS Z10, K3, (DI)(R8*2)
 	VMOVUPS Z11, K3, (DI)(R12*1)
-	ADDQ    R13, DI
+	LEAQ    (DI)(R8*4), DI
 	VMOVUPS Z12, K3, (DI)
 	VMOVUPS Z13, K3, (DI)(R8*1)
 	VMOVUPS Z14, K3, (DI)(R8*2)
 	VMOVUPS Z15, K3, (DI)(R12*1)
-	ADDQ    R13, DI
+	LEAQ    (DI)(R8*4), DI
+	ADDQ    $64, SI
+	DECQ    CX
+	JMP     tloop
 
-	ADDQ $64, SI
-	DECQ CX
-	JNZ  tloop
+	// Tail block: store its first R13 (1..15) columns only.
+ttail:
+	VMOVUPS Z0, K3, (DI)
+	CMPQ    R13, $1
+	JEQ     tdone
+	VMOVUPS Z1, K3, (DI)(R8*1)
+	CMPQ    R13, $2
+	JEQ     tdone
+	VMOVUPS Z2, K3, (DI)(R8*2)
+	CMPQ    R13, $3
+	JEQ     tdone
+	VMOVUPS Z3, K3, (DI)(R12*1)
+	CMPQ    R13, $4
+	JEQ     tdone
+	LEAQ    (DI)(R8*4), DI
+	VMOVUPS Z4, K3, (DI)
+	CMPQ    R13, $5
+	JEQ     tdone
+	VMOVUPS Z5, K3, (DI)(R8*1)
+	CMPQ    R13, $6
+	JEQ     tdone
+	VMOVUPS Z6, K3, (DI)(R8*2)
+	CMPQ    R13, $7
+	JEQ     tdone
+	VMOVUPS Z7, K3, (DI)(R12*1)
+	CMPQ    R13, $8
+	JEQ     tdone
+	LEAQ    (DI)(R8*4), DI
+	VMOVUPS Z8, K3, (DI)
+	CMPQ    R13, $9
+	JEQ     tdone
+	VMOVUPS Z9, K3, (DI)(R8*1)
+	CMPQ    R13, $10
+	JEQ     tdone
+	VMOVUPS Z10, K3, (DI)(R8*2)
+	CMPQ    R13, $11
+	JEQ     tdone
+	VMOVUPS Z11, K3, (DI)(R12*1)
+	CMPQ    R13, $12
+	JEQ     tdone
+	LEAQ    (DI)(R8*4), DI
+	VMOVUPS Z12, K3, (DI)
+	CMPQ    R13, $13
+	JEQ     tdone
+	VMOVUPS Z13, K3, (DI)(R8*1)
+	CMPQ    R13, $14
+	JEQ     tdone
+	VMOVUPS Z14, K3, (DI)(R8*2)
 
 tdone:
 	VZEROUPPER

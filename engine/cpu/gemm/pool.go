@@ -87,7 +87,7 @@ func (t *task) work(ws *workspace) {
 			mr, nr := t.kern.mr, t.kern.nr
 			if t.packA {
 				if u < t.mTiles {
-					t.pr.packA(t.kern, t.ap[u*mr*t.kcb:], u*mr, t.pc, t.kcb)
+					t.pr.packA(t.kern, t.ap[u*t.kern.ms*t.kcb:], u*mr, t.pc, t.kcb)
 					continue
 				}
 				u -= t.mTiles
@@ -116,7 +116,7 @@ func (pl *pool) gemmParallel(p *problem, kern *kernel, nt int) {
 	kcs := splitK(p.k, kern.kc)
 	nc := blockWidth(p.n, kern)
 	shared := pl.ws[0]
-	shared.ap = grow(shared.ap, mTiles*mr*kcs)
+	shared.ap = grow(shared.ap, mTiles*kern.ms*kcs)
 	shared.bp = grow(shared.bp, nc*kcs)
 	for i := 0; i < nt; i++ {
 		pl.ws[i].tile = grow(pl.ws[i].tile, mr*nr)
