@@ -7,6 +7,9 @@ PKGS    := ./...
 
 all: build
 
+# CUDA kernels (make kernels): see kernels/kernels.mk.
+include kernels/kernels.mk
+
 build:
 	$(GO) build -o $(BIN) ./cmd/trm-train
 
