@@ -82,23 +82,50 @@ func (a *assembler) reset(b *Batch, set string) {
 func (a *assembler) row(b *Batch, j int, s *Set, ex int, id int32) error {
 	L := a.meta.SeqLen
 	in, lab := b.Inputs[j*L:(j+1)*L], b.Labels[j*L:(j+1)*L]
-	s.Inputs.CopyInt32(in, ex*L)
-	s.Labels.CopyInt32(lab, ex*L)
-	if err := checkTokens(s.Inputs, ex*L, in, a.meta.VocabSize); err != nil {
+	if err := copyTokens(in, s.Inputs, ex*L, a.meta.VocabSize, -1); err != nil {
 		return fmt.Errorf("%s__inputs.npy: example %d %w", s.Path, ex, err)
 	}
-	if err := checkTokens(s.Labels, ex*L, lab, a.meta.VocabSize); err != nil {
+	ignore := int32(-1)
+	if a.meta.IgnoreLabelID != nil {
+		ignore = int32(*a.meta.IgnoreLabelID)
+	}
+	if err := copyTokens(lab, s.Labels, ex*L, a.meta.VocabSize, ignore); err != nil {
 		return fmt.Errorf("%s__labels.npy: example %d %w", s.Path, ex, err)
 	}
-	if a.meta.IgnoreLabelID != nil {
-		ig := int32(*a.meta.IgnoreLabelID)
-		for k, v := range lab {
-			if v == ig {
-				lab[k] = IgnoreLabel
+	b.PuzzleIdentifiers[j] = id
+	return nil
+}
+
+// copyTokens casts elements [off, off+len(dst)) of arr into dst, checks
+// them against the vocabulary and maps ignore (when >= 0) to IgnoreLabel.
+// uint8, the builders' dtype, takes a fused single pass: batch assembly
+// touches every token of every step.
+func copyTokens(dst []int32, arr *Array, off, vocab int, ignore int32) error {
+	if arr.DType == Uint8 {
+		src := arr.data[off : off+len(dst)]
+		for k, v := range src {
+			t := int32(v)
+			if int(v) >= vocab {
+				return fmt.Errorf("position %d: token %d outside the vocabulary 0..%d", k, v, vocab-1)
+			}
+			if t == ignore {
+				t = IgnoreLabel
+			}
+			dst[k] = t
+		}
+		return nil
+	}
+	arr.CopyInt32(dst, off)
+	if err := checkTokens(arr, off, dst, vocab); err != nil {
+		return err
+	}
+	if ignore >= 0 {
+		for k, v := range dst {
+			if v == ignore {
+				dst[k] = IgnoreLabel
 			}
 		}
 	}
-	b.PuzzleIdentifiers[j] = id
 	return nil
 }
 
