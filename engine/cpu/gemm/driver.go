@@ -148,11 +148,15 @@ func (p *problem) computeRow(kern *kernel, ap, bp, tile []float32, ir, jr0, jr1,
 		j0 := jc + jr*nr
 		nv := min(nr, p.n-j0)
 		b := &bp[jr*nr*kcb]
-		if mv == mr && nv == nr {
-			kern.fn(kcb, a, b, &p.c[i0*p.ldc+j0], p.ldc, p.alpha, beta)
+		fn, w := kern.fn, nr
+		if nv <= kern.edgeN {
+			fn, w = kern.edge, kern.edgeN
+		}
+		if mv == mr && nv == w {
+			fn(kcb, a, b, &p.c[i0*p.ldc+j0], p.ldc, p.alpha, beta)
 			continue
 		}
-		kern.fn(kcb, a, b, &tile[0], nr, p.alpha, 0)
+		fn(kcb, a, b, &tile[0], nr, p.alpha, 0)
 		for i := 0; i < mv; i++ {
 			row := p.c[(i0+i)*p.ldc+j0:][:nv]
 			t := tile[i*nr:][:nv]

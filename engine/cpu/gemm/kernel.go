@@ -16,6 +16,13 @@ type kernel struct {
 	nc     int // N block width: the kc*nc packed B block should fit in L2
 	fn     func(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 
+	// edge, when set, computes only the first edgeN columns of a tile with
+	// the same packed panels and contract; it is used for the last panel of
+	// C when no more than edgeN of its columns are valid (n = 97 leaves one
+	// column in a 32-wide panel).
+	edge  func(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+	edgeN int
+
 	// vecPack selects the AVX-512 packing routines (mr, nr multiples of 16
 	// or at most 16). Kernels that may run without AVX-512 leave it false
 	// and use the Go loops, which their tests therefore keep covering.

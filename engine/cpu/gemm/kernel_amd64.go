@@ -13,7 +13,7 @@ import "golang.org/x/sys/cpu"
 //     half of L2.
 //   - AVX2 6x16: the A micro-panel is only 6 KB at kc = 256.
 var (
-	avx512Kernel = &kernel{name: "avx512", mr: 14, nr: 32, ms: 16, kc: 256, nc: 512, fn: kernelAVX512x14x32, vecPack: true}
+	avx512Kernel = &kernel{name: "avx512", mr: 14, nr: 32, ms: 16, kc: 256, nc: 512, fn: kernelAVX512x14x32, edge: kernelAVX512x14x16, edgeN: 16, vecPack: true}
 	avx2Kernel   = &kernel{name: "avx2", mr: 6, nr: 16, ms: 6, kc: 256, nc: 512, fn: kernelAVX2x6x16}
 )
 
@@ -30,6 +30,12 @@ func registerArchKernels() {
 
 //go:noescape
 func kernelAVX512x14x32(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+// kernelAVX512x14x16 computes the left 16 columns of a 14x32 tile from the
+// same packed panels; see kernel.edge.
+//
+//go:noescape
+func kernelAVX512x14x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 
 //go:noescape
 func kernelAVX2x6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)

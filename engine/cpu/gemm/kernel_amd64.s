@@ -258,3 +258,112 @@ storebeta256:
 	STORE256_B(Y10, Y11)
 	VZEROUPPER
 	RET
+
+// AVX-512, 14 x 16, the N-edge companion of the 14 x 32 kernel: it reads
+// the first 16 columns of a packed 32-wide B micro-panel (k steps 128 bytes
+// apart) and is used when at most 16 columns of a panel are valid, halving
+// the wasted work there. One zmm accumulator per row, Z0..Z13; with a single
+// FMA per broadcast value, the broadcast is folded into the FMA's memory
+// operand ({1to16}).
+#define ROW16(off, r) VFMADD231PS.BCST off(SI), Z28, r
+
+#define STORE16_0(r) \
+	VMULPS  Z30, r, r; \
+	VMOVUPS r, (DI); \
+	ADDQ    R8, DI
+
+#define STORE16_B(r) \
+	VMULPS  Z30, r, r; \
+	VMULPS  (DI), Z31, Z28; \
+	VADDPS  Z28, r, r; \
+	VMOVUPS r, (DI); \
+	ADDQ    R8, DI
+
+// func kernelAVX512x14x16(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
+TEXT ·kernelAVX512x14x16(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+
+	TESTQ CX, CX
+	JLE   store16
+
+loop16:
+	VMOVUPS (DX), Z28
+	ROW16(0, Z0)
+	ROW16(4, Z1)
+	ROW16(8, Z2)
+	ROW16(12, Z3)
+	ROW16(16, Z4)
+	ROW16(20, Z5)
+	ROW16(24, Z6)
+	ROW16(28, Z7)
+	ROW16(32, Z8)
+	ROW16(36, Z9)
+	ROW16(40, Z10)
+	ROW16(44, Z11)
+	ROW16(48, Z12)
+	ROW16(52, Z13)
+	ADDQ $64, SI
+	ADDQ $128, DX
+	DECQ CX
+	JNZ  loop16
+
+store16:
+	VBROADCASTSS alpha+40(FP), Z30
+	MOVL         beta+44(FP), AX
+	TESTL        $0x7fffffff, AX
+	JNZ          storebeta16
+	STORE16_0(Z0)
+	STORE16_0(Z1)
+	STORE16_0(Z2)
+	STORE16_0(Z3)
+	STORE16_0(Z4)
+	STORE16_0(Z5)
+	STORE16_0(Z6)
+	STORE16_0(Z7)
+	STORE16_0(Z8)
+	STORE16_0(Z9)
+	STORE16_0(Z10)
+	STORE16_0(Z11)
+	STORE16_0(Z12)
+	STORE16_0(Z13)
+	VZEROUPPER
+	RET
+
+storebeta16:
+	VBROADCASTSS beta+44(FP), Z31
+	STORE16_B(Z0)
+	STORE16_B(Z1)
+	STORE16_B(Z2)
+	STORE16_B(Z3)
+	STORE16_B(Z4)
+	STORE16_B(Z5)
+	STORE16_B(Z6)
+	STORE16_B(Z7)
+	STORE16_B(Z8)
+	STORE16_B(Z9)
+	STORE16_B(Z10)
+	STORE16_B(Z11)
+	STORE16_B(Z12)
+	STORE16_B(Z13)
+	VZEROUPPER
+	RET
