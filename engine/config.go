@@ -97,7 +97,13 @@ func DefaultConfig() Config {
 // "hidden_sise" would otherwise silently train the default), and so is any
 // invalid combination (see Validate). name is used in error messages.
 func ParseConfig(data []byte, name string) (Config, error) {
-	cfg := DefaultConfig()
+	return ParseConfigOver(DefaultConfig(), data, name)
+}
+
+// ParseConfigOver is ParseConfig over a given base config instead of the
+// defaults (a preset, say).
+func ParseConfigOver(base Config, data []byte, name string) (Config, error) {
+	cfg := base
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {

@@ -255,3 +255,40 @@ func (c Config) MarshalIndent() []byte {
 	b, _ := json.MarshalIndent(c, "", "  ")
 	return b
 }
+
+// ParseConfigJSON overlays a JSON training config (reference keys, the
+// model under "arch") on c; unknown keys are errors naming the file.
+func ParseConfigJSON(c *Config, b []byte, name string) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("%s: %v", name, err)
+	}
+	if a, ok := raw["arch"]; ok {
+		arch, err := engine.ParseConfigOver(c.Arch, a, name+": arch")
+		if err != nil {
+			return err
+		}
+		c.Arch = arch
+		delete(raw, "arch")
+	}
+	paths := keyPaths()
+	for k, v := range raw {
+		if _, ok := paths[k]; !ok {
+			return fmt.Errorf("%s: unknown key %q; valid keys: %s", name, k, strings.Join(Keys(), ", "))
+		}
+		s := strings.TrimSpace(string(v))
+		if strings.HasPrefix(s, "[") {
+			var list []string
+			if err := json.Unmarshal(v, &list); err != nil {
+				return fmt.Errorf("%s: key %s: %v", name, k, err)
+			}
+			s = "[" + strings.Join(list, ",") + "]"
+		} else {
+			s = strings.Trim(s, `"`)
+		}
+		if err := c.Set(k + "=" + s); err != nil {
+			return fmt.Errorf("%s: %v", name, err)
+		}
+	}
+	return nil
+}

@@ -61,3 +61,10 @@ func DemoConfig() Config {
 	c.Seed = 1
 	return c
 }
+
+// DefaultDemo is DemoConfig reading its data from dir.
+func DefaultDemo(dir string) Config {
+	c := DemoConfig()
+	c.DataPaths = []string{dir}
+	return c
+}

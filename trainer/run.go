@@ -256,3 +256,21 @@ func allExist(dirs []string, split string) bool {
 	}
 	return len(dirs) > 0
 }
+
+// ArchForData returns cfg.Arch with the dataset-dependent sizes (seq_len,
+// vocab_size, num_puzzle_identifiers) of cfg's training data and the
+// per-replica batch of one replica.
+func ArchForData(cfg Config) (engine.Config, error) {
+	if len(cfg.DataPaths) == 0 {
+		return cfg.Arch, fmt.Errorf("no training data: set data_paths=[DIR,...]")
+	}
+	ds, err := data.Open("train", cfg.DataPaths...)
+	if err != nil {
+		return cfg.Arch, err
+	}
+	defer ds.Close()
+	a := cfg.Arch
+	a.SeqLen, a.VocabSize, a.NumPuzzleIdentifiers = ds.Meta.SeqLen, ds.Meta.VocabSize, ds.Meta.NumPuzzleIdentifiers
+	a.BatchSize = cfg.GlobalBatchSize
+	return a, a.Validate()
+}

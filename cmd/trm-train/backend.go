@@ -1,0 +1,39 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/tinyrecursive/trm/engine"
+	"github.com/tinyrecursive/trm/engine/cpu"
+)
+
+// cudaBackend is set by the cuda build (backend_cuda.go); nil otherwise.
+var cudaBackend func(device int) (engine.Backend, error)
+
+// openBackend resolves a --device value: "cpu" or "cuda:N".
+func openBackend(spec string, threads int) (engine.Backend, error) {
+	switch {
+	case spec == "" || spec == "cpu":
+		return cpu.New(threads), nil
+	case spec == "cuda" || strings.HasPrefix(spec, "cuda:"):
+		if cudaBackend == nil {
+			return nil, fmt.Errorf("--device %s: this trm-train was built without CUDA; build it with `make cuda` (go build -tags cuda) on a machine with the CUDA toolkit, or use --device cpu", spec)
+		}
+		devs := strings.TrimPrefix(strings.TrimPrefix(spec, "cuda"), ":")
+		if devs == "" {
+			devs = "0"
+		}
+		first, _, multi := strings.Cut(devs, ",")
+		if multi {
+			return nil, fmt.Errorf("--device %s: several GPUs need the device manager (data parallelism), not built yet; use one device, e.g. cuda:0", spec)
+		}
+		n, err := strconv.Atoi(first)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("--device %s: %q is not a device index", spec, first)
+		}
+		return cudaBackend(n)
+	}
+	return nil, fmt.Errorf("--device %q: want cpu or cuda:N", spec)
+}
