@@ -1,0 +1,100 @@
+// Package bench holds the project's benchmarks: one training step of the
+// engine on the paper's shapes, and (in engine/cpu/gemm) the GEMM on the
+// engine's matrix shapes next to the machine's measured FMA peak.
+//
+//	go test ./bench/ -run '^$' -bench Step -benchtime 3x
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/tinyrecursive/trm/engine"
+	"github.com/tinyrecursive/trm/engine/cpu"
+)
+
+// StepConfigs are the three configurations of the step benchmark; the
+// reference PyTorch (1.13, OpenBLAS, 2 threads) takes 7.2 s, 7.9 s and
+// 2.5 s per step on the 2-core development machine.
+func StepConfigs() []struct {
+	Name string
+	Cfg  engine.Config
+} {
+	sudoku := func(mlpT bool) engine.Config {
+		c := engine.DefaultConfig()
+		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 81, 11, 1
+		c.HiddenSize, c.NumHeads, c.PuzzleEmbNdim, c.PuzzleEmbLen = 512, 8, 512, 16
+		c.HCycles, c.LCycles, c.LLayers, c.BatchSize = 3, 6, 2, 16
+		if mlpT {
+			c.MLPT, c.PosEncodings = true, engine.PosNone
+		}
+		return c
+	}
+	small := engine.DefaultConfig()
+	small.SeqLen, small.VocabSize, small.NumPuzzleIdentifiers = 81, 11, 1
+	small.HiddenSize, small.NumHeads, small.PuzzleEmbNdim, small.PuzzleEmbLen = 128, 4, 128, 16
+	small.HCycles, small.LCycles, small.LLayers, small.BatchSize = 2, 3, 2, 64
+	return []struct {
+		Name string
+		Cfg  engine.Config
+	}{
+		{"sudoku-mlp-B16", sudoku(true)},
+		{"sudoku-att-B16", sudoku(false)},
+		{"small-att-H128-B64", small},
+	}
+}
+
+// BenchmarkStep times one training step (forward, loss head, backward; no
+// optimizer) from a fresh carry, so every slot runs the full recursion.
+func BenchmarkStep(b *testing.B) {
+	for _, sc := range StepConfigs() {
+		b.Run(sc.Name, func(b *testing.B) {
+			be := cpu.New(0)
+			m, err := engine.NewModel(sc.Cfg, be, engine.Options{Backward: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := m.SetParams(engine.InitParams(m.Layout, 1)); err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 1))
+			B, L := sc.Cfg.BatchSize, sc.Cfg.SeqLen
+			in, labels, pids := make([]int32, B*L), make([]int32, B*L), make([]int32, B)
+			for i := range in {
+				in[i] = int32(1 + rng.IntN(sc.Cfg.VocabSize-1))
+				labels[i] = int32(1 + rng.IntN(sc.Cfg.VocabSize-1))
+			}
+			if err := m.SetBatch(in, labels, pids); err != nil {
+				b.Fatal(err)
+			}
+			c := m.NewCarry()
+			so := engine.StepOptions{Train: true, Backward: true, GradScale: 1 / float32(B)}
+			b.ResetTimer()
+			for range b.N {
+				m.ResetCarry(c)
+				if err := m.Step(c, so); err != nil {
+					b.Fatal(err)
+				}
+			}
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(sec, "s/step")
+			b.ReportMetric(engine.MatmulFLOPs(sc.Cfg, true)/sec/1e9, "matmul-GFLOP/s")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// TestMatmulFLOPs pins the FLOP count of the Sudoku MLP step against a
+// count written out by hand from the shapes.
+func TestMatmulFLOPs(t *testing.T) {
+	c := StepConfigs()[0].Cfg
+	const B, S, H, I, It, L, V = 16.0, 97.0, 512.0, 1536.0, 512.0, 81.0, 11.0
+	block := 2*B*S*H*2*I + 2*B*S*I*H + 2*B*H*S*2*It + 2*B*H*It*S
+	heads := 2*B*L*H*V + 2*B*H*2
+	fwd := 3*7*2*block + heads
+	want := fwd + 7*2*2*block + 2*heads
+	if got := engine.MatmulFLOPs(c, true); fmt.Sprintf("%.6g", got) != fmt.Sprintf("%.6g", want) {
+		t.Fatalf("MatmulFLOPs %.6g, want %.6g", got, want)
+	}
+}
