@@ -112,7 +112,7 @@ func runDataSudoku(args []string, stdout, stderr io.Writer) error {
 	testCSV := fs.String("test-csv", "", "test CSV (overrides --csv-dir's test.csv)")
 	generate := fs.Int("generate", 0, "generate this many training puzzles instead of reading CSV files")
 	generateTest := fs.Int("generate-test", 0, "with --generate: this many generated test puzzles")
-	minGuesses := fs.Int("min-guesses", 0, "with --generate: keep only puzzles whose rating (solver guesses) is at least this")
+	minGuesses := fs.Int("min-guesses", 0, "with --generate: keep only puzzles whose rating (guesses of a fewest-candidates-first backtracking solver) is at least this; minimal 4x4 puzzles never need a guess")
 	size := fs.Int("size", 9, "grid side: 9, or 4 for the small variant (CSV or generated)")
 	subsample := fs.Int("subsample", 0, "keep this many training puzzles, drawn at random (0: all)")
 	minRating := fs.Int("min-rating", 0, "drop CSV puzzles (both splits) rated below this")

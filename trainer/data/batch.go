@@ -174,8 +174,10 @@ type TrainState struct {
 	// group permutation.
 	Epoch int `json:"epoch"`
 	Pos   int `json:"pos"`
-	// Batches counts batches yielded since the start (informational).
-	Batches int64 `json:"batches"`
+	// Batches counts batches yielded since the start (informational), and
+	// PassBatches those of the current pass.
+	Batches     int64 `json:"batches"`
+	PassBatches int64 `json:"pass_batches"`
 	// RNG is the state of the puzzle/example draws of this traversal.
 	RNG []byte `json:"rng"`
 }
@@ -277,8 +279,14 @@ func (it *TrainIterator) Next(b *Batch) error {
 	gb := it.cfg.GlobalBatchSize
 	for {
 		if it.st.Set >= len(it.ds.Sets) {
+			if it.st.PassBatches == 0 {
+				// Every later pass would be empty too: say so rather than
+				// let a training loop spin on empty passes.
+				return fmt.Errorf("data: a pass of %d epochs yields no full batch of %d examples; lower the global batch size",
+					it.cfg.EpochsPerPass, it.cfg.GlobalBatchSize)
+			}
 			it.st.Pass++
-			it.st.Set, it.st.Started = 0, false
+			it.st.Set, it.st.Started, it.st.PassBatches = 0, false, 0
 			return ErrEndOfPass
 		}
 		s := it.ds.Sets[it.st.Set]
@@ -304,6 +312,7 @@ func (it *TrainIterator) Next(b *Batch) error {
 		}
 		b.GlobalEffective, b.Real = gb, it.asm.local
 		it.st.Batches++
+		it.st.PassBatches++
 		return nil
 	}
 }

@@ -143,6 +143,11 @@ func TestTrainSingleExamplePuzzles(t *testing.T) {
 	if n != 4 {
 		t.Errorf("%d batches of 7 from 30 examples, want 4", n)
 	}
+	// A batch larger than a whole pass is an error, not an endless loop.
+	it, _ = ds.Train(TrainConfig{Sharding: Sharding{GlobalBatchSize: 31}, Seed: 1, EpochsPerPass: 3})
+	if err := it.Next(&Batch{}); err == nil || err == ErrEndOfPass {
+		t.Errorf("empty pass: %v", err)
+	}
 }
 
 func batchKey(b Batch) string {
