@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -120,20 +119,25 @@ flags:
 	if !*quiet {
 		opt.Hooks = append(opt.Hooks, &trainer.ProgressHook{W: stderr, Every: 2 * time.Second})
 	}
-	return train(cfg, opt, stdout)
+	_, err = train(cfg, opt, stdout)
+	return err
 }
 
 // train runs with SIGINT/SIGTERM turned into a checkpoint and a clean exit.
-func train(cfg trainer.Config, opt trainer.RunOptions, stdout io.Writer) error {
+func train(cfg trainer.Config, opt trainer.RunOptions, stdout io.Writer) (*trainer.Summary, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sum, err := trainer.Run(ctx, cfg, opt)
 	if err != nil {
-		return err
+		return sum, err
 	}
 	if sum.Interrupted {
-		fmt.Fprintf(stdout, "interrupted at step %d; resume with: trm-train train --resume %s\n", sum.Steps, filepath.Dir(sum.Checkpoint))
-		return nil
+		if sum.Checkpoint != "" {
+			fmt.Fprintf(stdout, "interrupted at step %d; resume with: trm-train train --resume %s\n", sum.Steps, filepath.Dir(sum.Checkpoint))
+		} else {
+			fmt.Fprintf(stdout, "interrupted at step %d (no checkpoint directory was set)\n", sum.Steps)
+		}
+		return sum, nil
 	}
 	fmt.Fprintf(stdout, "done: %d steps in %s\n", sum.Steps, sum.Wall.Round(time.Second))
 	if sum.LastEval != nil {
@@ -144,7 +148,7 @@ func train(cfg trainer.Config, opt trainer.RunOptions, stdout io.Writer) error {
 	if sum.Checkpoint != "" {
 		fmt.Fprintf(stdout, "checkpoint: %s\n", sum.Checkpoint)
 	}
-	return nil
+	return sum, nil
 }
 
 // loadInit reads starting weights; the model's dataset-dependent sizes
@@ -176,9 +180,12 @@ func runDemo(stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	err = train(cfg, trainer.RunOptions{Backend: be, Hooks: []trainer.Hook{&trainer.ProgressHook{W: stderr, Every: 2 * time.Second}}}, stdout)
-	if errors.Is(err, context.Canceled) {
-		return nil
+	sum, err := train(cfg, trainer.RunOptions{Backend: be, Hooks: []trainer.Hook{&trainer.ProgressHook{W: stderr, Every: 2 * time.Second}}}, stdout)
+	if err != nil || sum.Interrupted || sum.LastEval == nil {
+		return err
 	}
-	return err
+	f := sum.LastEval.Flat
+	fmt.Fprintf(stdout, "\nheld-out exact accuracy: %.1f%% of %.0f unseen puzzles solved entirely (%.1f%% of cells) after %d steps in %s\n",
+		100*f["all/exact_accuracy"], f["all/count"], 100*f["all/accuracy"], sum.Steps, sum.Wall.Round(time.Second))
+	return nil
 }
