@@ -1,0 +1,96 @@
+package trainer
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/tinyrecursive/trm/engine"
+	"github.com/tinyrecursive/trm/engine/cpu"
+	"github.com/tinyrecursive/trm/trainer/data"
+	"github.com/tinyrecursive/trm/trainer/data/build"
+)
+
+// TestEvaluateARC wires evaluation to the ARC scorer: a dataset built from
+// three real ARC-AGI-1 evaluation tasks is evaluated and must report
+// pass@K for every K and write a submission naming each test puzzle.
+func TestEvaluateARC(t *testing.T) {
+	src := filepath.Join("..", "testdata", "arc-mini")
+	var ch, sol map[string]json.RawMessage
+	readJSON(t, filepath.Join(src, "arc-agi_evaluation_challenges.json"), &ch)
+	readJSON(t, filepath.Join(src, "arc-agi_evaluation_solutions.json"), &sol)
+	ids := make([]string, 0, len(ch))
+	for id := range ch {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	miniC, miniS := map[string]json.RawMessage{}, map[string]json.RawMessage{}
+	for _, id := range ids[:3] {
+		miniC[id], miniS[id] = ch[id], sol[id]
+	}
+	tmp := t.TempDir()
+	writeJSON(t, filepath.Join(tmp, "mini_evaluation_challenges.json"), miniC)
+	writeJSON(t, filepath.Join(tmp, "mini_evaluation_solutions.json"), miniS)
+	out := filepath.Join(tmp, "arc")
+	if _, err := build.BuildARC(build.ARCOptions{Out: out, Prefix: filepath.Join(tmp, "mini"), Subsets: []string{"evaluation"},
+		TestSets: []string{"evaluation"}, NumAug: 1, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := data.Open("test", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	cfg := DefaultConfig()
+	a := &cfg.Arch
+	a.SeqLen, a.VocabSize, a.NumPuzzleIdentifiers = ds.Meta.SeqLen, ds.Meta.VocabSize, ds.Meta.NumPuzzleIdentifiers
+	a.HiddenSize, a.NumHeads, a.PuzzleEmbNdim, a.PuzzleEmbLen = 16, 2, 16, 1
+	a.HCycles, a.LCycles, a.HaltMaxSteps = 1, 1, 2
+	cfg.GlobalBatchSize = 4
+	a.BatchSize = 4
+	ev, err := NewEvaluator(cfg, cpu.New(0), ds, 4, tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ev.Evaluate(engine.InitParams(engine.NewLayout(*a), 1), data.Sharding{GlobalBatchSize: 4, WorldSize: 1}, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"ARC/pass@1", "ARC/pass@2", "ARC/pass@5", "ARC/pass@10", "ARC/pass@100", "ARC/pass@1000"} {
+		v, ok := rep.Flat[k]
+		if !ok || v < 0 || v > 1 {
+			t.Errorf("%s = %v, %v", k, v, ok)
+		}
+	}
+	var sub map[string][]map[string]any
+	readJSON(t, filepath.Join(tmp, "submission.json"), &sub)
+	for id := range miniC {
+		if _, ok := sub[id]; !ok {
+			t.Errorf("submission.json has no entry for test puzzle %s (has %d)", id, len(sub))
+		}
+	}
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
