@@ -8,11 +8,17 @@ import (
 // The pool keeps long-lived worker goroutines parked on channels so that a
 // call costs a channel send per worker and phase instead of goroutine
 // creation (which allocates). The calling goroutine works too, as worker 0.
+//
+// A phase ends when all its units are done, not when every worker has
+// checked in: the cores are shared, and a worker whose thread is not
+// running simply misses the phase (the others claim its share) instead of
+// stalling the call. Wake-ups are therefore non-blocking sends, and a
+// worker that wakes late finds nothing to claim and parks again.
 type pool struct {
-	mu      sync.Mutex   // held for the whole of a parallel call
-	workers []chan *task // workers[i] feeds worker i (index 0 unused)
-	ws      []*workspace // ws[i] is worker i's workspace; ws[0] the caller's
-	t       task         // reused for every phase of every call
+	mu      sync.Mutex      // held for the whole of a parallel call
+	workers []chan struct{} // workers[i] wakes worker i (index 0 unused)
+	ws      []*workspace    // ws[i] is worker i's workspace; ws[0] the caller's
+	t       task            // reused for every phase of every call
 }
 
 var thePool pool
@@ -22,20 +28,22 @@ func (pl *pool) ensure(nt int) {
 	if len(pl.ws) == 0 {
 		pl.ws = append(pl.ws, new(workspace))
 		pl.workers = append(pl.workers, nil)
+		pl.t.finished = make(chan struct{}, 1)
 	}
 	for len(pl.ws) < nt {
 		ws := new(workspace)
-		ch := make(chan *task, 1)
+		ch := make(chan struct{}, 1)
 		pl.ws = append(pl.ws, ws)
 		pl.workers = append(pl.workers, ch)
-		go worker(ch, ws)
+		go worker(&pl.t, ch, ws)
 	}
 }
 
-func worker(ch chan *task, ws *workspace) {
-	for t := range ch {
-		t.work(ws)
-		t.wg.Done()
+func worker(t *task, wake chan struct{}, ws *workspace) {
+	for range wake {
+		if t.work(ws) {
+			t.finished <- struct{}{}
+		}
 	}
 }
 
@@ -45,16 +53,28 @@ const (
 	phaseBatch          // compute whole matrices of a batch serially
 )
 
-// task describes one phase. Units are claimed through an atomic counter;
-// which worker claims a unit has no effect on the values it produces.
+// The claim word packs a phase generation, the phase's unit count and the
+// next unclaimed unit, so that one compare-and-swap both checks that the
+// phase is still the one observed and claims a unit. Holding an unfinished
+// unit keeps the phase (and so the task fields) alive, which makes it safe
+// to read the fields after a successful claim.
+const (
+	unitBits = 24
+	unitMask = 1<<unitBits - 1
+	maxUnits = unitMask
+)
+
+// task describes the current phase. Which goroutine claims a unit has no
+// effect on the values it produces.
 type task struct {
-	kind  int
-	pr    problem // copied in: a pointer would make the caller's value escape
-	bt    batched
-	kern  *kernel
-	units int
-	next  atomic.Int64
-	wg    sync.WaitGroup
+	kind     int
+	pr       problem // copied in: a pointer would make the caller's value escape
+	bt       batched
+	kern     *kernel
+	claim    atomic.Uint64 // gen<<48 | units<<24 | next
+	gen      uint64        // generation of the current phase (caller only)
+	done     atomic.Int64  // units finished in the current phase
+	finished chan struct{} // a worker that finishes a phase's last unit reports here
 
 	// current block (pack and compute phases)
 	pc, kcb, jc      int
@@ -62,46 +82,67 @@ type task struct {
 	packA            bool
 	nChunks, jrChunk int
 	ap, bp           []float32
+	base             int // first batch item of a batch phase
 }
 
-// phase runs t on nt goroutines and returns when every unit is done.
-func (pl *pool) phase(t *task, nt int) {
-	t.next.Store(0)
-	helpers := min(nt, t.units) - 1
-	t.wg.Add(helpers)
-	for i := 1; i <= helpers; i++ {
-		pl.workers[i] <- t
+// phase runs units units of t on up to nt goroutines and returns when all
+// are done. The task fields must be set before the call.
+func (pl *pool) phase(t *task, nt, units int) {
+	if units == 0 {
+		return
 	}
-	t.work(pl.ws[0])
-	t.wg.Wait()
+	t.gen = (t.gen + 1) & 0xffff
+	t.done.Store(0)
+	t.claim.Store(t.gen<<48 | uint64(units)<<unitBits)
+	for i := 1; i < min(nt, units); i++ {
+		select {
+		case pl.workers[i] <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+	if !t.work(pl.ws[0]) {
+		<-t.finished
+	}
 }
 
-func (t *task) work(ws *workspace) {
+// work claims and runs units of the current phase until none are left, and
+// reports whether it finished the phase's last unit.
+func (t *task) work(ws *workspace) (last bool) {
 	for {
-		u := int(t.next.Add(1) - 1)
-		if u >= t.units {
-			return
+		v := t.claim.Load()
+		u, units := int(v&unitMask), int(v>>unitBits&unitMask)
+		if u >= units {
+			return last
 		}
-		switch t.kind {
-		case phasePack:
-			mr, nr := t.kern.mr, t.kern.nr
-			if t.packA {
-				if u < t.mTiles {
-					t.pr.packA(t.kern, t.ap[u*t.kern.ms*t.kcb:], u*mr, t.pc, t.kcb)
-					continue
-				}
-				u -= t.mTiles
+		if !t.claim.CompareAndSwap(v, v+1) {
+			continue
+		}
+		t.run(u, ws)
+		last = t.done.Add(1) == int64(units)
+	}
+}
+
+// run executes unit u of the current phase.
+func (t *task) run(u int, ws *workspace) {
+	switch t.kind {
+	case phasePack:
+		mr, nr := t.kern.mr, t.kern.nr
+		if t.packA {
+			if u < t.mTiles {
+				t.pr.packA(t.kern, t.ap[u*t.kern.ms*t.kcb:], u*mr, t.pc, t.kcb)
+				return
 			}
-			t.pr.packB(t.kern, t.bp[u*nr*t.kcb:], t.jc+u*nr, t.pc, t.kcb)
-		case phaseCompute:
-			ir, ch := u/t.nChunks, u%t.nChunks
-			jr0 := ch * t.jrChunk
-			jr1 := min(t.nTiles, jr0+t.jrChunk)
-			t.pr.computeRow(t.kern, t.ap, t.bp, ws.tile, ir, jr0, jr1, t.jc, t.pc, t.kcb)
-		case phaseBatch:
-			sub := t.bt.item(u)
-			sub.run(t.kern, ws)
+			u -= t.mTiles
 		}
+		t.pr.packB(t.kern, t.bp[u*nr*t.kcb:], t.jc+u*nr, t.pc, t.kcb)
+	case phaseCompute:
+		ir, ch := u/t.nChunks, u%t.nChunks
+		jr0 := ch * t.jrChunk
+		jr1 := min(t.nTiles, jr0+t.jrChunk)
+		t.pr.computeRow(t.kern, t.ap, t.bp, ws.tile, ir, jr0, jr1, t.jc, t.pc, t.kcb)
+	case phaseBatch:
+		sub := t.bt.item(t.base + u)
+		sub.run(t.kern, ws)
 	}
 }
 
@@ -113,6 +154,11 @@ func (pl *pool) gemmParallel(p *problem, kern *kernel, nt int) {
 	t := &pl.t
 	mr, nr := kern.mr, kern.nr
 	mTiles := ceilDiv(p.m, mr)
+	if mTiles+ceilDiv(kern.nc, nr) > maxUnits {
+		// Beyond the claim word's unit count (m over 200 million rows).
+		gemmSerial(p, kern, pl.ws[0])
+		return
+	}
 	kcs := splitK(p.k, kern.kc)
 	nc := blockWidth(p.n, kern)
 	shared := pl.ws[0]
@@ -131,11 +177,11 @@ func (pl *pool) gemmParallel(p *problem, kern *kernel, nt int) {
 			t.packA = jc == 0
 
 			t.kind = phasePack
-			t.units = t.nTiles
+			units := t.nTiles
 			if t.packA {
-				t.units += mTiles
+				units += mTiles
 			}
-			pl.phase(t, nt)
+			pl.phase(t, nt, units)
 
 			t.kind = phaseCompute
 			t.nChunks = 1
@@ -144,8 +190,7 @@ func (pl *pool) gemmParallel(p *problem, kern *kernel, nt int) {
 			}
 			t.jrChunk = ceilDiv(t.nTiles, t.nChunks)
 			t.nChunks = ceilDiv(t.nTiles, t.jrChunk)
-			t.units = mTiles * t.nChunks
-			pl.phase(t, nt)
+			pl.phase(t, nt, mTiles*t.nChunks)
 		}
 	}
 	t.pr, t.ap, t.bp = problem{}, nil, nil
@@ -158,8 +203,10 @@ func (pl *pool) batchedParallel(bt *batched, kern *kernel, nt int) {
 	per := p.m * p.n * p.k
 	if bt.batch >= nt && (per < 1<<22 || bt.batch >= 4*nt) {
 		t := &pl.t
-		t.kind, t.bt, t.kern, t.units = phaseBatch, *bt, kern, bt.batch
-		pl.phase(t, nt)
+		t.kind, t.bt, t.kern = phaseBatch, *bt, kern
+		for t.base = 0; t.base < bt.batch; t.base += maxUnits {
+			pl.phase(t, nt, min(maxUnits, bt.batch-t.base))
+		}
 		t.bt = batched{}
 		return
 	}
