@@ -151,8 +151,6 @@ var benchShapes = []benchShape{
 	{"fwd_NT_5184x128x128", false, true, 5184, 128, 128, 1},
 	{"attn_QK_NT_128x97x97x64", false, true, 97, 97, 64, 128},
 	{"attn_PV_NN_128x97x64x97", false, false, 97, 64, 97, 128},
-	{"tmp_PV_NN_4x97x64x97", false, false, 97, 64, 97, 4},
-	{"tmp_QK_NT_4x97x97x64", false, true, 97, 97, 64, 4},
 }
 
 func BenchmarkSgemm(b *testing.B) {
