@@ -1,0 +1,122 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+
+	"gorgonia.org/cu"
+)
+
+// arena hands out device memory by bumping a pointer through large chunks
+// from cuMemAlloc, and frees nothing until Close: the engine allocates its
+// buffers once, sized from the config and batch, so a general allocator
+// would only add cost. With Options.ArenaBytes the one chunk is reserved
+// up front (sized once) and exceeding it is an out-of-memory error.
+type arena struct {
+	b        *Backend
+	chunks   []chunk
+	reserved bool
+	total    int64 // bytes allocated from the driver
+	used     int64 // bytes handed out
+}
+
+type chunk struct {
+	ptr        cu.DevicePtr
+	size, used int64
+}
+
+const (
+	arenaAlign    = 256 // cudaMalloc's alignment: every buffer starts aligned for vector loads
+	arenaMinChunk = 64 << 20
+	arenaMaxChunk = 1 << 30
+)
+
+func (a *arena) reserve(n int64) error {
+	if err := a.grow(n, "the reserved arena"); err != nil {
+		return err
+	}
+	a.reserved = true
+	return nil
+}
+
+// alloc returns n bytes (rounded up to the alignment).
+func (a *arena) alloc(n int64, what string) (cu.DevicePtr, error) {
+	n = (n + arenaAlign - 1) / arenaAlign * arenaAlign
+	if len(a.chunks) > 0 {
+		c := &a.chunks[len(a.chunks)-1]
+		if c.size-c.used >= n {
+			p := c.ptr + cu.DevicePtr(c.used)
+			c.used += n
+			a.used += n
+			return p, nil
+		}
+	}
+	if a.reserved {
+		return 0, a.oom(n, what, fmt.Errorf("the reserved arena (%d MiB) is full", a.total>>20))
+	}
+	size := max(n, min(int64(arenaMaxChunk), max(int64(arenaMinChunk), a.total)))
+	if err := a.grow(size, what); err != nil {
+		// Retry with exactly what is needed before giving up.
+		if size == n || a.grow(n, what) != nil {
+			return 0, err
+		}
+	}
+	c := &a.chunks[len(a.chunks)-1]
+	c.used = n
+	a.used += n
+	return c.ptr, nil
+}
+
+func (a *arena) grow(size int64, what string) error {
+	var p cu.DevicePtr
+	err := a.b.dev.do(func() error {
+		var err error
+		p, err = cu.MemAlloc(size)
+		return err
+	})
+	if err != nil {
+		return a.oom(size, what, err)
+	}
+	a.chunks = append(a.chunks, chunk{ptr: p, size: size})
+	a.total += size
+	return nil
+}
+
+// oom builds the out-of-memory message: what was asked, what is free, and
+// a batch size that would fit when the caller gave a hint (buffers scale
+// about linearly with the batch).
+func (a *arena) oom(asked int64, what string, cause error) error {
+	var free, total int64
+	a.b.dev.do(func() error {
+		var err error
+		free, total, err = cu.MemInfo()
+		return err
+	})
+	msg := fmt.Sprintf("cuda device %d: out of device memory: %s asked %.1f MiB; %.1f MiB free of %.1f MiB; this backend holds %.1f MiB",
+		a.b.dev.ord, what, mib(asked), mib(free), mib(total), mib(a.total))
+	if hint := a.b.opt.BatchHint; hint > 0 {
+		need := float64(a.used + asked)
+		fit := int(float64(hint) * float64(a.total+free) / need * 0.9)
+		if fit < hint {
+			msg += fmt.Sprintf("; a batch size of about %d would fit (now %d)", max(fit, 1), hint)
+		}
+	} else {
+		msg += "; reduce the batch size (memory grows about linearly with it)"
+	}
+	return fmt.Errorf("%s: %w", msg, cause)
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// free returns every chunk to the driver (on the worker, from Close).
+func (a *arena) free() error {
+	var first error
+	for _, c := range a.chunks {
+		if err := cu.MemFree(c.ptr); err != nil && first == nil {
+			first = err
+		}
+	}
+	a.chunks = nil
+	return first
+}

@@ -1,0 +1,344 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+	"hash/fnv"
+	"runtime"
+	"sync/atomic"
+	"unsafe"
+
+	"gorgonia.org/cu"
+)
+
+// op is one queued operation. run enqueues its work on the backend's
+// stream; upload/download ops carry their host data so a replayed graph
+// can refill and drain its staging slots without running them again.
+type op struct {
+	name     string
+	key      []uint64 // everything a captured launch bakes in (buffers, sizes, scalars)
+	run      func(x *execCtx) error
+	upload   []byte // host data of an upload
+	download []byte // host destination of a download
+	pcs      [6]uintptr
+}
+
+// copyOut is a pending device-to-host result: pinned src into host dst.
+type copyOut struct {
+	src unsafe.Pointer
+	dst []byte
+}
+
+// execCtx says how ops run: eagerly with transient staging, or under
+// capture with staging slots owned by the graph being built.
+type execCtx struct {
+	b     *Backend
+	index int         // the op's position in its sequence
+	entry *graphEntry // non-nil while capturing
+	err   error
+}
+
+// stage returns pinned memory of n bytes for the current op.
+func (x *execCtx) stage(n int) (unsafe.Pointer, error) {
+	if x.entry != nil {
+		p, err := x.entry.pool.alloc(n)
+		if err != nil {
+			return nil, err
+		}
+		x.entry.slots[x.index] = p
+		return p, nil
+	}
+	return x.b.pin.alloc(n)
+}
+
+// out registers a download's pinned source for copying out after the
+// stream is synchronised.
+func (x *execCtx) out(src unsafe.Pointer, dst []byte) {
+	if x.entry != nil {
+		return // the graph's replay drains its slot (see replay)
+	}
+	x.b.pin.outs = append(x.b.pin.outs, copyOut{src, dst})
+}
+
+// post queues an op: straight to the worker, or into the recorder in
+// graph mode. Its error is wrapped with the op's description (shapes) and
+// the call site captured here.
+func (b *Backend) post(name string, run func(x *execCtx) error, key ...uint64) {
+	b.postOp(&op{name: name, key: key, run: run})
+}
+
+func (b *Backend) postOp(o *op) {
+	runtime.Callers(3, o.pcs[:])
+	if b.rec != nil {
+		b.rec.ops = append(b.rec.ops, o)
+		return
+	}
+	b.dev.post(func() {
+		x := &execCtx{b: b}
+		if err := o.run(x); err != nil {
+			b.fail(o.wrap(err))
+		}
+	})
+}
+
+// wrap names the op, its shapes and the engine call site in an error.
+func (o *op) wrap(err error) error {
+	site := "?"
+	frames := runtime.CallersFrames(o.pcs[:])
+	for {
+		f, more := frames.Next()
+		if f.Function != "" && !isOwnFrame(f.Function) {
+			site = fmt.Sprintf("%s:%d", f.File, f.Line)
+			break
+		}
+		if !more {
+			break
+		}
+	}
+	return fmt.Errorf("cuda backend: %s (called from %s): %w", o.name, site, err)
+}
+
+func isOwnFrame(fn string) bool {
+	const own = "github.com/tinyrecursive/trm/cuda."
+	return len(fn) >= len(own) && fn[:len(own)] == own
+}
+
+func (b *Backend) postUpload(dst cu.DevicePtr, payload []byte) {
+	n := len(payload)
+	o := &op{name: fmt.Sprintf("Upload(%d bytes)", n), key: []uint64{'u', uint64(dst), uint64(n)}, upload: payload}
+	o.run = func(x *execCtx) error {
+		p, err := x.stage(n)
+		if err != nil {
+			return err
+		}
+		copy(unsafe.Slice((*byte)(p), n), payload)
+		atomic.AddInt64(&b.stats.Launches, 1)
+		return wrapCU("cuMemcpyHtoDAsync", cu.MemcpyHtoDAsync(dst, p, int64(n), b.stream))
+	}
+	b.postOp(o)
+}
+
+func (b *Backend) postDownload(src cu.DevicePtr, dst []byte) {
+	n := len(dst)
+	o := &op{name: fmt.Sprintf("Download(%d bytes)", n), key: []uint64{'d', uint64(src), uint64(n)}, download: dst}
+	o.run = func(x *execCtx) error {
+		p, err := x.stage(n)
+		if err != nil {
+			return err
+		}
+		atomic.AddInt64(&b.stats.Launches, 1)
+		if err := cu.MemcpyDtoHAsync(p, src, int64(n), b.stream); err != nil {
+			return wrapCU("cuMemcpyDtoHAsync", err)
+		}
+		x.out(p, dst)
+		return nil
+	}
+	b.postOp(o)
+}
+
+// pinPool is pinned host memory handed out by bumping through chunks;
+// reset makes it all reusable (after the stream is synchronised).
+type pinPool struct {
+	chunks []pinChunk
+	cur    int
+	outs   []copyOut
+}
+
+type pinChunk struct {
+	p          unsafe.Pointer
+	size, used int
+}
+
+func (pp *pinPool) alloc(n int) (unsafe.Pointer, error) {
+	n = (n + 63) &^ 63
+	for ; pp.cur < len(pp.chunks); pp.cur++ {
+		c := &pp.chunks[pp.cur]
+		if c.size-c.used >= n {
+			p := unsafe.Add(c.p, c.used)
+			c.used += n
+			return p, nil
+		}
+	}
+	size := max(n, 4<<20)
+	p, err := pinned(size)
+	if err != nil {
+		return nil, err
+	}
+	pp.chunks = append(pp.chunks, pinChunk{p: p, size: size, used: n})
+	pp.cur = len(pp.chunks) - 1
+	return p, nil
+}
+
+func (pp *pinPool) reset() {
+	for i := range pp.chunks {
+		pp.chunks[i].used = 0
+	}
+	pp.cur = 0
+	pp.outs = pp.outs[:0]
+}
+
+func (pp *pinPool) free() {
+	for _, c := range pp.chunks {
+		freePinned(c.p)
+	}
+	pp.chunks = nil
+}
+
+// recorder holds graph mode's state: the ops since the last Sync, the
+// captured graphs by sequence signature, and how often each signature
+// was seen (a sequence is captured the second time it is seen, so one-off
+// sequences such as buffer set-up never pay for a capture).
+type recorder struct {
+	ops        []*op
+	graphs     map[uint64]*graphEntry
+	seen       map[uint64]int
+	LastReject error // the last capture that failed (the sequence then runs eagerly)
+}
+
+// graphEntry is one captured sequence: its graph and the pinned staging
+// slot of each upload/download op, by op index.
+type graphEntry struct {
+	g        *graph
+	n        int
+	slots    []unsafe.Pointer
+	pool     pinPool
+	launches int64 // kernel launches, cuBLAS calls and copies inside
+}
+
+const maxGraphs = 64
+
+func newRecorder() *recorder {
+	return &recorder{graphs: map[uint64]*graphEntry{}, seen: map[uint64]int{}}
+}
+
+func (r *recorder) destroy() {
+	for _, e := range r.graphs {
+		e.g.destroy()
+		e.pool.free()
+	}
+	r.graphs = nil
+}
+
+// signature hashes every op's name and key.
+func signature(ops []*op) uint64 {
+	h := fnv.New64a()
+	var buf [8]byte
+	put := func(v uint64) {
+		for i := range buf {
+			buf[i] = byte(v >> (8 * i))
+		}
+		h.Write(buf[:])
+	}
+	for _, o := range ops {
+		h.Write([]byte(o.name))
+		put(uint64(len(o.key)))
+		for _, k := range o.key {
+			put(k)
+		}
+	}
+	return h.Sum64()
+}
+
+// flushRecorded runs the recorded sequence: replays its graph, captures it
+// (second sighting), or runs it op by op.
+func (b *Backend) flushRecorded() {
+	r := b.rec
+	ops := r.ops
+	r.ops = nil
+	if len(ops) == 0 {
+		b.dev.do(func() error {
+			b.finish(nil)
+			return nil
+		})
+		return
+	}
+	sig := signature(ops)
+	b.mu.Lock()
+	clean := b.err == nil
+	b.mu.Unlock()
+	b.dev.do(func() error {
+		if e := r.graphs[sig]; e != nil && e.n == len(ops) {
+			b.replay(e, ops)
+			return nil
+		}
+		if clean && r.seen[sig] >= 1 && len(r.graphs) < maxGraphs {
+			if e, err := b.capture(ops); err == nil {
+				r.graphs[sig] = e
+				b.replay(e, ops)
+				return nil
+			} else {
+				r.LastReject = err
+				r.seen[sig] = -1 << 30 // never try this sequence again
+			}
+		}
+		r.seen[sig]++
+		atomic.AddInt64(&b.stats.EagerSequences, 1)
+		for i, o := range ops {
+			x := &execCtx{b: b, index: i}
+			if err := o.run(x); err != nil {
+				b.fail(o.wrap(err))
+			}
+		}
+		b.finish(nil)
+		return nil
+	})
+}
+
+// capture records ops into a new graph (on the worker). Nothing executes
+// while capturing; replay then launches it.
+func (b *Backend) capture(ops []*op) (*graphEntry, error) {
+	e := &graphEntry{n: len(ops), slots: make([]unsafe.Pointer, len(ops))}
+	if err := beginCapture(b.raw); err != nil {
+		return nil, err
+	}
+	var runErr error
+	before := atomic.LoadInt64(&b.stats.Launches)
+	for i, o := range ops {
+		x := &execCtx{b: b, index: i, entry: e}
+		if err := o.run(x); err != nil {
+			runErr = o.wrap(err)
+			break
+		}
+	}
+	g, err := endCapture(b.raw)
+	if runErr != nil || err != nil {
+		if g != nil {
+			g.destroy()
+		}
+		e.pool.free()
+		if runErr != nil {
+			return nil, fmt.Errorf("capturing a sequence of %d ops: %w", len(ops), runErr)
+		}
+		return nil, fmt.Errorf("capturing a sequence of %d ops: %w", len(ops), err)
+	}
+	// Launches counted while capturing did not run: they become the
+	// graph's node count for the replay statistics.
+	e.launches = atomic.AddInt64(&b.stats.Launches, 0) - before
+	atomic.AddInt64(&b.stats.Launches, -e.launches)
+	atomic.AddInt64(&b.stats.GraphCaptures, 1)
+	e.g = g
+	return e, nil
+}
+
+// replay refills the upload slots with this sequence's host data,
+// launches the graph, waits, and drains the download slots.
+func (b *Backend) replay(e *graphEntry, ops []*op) {
+	var outs []copyOut
+	for i, o := range ops {
+		switch {
+		case o.upload != nil:
+			copy(unsafe.Slice((*byte)(e.slots[i]), len(o.upload)), o.upload)
+		case o.download != nil:
+			outs = append(outs, copyOut{e.slots[i], o.download})
+		}
+	}
+	atomic.AddInt64(&b.stats.GraphLaunches, 1)
+	atomic.AddInt64(&b.stats.GraphOps, e.launches)
+	if err := e.g.launch(b.raw); err != nil {
+		b.fail(fmt.Errorf("cuda backend: replaying a graph of %d ops (%d nodes): %w", e.n, e.g.nodes, err))
+	}
+	b.finish(outs)
+}
+
+func atomicAdd(p *int64, d int64) { atomic.AddInt64(p, d) }
