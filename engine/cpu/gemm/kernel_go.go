@@ -2,46 +2,41 @@ package gemm
 
 import "unsafe"
 
-// goKernel is the portable micro-kernel. A 4x4 tile keeps the sixteen
-// accumulators plus eight operands within the sixteen floating-point
-// registers Go's amd64 and arm64 back ends allocate, so the inner loop does
-// not spill.
+// goKernel is the portable micro-kernel, a 4x4 tile. The tile is computed
+// as two 2x4 halves, each with its own pass over k: eight accumulators plus
+// two A values and one B value at a time stay within the 15 floating-point
+// registers Go's amd64 back end allocates (a single 4x4 pass needs over 20
+// and spills in the inner loop), and the second pass re-reads the small B
+// panel from L1. The panels are read through unsafe offsets because the
+// packed layout guarantees the bounds and the checks would double the loop.
 var goKernel = &kernel{name: "go", mr: 4, nr: 4, ms: 4, kc: 256, nc: 1024, fn: kernelGo4x4}
 
 func kernelGo4x4(kc int, a, b, c *float32, ldc int, alpha, beta float32) {
-	ap := unsafe.Slice(a, 4*kc)
-	bp := unsafe.Slice(b, 4*kc)
-	var c00, c01, c02, c03 float32
-	var c10, c11, c12, c13 float32
-	var c20, c21, c22, c23 float32
-	var c30, c31, c32, c33 float32
-	for q := 0; q < kc; q++ {
-		av := ap[4*q : 4*q+4 : 4*q+4]
-		bv := bp[4*q : 4*q+4 : 4*q+4]
-		a0, a1, a2, a3 := av[0], av[1], av[2], av[3]
-		b0, b1, b2, b3 := bv[0], bv[1], bv[2], bv[3]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
-		c20 += a2 * b0
-		c21 += a2 * b1
-		c22 += a2 * b2
-		c23 += a2 * b3
-		c30 += a3 * b0
-		c31 += a3 * b1
-		c32 += a3 * b2
-		c33 += a3 * b3
-	}
 	cs := unsafe.Slice(c, 3*ldc+4)
-	storeRow4(cs[0:4], c00, c01, c02, c03, alpha, beta)
-	storeRow4(cs[ldc:ldc+4], c10, c11, c12, c13, alpha, beta)
-	storeRow4(cs[2*ldc:2*ldc+4], c20, c21, c22, c23, alpha, beta)
-	storeRow4(cs[3*ldc:3*ldc+4], c30, c31, c32, c33, alpha, beta)
+	pb := unsafe.Pointer(b)
+	for h := 0; h < 4; h += 2 {
+		pa := unsafe.Add(unsafe.Pointer(a), 4*h)
+		var c00, c01, c02, c03 float32
+		var c10, c11, c12, c13 float32
+		for q := 0; q < kc; q++ {
+			a0 := *(*float32)(unsafe.Add(pa, 16*q))
+			a1 := *(*float32)(unsafe.Add(pa, 16*q+4))
+			b := *(*float32)(unsafe.Add(pb, 16*q))
+			c00 += a0 * b
+			c10 += a1 * b
+			b = *(*float32)(unsafe.Add(pb, 16*q+4))
+			c01 += a0 * b
+			c11 += a1 * b
+			b = *(*float32)(unsafe.Add(pb, 16*q+8))
+			c02 += a0 * b
+			c12 += a1 * b
+			b = *(*float32)(unsafe.Add(pb, 16*q+12))
+			c03 += a0 * b
+			c13 += a1 * b
+		}
+		storeRow4(cs[h*ldc:h*ldc+4], c00, c01, c02, c03, alpha, beta)
+		storeRow4(cs[(h+1)*ldc:(h+1)*ldc+4], c10, c11, c12, c13, alpha, beta)
+	}
 }
 
 // storeRow4 applies the epilogue to one tile row. The explicit float32
