@@ -36,3 +36,9 @@ $(KERNEL_FATBIN): $(KERNEL_SRCS) kernels/kernels.mk
 	echo "kernels: targets $(KERNEL_GENCODE)"; \
 	$(NVCC) $$ccbin $(KERNEL_FLAGS) $(KERNEL_GENCODE) -fatbin -o $@.tmp kernels/all.cu && mv $@.tmp $@ && \
 	echo "kernels: wrote $@ ($$(wc -c < $@) bytes)"
+
+# `make cuda`: trm-train with the CUDA backend (--device cuda:N), kernels
+# embedded. Needs the toolkit to build and a driver to run.
+.PHONY: cuda
+cuda: kernels
+	$(GO) build -tags cuda -o $(BIN) ./cmd/trm-train
