@@ -17,7 +17,7 @@ import (
 // three real ARC-AGI-1 evaluation tasks is evaluated and must report
 // pass@K for every K and write a submission naming each test puzzle.
 func TestEvaluateARC(t *testing.T) {
-	src := filepath.Join("..", "testdata", "arc-mini")
+	src := filepath.Join("..", "testdata", "arc-agi")
 	var ch, sol map[string]json.RawMessage
 	readJSON(t, filepath.Join(src, "arc-agi_evaluation_challenges.json"), &ch)
 	readJSON(t, filepath.Join(src, "arc-agi_evaluation_solutions.json"), &sol)

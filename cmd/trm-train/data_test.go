@@ -70,7 +70,7 @@ func TestDataBuildAndCheck(t *testing.T) {
 		t.Fatalf("maze: %d %s %s", code, out, errs)
 	}
 	arcDir := filepath.Join(dir, "arc")
-	if code, out, errs := dataRun("data", "arc", "--out", arcDir, "--prefix", "../../../shared/data/arc-agi/arc-agi",
+	if code, out, errs := dataRun("data", "arc", "--out", arcDir, "--prefix", "../../testdata/arc-agi/arc-agi",
 		"--subsets", "evaluation", "--test-set", "evaluation", "--num-aug", "1", "--quiet"); code != 0 {
 		t.Fatalf("arc: %d %s %s", code, out, errs)
 	}

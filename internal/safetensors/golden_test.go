@@ -10,16 +10,15 @@ import (
 
 // goldenDir locates the read-only reference fixtures. TRM_GOLDEN_DIR
 // overrides the default so the tests run on machines with another layout;
-// where no fixtures exist the golden tests skip (the synthetic tests still
-// cover the codec).
+// a missing fixture folder fails the test.
 func goldenDir(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("TRM_GOLDEN_DIR")
 	if dir == "" {
-		dir = "/work/shared/golden"
+		dir = filepath.Join("..", "..", "testdata", "golden") // the repository's copy
 	}
 	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("golden fixtures not found at %s (set TRM_GOLDEN_DIR): %v", dir, err)
+		t.Fatalf("golden fixtures not found at %s (set TRM_GOLDEN_DIR): %v", dir, err)
 	}
 	return dir
 }

@@ -16,15 +16,15 @@ import (
 )
 
 // goldenDir locates the read-only reference fixtures (TRM_GOLDEN_DIR
-// overrides); the golden tests skip where they are absent.
+// overrides); a missing fixture folder fails the test.
 func goldenDir(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("TRM_GOLDEN_DIR")
 	if dir == "" {
-		dir = "/work/shared/golden"
+		dir = filepath.Join("..", "..", "testdata", "golden") // the repository's copy
 	}
 	if _, err := os.Stat(filepath.Join(dir, "torch")); err != nil {
-		t.Skipf("golden torch fixtures not found under %s (set TRM_GOLDEN_DIR): %v", dir, err)
+		t.Fatalf("golden torch fixtures not found under %s (set TRM_GOLDEN_DIR): %v", dir, err)
 	}
 	return dir
 }

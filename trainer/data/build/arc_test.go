@@ -13,7 +13,7 @@ import (
 )
 
 // arcPrefix points at the real ARC task files shipped with the project.
-const arcPrefix = "../../../../shared/data/arc-agi/arc-agi"
+const arcPrefix = "../../../testdata/arc-agi/arc-agi"
 
 func realARC(t *testing.T) string {
 	t.Helper()
