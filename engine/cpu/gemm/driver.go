@@ -31,18 +31,57 @@ func gemmSerial(p *problem, kern *kernel, ws *workspace) {
 	ws.tile = grow(ws.tile, mr*nr)
 	for pc := 0; pc < p.k; pc += kcs {
 		kcb := min(kcs, p.k-pc)
-		for ir := 0; ir < mTiles; ir++ {
-			p.packA(kern, ws.ap[ir*kern.ms*kcb:], ir*mr, pc, kcb)
-		}
+		p.packATiles(kern, ws.ap, 0, mTiles, pc, kcb)
 		for jc := 0; jc < p.n; jc += nc {
 			nTiles := ceilDiv(min(nc, p.n-jc), nr)
-			for jr := 0; jr < nTiles; jr++ {
-				p.packB(kern, ws.bp[jr*nr*kcb:], jc+jr*nr, pc, kcb)
-			}
+			p.packBPanels(kern, ws.bp, jc, 0, nTiles, pc, kcb)
 			for ir := 0; ir < mTiles; ir++ {
 				p.computeRow(kern, ws.ap, ws.bp, ws.tile, ir, 0, nTiles, jc, pc, kcb)
 			}
 		}
+	}
+}
+
+// Pack units group this many micro-panels, so that the contiguous cases
+// read runs of several panels per source row (see packCopyTiles).
+const (
+	packGroupA = 8
+	packGroupB = 4
+)
+
+// packATiles packs A micro-panels t0..t1-1 of the K block at pc into ap.
+func (p *problem) packATiles(kern *kernel, ap []float32, t0, t1, pc, kcb int) {
+	ms, mr := kern.ms, kern.mr
+	if p.transA && kern.vecPack && ms == 16 {
+		// Full panels (all mr rows valid) row by row across the group.
+		full := min(t1, p.m/mr)
+		if full > t0 {
+			_ = p.a[(pc+kcb-1)*p.lda+full*mr-1]
+			_ = ap[full*ms*kcb-1]
+			packCopyTiles(&ap[t0*ms*kcb], &p.a[pc*p.lda+t0*mr], p.lda, kcb, full-t0, mr, ms*kcb, 1, 1<<mr-1, ms*4)
+			t0 = full
+		}
+	}
+	for t := t0; t < t1; t++ {
+		p.packA(kern, ap[t*ms*kcb:], t*mr, pc, kcb)
+	}
+}
+
+// packBPanels packs B micro-panels t0..t1-1 of the N block at jc and the K
+// block at pc into bp.
+func (p *problem) packBPanels(kern *kernel, bp []float32, jc, t0, t1, pc, kcb int) {
+	nr := kern.nr
+	if !p.transB && kern.vecPack && nr == 32 {
+		full := min(t1, (p.n-jc)/nr)
+		if full > t0 {
+			_ = p.b[(pc+kcb-1)*p.ldb+jc+full*nr-1]
+			_ = bp[full*nr*kcb-1]
+			packCopyTiles(&bp[t0*nr*kcb], &p.b[pc*p.ldb+jc+t0*nr], p.ldb, kcb, full-t0, nr, nr*kcb, 2, 0xffff, nr*4)
+			t0 = full
+		}
+	}
+	for t := t0; t < t1; t++ {
+		p.packB(kern, bp[t*nr*kcb:], jc+t*nr, pc, kcb)
 	}
 }
 

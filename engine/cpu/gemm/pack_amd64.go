@@ -15,3 +15,11 @@ func packCopyAVX512(dst, src *float32, ld, cols, width, kc, dstStride int)
 
 // vecPackUsable reports whether the AVX-512 packing routines can run here.
 func vecPackUsable() bool { return avx512Available() }
+
+// packCopyTiles packs tiles adjacent full micro-panels of the contiguous
+// case row by row: for q < kc, t < tiles and v < vecs (1 or 2), the 16
+// floats at src[q*ld+t*srcAdv+16v] (lanes outside mask read as zero) go to
+// dst[t*dstAdv+q*step/4+16v]. Every lane in mask must be readable.
+//
+//go:noescape
+func packCopyTiles(dst, src *float32, ld, kc, tiles, srcAdv, dstAdv, vecs, mask, step int)

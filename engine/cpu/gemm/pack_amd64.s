@@ -312,3 +312,80 @@ cloop:
 cdone:
 	VZEROUPPER
 	RET
+
+// func packCopyTiles(dst *float32, src *float32, ld int, kc int, tiles int, srcAdv int, dstAdv int, vecs int, mask int, step int)
+// Packs several adjacent full micro-panels of the contiguous case at once:
+// for q < kc and t < tiles, the vecs (1 or 2) vectors at
+// src[q*ld + t*srcAdv + 16v] (lanes outside mask read as zero) are stored
+// whole at dst[t*dstAdv + q*step/4 + 16v].
+//
+// Going row by row across all the panels reads each source row as one
+// contiguous run of tiles*srcAdv floats instead of one short piece per
+// panel (a 14-float piece of an A^T row 12 KB from the next), which is what
+// the hardware prefetchers need; the rows themselves are prefetched four
+// ahead because their stride (a whole matrix row) crosses pages.
+TEXT ·packCopyTiles(SB), NOSPLIT, $0-80
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  ld+16(FP), R9
+	SHLQ  $2, R9               // source row stride in bytes
+	MOVQ  kc+24(FP), CX
+	MOVQ  srcAdv+40(FP), R10
+	SHLQ  $2, R10              // source bytes per panel
+	MOVQ  dstAdv+48(FP), R11
+	SHLQ  $2, R11              // destination bytes per panel
+	MOVQ  mask+64(FP), AX
+	KMOVW AX, K2
+	MOVQ  step+72(FP), R13     // destination bytes per k step
+	LEAQ  (R9)(R9*1), DX
+	LEAQ  (DX)(DX*1), DX       // four source rows ahead: first byte of a piece
+	LEAQ  -4(DX)(R10*1), R12   // and its last float
+	TESTQ CX, CX
+	JLE   mdone
+	CMPQ  vecs+56(FP), $2
+	JEQ   mrow2
+
+mrow1:
+	MOVQ SI, R8                // walks the panels of this row
+	MOVQ DI, BX
+	MOVQ tiles+32(FP), AX
+
+mtile1:
+	PREFETCHT0 (R8)(DX*1)
+	PREFETCHT0 (R8)(R12*1)
+	VMOVUPS.Z  (R8), K2, Z0
+	VMOVUPS    Z0, (BX)
+	ADDQ       R10, R8
+	ADDQ       R11, BX
+	DECQ       AX
+	JNZ        mtile1
+	ADDQ       R9, SI
+	ADDQ       R13, DI
+	DECQ       CX
+	JNZ        mrow1
+	JMP        mdone
+
+mrow2:
+	MOVQ SI, R8
+	MOVQ DI, BX
+	MOVQ tiles+32(FP), AX
+
+mtile2:
+	PREFETCHT0 (R8)(DX*1)
+	PREFETCHT0 (R8)(R12*1)
+	VMOVUPS.Z  (R8), K2, Z0
+	VMOVUPS.Z  64(R8), K2, Z1
+	VMOVUPS    Z0, (BX)
+	VMOVUPS    Z1, 64(BX)
+	ADDQ       R10, R8
+	ADDQ       R11, BX
+	DECQ       AX
+	JNZ        mtile2
+	ADDQ       R9, SI
+	ADDQ       R13, DI
+	DECQ       CX
+	JNZ        mrow2
+
+mdone:
+	VZEROUPPER
+	RET

@@ -13,3 +13,7 @@ func packTransAVX512(dst, src *float32, ld, rows, width, kc, dstStride int) {
 func packCopyAVX512(dst, src *float32, ld, cols, width, kc, dstStride int) {
 	panic("gemm: no vector packing on this architecture")
 }
+
+func packCopyTiles(dst, src *float32, ld, kc, tiles, srcAdv, dstAdv, vecs, mask, step int) {
+	panic("gemm: no vector packing on this architecture")
+}

@@ -126,15 +126,17 @@ func (t *task) work(ws *workspace) (last bool) {
 func (t *task) run(u int, ws *workspace) {
 	switch t.kind {
 	case phasePack:
-		mr, nr := t.kern.mr, t.kern.nr
 		if t.packA {
-			if u < t.mTiles {
-				t.pr.packA(t.kern, t.ap[u*t.kern.ms*t.kcb:], u*mr, t.pc, t.kcb)
+			aUnits := ceilDiv(t.mTiles, packGroupA)
+			if u < aUnits {
+				t0 := u * packGroupA
+				t.pr.packATiles(t.kern, t.ap, t0, min(t0+packGroupA, t.mTiles), t.pc, t.kcb)
 				return
 			}
-			u -= t.mTiles
+			u -= aUnits
 		}
-		t.pr.packB(t.kern, t.bp[u*nr*t.kcb:], t.jc+u*nr, t.pc, t.kcb)
+		t0 := u * packGroupB
+		t.pr.packBPanels(t.kern, t.bp, t.jc, t0, min(t0+packGroupB, t.nTiles), t.pc, t.kcb)
 	case phaseCompute:
 		ir, ch := u/t.nChunks, u%t.nChunks
 		jr0 := ch * t.jrChunk
@@ -177,9 +179,9 @@ func (pl *pool) gemmParallel(p *problem, kern *kernel, nt int) {
 			t.packA = jc == 0
 
 			t.kind = phasePack
-			units := t.nTiles
+			units := ceilDiv(t.nTiles, packGroupB)
 			if t.packA {
-				units += mTiles
+				units += ceilDiv(mTiles, packGroupA)
 			}
 			pl.phase(t, nt, units)
 
