@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/tinyrecursive/trm/engine"
 )
 
 // RunInfo describes a run to its hooks when it starts.
@@ -19,6 +21,11 @@ type RunInfo struct {
 	Params     int
 	TrainSets  []string
 	TestSets   []string
+	// StepsPerEpoch is the number of optimizer steps one epoch takes
+	// (total_groups * mean_puzzle_examples / global_batch_size), so a
+	// hook can report progress in epochs even when total_steps_limit
+	// shortens the run.
+	StepsPerEpoch float64
 }
 
 // CheckpointInfo describes a checkpoint just written.
@@ -85,6 +92,87 @@ func TrainMetrics(r *StepReport, globalBatch int) map[string]float64 {
 	return out
 }
 
+// SupStepStats are the sums over the examples of one training batch that
+// have just run their k-th supervision step. A training batch mixes
+// examples at every depth of recursion (each slot halts on its own), so
+// grouping by the depth shows how loss and accuracy improve with
+// recursion during training, which the batch means hide.
+type SupStepStats struct {
+	// Examples counts the examples with supervised tokens (n_b > 0) that
+	// ran this supervision step; the other fields sum over them.
+	Examples      int
+	LMLoss        float64 // per-example LM loss (mean cross-entropy per token)
+	QHaltLoss     float64
+	QContinueLoss float64
+	Accuracy      float64 // per-example token accuracy
+	ExactAccuracy float64 // examples entirely right
+	// QHaltAccuracy counts examples whose halting logit sign agrees with
+	// their correctness (the reference's q_halt_accuracy, at every step).
+	QHaltAccuracy float64
+	// Halted counts the examples that halted after this step.
+	Halted int
+}
+
+// SupSteps groups a training step's per-example outputs by supervision
+// step: element k-1 holds the examples whose step count is k after the
+// step, for k in 1..maxSteps. Examples without supervised tokens (padding)
+// are left out because their losses and accuracies are zero by
+// definition and would dilute the means.
+func SupSteps(r *engine.StepResult, maxSteps int) []SupStepStats {
+	out := make([]SupStepStats, maxSteps)
+	for i, n := range r.NValid {
+		k := int(r.Steps[i])
+		if n <= 0 || k < 1 || k > maxSteps {
+			continue
+		}
+		s := &out[k-1]
+		s.Examples++
+		s.LMLoss += r.LMLoss[i]
+		s.QHaltLoss += r.QHaltLoss[i]
+		s.QContinueLoss += r.QContLoss[i]
+		s.Accuracy += float64(r.NCorrect[i]) / float64(n)
+		seq := r.SeqCorrect[i] != 0
+		if seq {
+			s.ExactAccuracy++
+		}
+		if (r.QHalt[i] >= 0) == seq {
+			s.QHaltAccuracy++
+		}
+		if r.Halted[i] != 0 {
+			s.Halted++
+		}
+	}
+	return out
+}
+
+// supStepJSON is the JSONL form of SupSteps: per supervision step k
+// (index k-1) the example count and the means over those examples, null
+// where no example ran step k (JSON has no NaN).
+func supStepJSON(st []SupStepStats) map[string]any {
+	n := len(st)
+	count, halted := make([]int, n), make([]int, n)
+	cols := map[string][]any{}
+	names := []string{"lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy", "q_halt_accuracy"}
+	for _, name := range names {
+		cols[name] = make([]any, n)
+	}
+	for k, s := range st {
+		count[k], halted[k] = s.Examples, s.Halted
+		if s.Examples == 0 {
+			continue
+		}
+		c := float64(s.Examples)
+		for j, v := range []float64{s.LMLoss, s.QHaltLoss, s.QContinueLoss, s.Accuracy, s.ExactAccuracy, s.QHaltAccuracy} {
+			cols[names[j]][k] = v / c
+		}
+	}
+	out := map[string]any{"count": count, "halted": halted}
+	for name, c := range cols {
+		out[name] = c
+	}
+	return out
+}
+
 // JSONLHook writes one JSON object per line: one per step, one per
 // evaluation, one per checkpoint, and a start and an end record.
 type JSONLHook struct {
@@ -92,6 +180,7 @@ type JSONLHook struct {
 	w           io.Writer
 	f           *os.File
 	globalBatch int
+	maxSteps    int
 	enc         *json.Encoder
 }
 
@@ -112,14 +201,15 @@ func (h *JSONLHook) write(v map[string]any) {
 
 // OnStart implements Hook.
 func (h *JSONLHook) OnStart(ri RunInfo) {
-	h.globalBatch = ri.Config.GlobalBatchSize
+	h.globalBatch, h.maxSteps = ri.Config.GlobalBatchSize, ri.Config.Arch.HaltMaxSteps
 	h.write(map[string]any{"type": "start", "total_steps": ri.TotalSteps, "start_step": ri.StartStep, "backend": ri.Backend, "params": ri.Params, "config": ri.Config})
 }
 
-// OnStep implements Hook: the step's train metrics and, per supervision
-// step k, the number of examples that halted after k steps.
+// OnStep implements Hook: the step's train metrics, per supervision step
+// k the number of examples that halted after k steps, and under
+// "sup_step" the per-step means of SupSteps (what `trm-train plot` draws).
 func (h *JSONLHook) OnStep(r *StepReport) {
-	v := map[string]any{"type": "train", "step": r.Step, "compute_seconds": r.Compute.Seconds()}
+	v := map[string]any{"type": "train", "step": r.Step, "compute_seconds": r.Compute.Seconds(), "data_wait_seconds": r.DataWait.Seconds()}
 	for k, x := range TrainMetrics(r, h.globalBatch) {
 		v[k] = x
 	}
@@ -130,6 +220,9 @@ func (h *JSONLHook) OnStep(r *StepReport) {
 		}
 	}
 	v["halted_at_step"] = halts
+	if h.maxSteps > 0 {
+		v["sup_step"] = supStepJSON(SupSteps(r.Result, h.maxSteps))
+	}
 	h.write(v)
 }
 

@@ -125,7 +125,8 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			return nil, err
 		}
 	}
-	info := RunInfo{Config: cfg, TotalSteps: total, StartStep: t.Step, Backend: opt.Backend.Name(), Params: layout.NumTrained}
+	info := RunInfo{Config: cfg, TotalSteps: total, StartStep: t.Step, Backend: opt.Backend.Name(), Params: layout.NumTrained,
+		StepsPerEpoch: float64(md.TotalGroups) * md.MeanPuzzleExamples / float64(cfg.GlobalBatchSize)}
 	for _, s := range trainDS.Sets {
 		info.TrainSets = append(info.TrainSets, s.Name)
 	}
@@ -183,7 +184,9 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 				sum.Steps, sum.Wall = t.Step, time.Since(start)
 				return sum, checkpoint(pass)
 			}
+			t0 := time.Now()
 			err := it.Next(&b)
+			wait := time.Since(t0)
 			if errors.Is(err, data.ErrEndOfPass) {
 				break
 			}
@@ -192,6 +195,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			}
 			rep, err := t.TrainBatch(b.Inputs, b.Labels, b.PuzzleIdentifiers)
 			if rep != nil {
+				rep.DataWait = wait
 				for _, h := range opt.Hooks {
 					h.OnStep(rep)
 				}

@@ -54,6 +54,10 @@ type StepReport struct {
 	Metrics engine.Metrics     // the spec's sums over this replica's batch
 	Info    StepInfo
 	Compute time.Duration
+	// DataWait is how long the loop waited for this batch from the data
+	// iterator before the step: with Compute it tells an input-bound run
+	// from a compute-bound one.
+	DataWait time.Duration
 }
 
 // ErrNonFinite is wrapped by the error that stops a run after

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/trainer"
+	"github.com/tinyrecursive/trm/trainer/promhook"
 )
 
 func init() {
@@ -37,6 +38,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	logPath := fs.String("log", "", "JSONL log of every metric (default: <out>/run.jsonl when --out is set)")
 	initPath := fs.String("init", "", "start from these weights (safetensors with the reference keys, e.g. from `trm-train import`)")
 	quiet := fs.Bool("quiet", false, "no progress lines")
+	metricsAddr := fs.String("metrics-addr", os.Getenv("TRM_METRICS_ADDR"), "serve Prometheus metrics at [HOST]:PORT/metrics; :PORT binds 127.0.0.1 only, 0.0.0.0:PORT every interface (default $TRM_METRICS_ADDR, which the no-argument demo reads too)")
+	metricsRun := fs.String("metrics-run", "", "run label of the metrics (default: the --out directory's name, else trm-<start time>)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `usage: trm-train train [flags] [key=value ...]
 
@@ -46,6 +49,9 @@ Trains a TRM. Overrides use the reference's key=value form, e.g.
 With no arguments at all it builds a small 4x4 Sudoku set in a temporary
 directory and trains the built-in demo model on the CPU for a few minutes.
 SIGINT/SIGTERM finish the current step, write a checkpoint and exit 0.
+--metrics-addr :9090 serves Prometheus metrics on 127.0.0.1:9090 (see
+deploy/ for a scrape config and a Grafana dashboard); the demo reads
+TRM_METRICS_ADDR instead.
 
 Keys: %s
 
@@ -119,6 +125,17 @@ flags:
 	if !*quiet {
 		opt.Hooks = append(opt.Hooks, &trainer.ProgressHook{W: stderr, Every: 2 * time.Second})
 	}
+	if *metricsAddr != "" {
+		if *metricsRun == "" {
+			*metricsRun = promhook.RunName(cfg.CheckpointDir, time.Now())
+		}
+		h, stop, err := promhook.Start(*metricsAddr, promhook.Options{Run: *metricsRun, Backend: be, Log: stderr})
+		if err != nil {
+			return err
+		}
+		defer stop()
+		opt.Hooks = append(opt.Hooks, h)
+	}
 	_, err = train(cfg, opt, stdout)
 	return err
 }
@@ -180,7 +197,16 @@ func runDemo(stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sum, err := train(cfg, trainer.RunOptions{Backend: be, Hooks: []trainer.Hook{&trainer.ProgressHook{W: stderr, Every: 2 * time.Second}}}, stdout)
+	hooks := []trainer.Hook{&trainer.ProgressHook{W: stderr, Every: 2 * time.Second}}
+	if addr := os.Getenv("TRM_METRICS_ADDR"); addr != "" {
+		h, stop, err := promhook.Start(addr, promhook.Options{Run: "demo", Backend: be, Log: stderr})
+		if err != nil {
+			return err
+		}
+		defer stop()
+		hooks = append(hooks, h)
+	}
+	sum, err := train(cfg, trainer.RunOptions{Backend: be, Hooks: hooks}, stdout)
 	if err != nil || sum.Interrupted || sum.LastEval == nil {
 		return err
 	}
