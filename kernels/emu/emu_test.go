@@ -105,7 +105,7 @@ func (r *ref) sync() {
 	}
 }
 
-func grid(n int) Dims { return Grid1(max(1, min((n+255)/256, 3)), 256) } // few blocks: grid-stride loops wrap
+func grid(n int) Dims         { return Grid1(max(1, min((n+255)/256, 3)), 256) } // few blocks: grid-stride loops wrap
 func rowThreads(cols int) int { return 32 * max(1, min(8, (cols+127)/128)) }
 
 func TestMoves(t *testing.T) {
