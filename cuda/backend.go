@@ -149,10 +149,21 @@ func (b *Backend) Stats() Stats {
 	return s
 }
 
-// New returns a backend on device ordinal `device` with default options
-// (bf16 GEMMs, graphs on).
+// New returns a backend on device ordinal `device` with default options:
+// bf16 GEMMs and graphs on. The environment can override both without a
+// rebuild: TRM_CUDA_GEMM=fp32|tf32|bf16 and TRM_CUDA_GRAPHS=0.
 func New(device int) (*Backend, error) {
-	return NewWithOptions(device, Options{Gemm: GemmBF16, Graphs: true})
+	opt := Options{Gemm: GemmBF16, Graphs: os.Getenv("TRM_CUDA_GRAPHS") != "0"}
+	switch os.Getenv("TRM_CUDA_GEMM") {
+	case "fp32":
+		opt.Gemm = GemmFP32
+	case "tf32":
+		opt.Gemm = GemmTF32
+	case "", "bf16":
+	default:
+		return nil, fmt.Errorf("TRM_CUDA_GEMM=%q: want fp32, tf32 or bf16", os.Getenv("TRM_CUDA_GEMM"))
+	}
+	return NewWithOptions(device, opt)
 }
 
 // NewWithOptions returns a backend on device ordinal `device`.
