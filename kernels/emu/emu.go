@@ -8,6 +8,11 @@
 // It is a test harness, not a backend: each launch runs its blocks one
 // after another with one OS thread per CUDA thread, so it is slow and
 // checks indexing, masking, barriers and reductions, not performance.
+//
+// The src_*.h files are symbolic links to the kernel sources: emu.cc
+// includes ../all.cu, which the go command's cache does not see, while it
+// hashes every .h file of the package (through the links), so editing a
+// kernel reruns these tests instead of reporting a stale cached pass.
 package emu
 
 /*
