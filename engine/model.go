@@ -15,6 +15,11 @@ type Options struct {
 	// ExplorationSeed seeds the generator of the halting-exploration draws
 	// (spec section 4) made on the host before each training step.
 	ExplorationSeed uint64
+	// Replica and Replicas place this model's B slots in a data-parallel
+	// global batch of Replicas*B: every replica draws the exploration
+	// values of the whole global batch from the same stream and keeps its
+	// slice, so K replicas explore exactly as one replica would.
+	Replica, Replicas int
 }
 
 // Model is one TRM on one backend, with buffers sized once for batch B.
@@ -380,11 +385,12 @@ func (m *Model) embedDims() EmbedDims {
 // the reference, so the stream does not depend on the outcomes.
 func (m *Model) drawExploration() []int32 {
 	out := make([]int32, m.B)
-	for i := range out {
+	replicas := max(m.opt.Replicas, 1)
+	for i := 0; i < replicas*m.B; i++ {
 		u := m.rng.Float64()
 		k := 2 + m.rng.IntN(m.Cfg.HaltMaxSteps-1)
-		if u < m.Cfg.HaltExplorationProb {
-			out[i] = int32(k)
+		if j := i - m.opt.Replica*m.B; j >= 0 && j < m.B && u < m.Cfg.HaltExplorationProb {
+			out[j] = int32(k)
 		}
 	}
 	return out

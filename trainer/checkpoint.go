@@ -56,7 +56,7 @@ func StepDirName(s int) string { return fmt.Sprintf("step_%09d", s) }
 // file goes into a temporary sibling directory, is fsynced, and the
 // directory is renamed into place, so a crash leaves either the old set of
 // checkpoints or the new one, never a half-written one.
-func writeCheckpoint(root string, t *Trainer, meta Meta) (string, error) {
+func writeCheckpoint(root string, t *Trainer, meta Meta, ch *engine.CarryHost) (string, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
 	}
@@ -81,18 +81,16 @@ func writeCheckpoint(root string, t *Trainer, meta Meta) (string, error) {
 	if os_.Shadow != nil {
 		ts["optim.ema"] = safetensors.FromFloat32(n, os_.Shadow)
 	}
-	ch, err := t.Model.SaveCarry(t.Carry)
-	if err != nil {
-		return "", err
-	}
+	// The carry of the whole global batch (every replica's slots).
 	m := t.Model
-	ts["carry.z_H"] = safetensors.FromFloat32([]int{m.B, m.S, m.H}, ch.ZH)
-	ts["carry.z_L"] = safetensors.FromFloat32([]int{m.B, m.S, m.H}, ch.ZL)
-	ts["carry.steps"] = safetensors.FromInt32([]int{m.B}, ch.Steps)
-	ts["carry.halted"] = safetensors.FromInt32([]int{m.B}, ch.Halted)
-	ts["carry.inputs"] = safetensors.FromInt32([]int{m.B, m.L}, ch.Inputs)
-	ts["carry.labels"] = safetensors.FromInt32([]int{m.B, m.L}, ch.Labels)
-	ts["carry.puzzle_identifiers"] = safetensors.FromInt32([]int{m.B}, ch.PIDs)
+	B := len(ch.Steps)
+	ts["carry.z_H"] = safetensors.FromFloat32([]int{B, m.S, m.H}, ch.ZH)
+	ts["carry.z_L"] = safetensors.FromFloat32([]int{B, m.S, m.H}, ch.ZL)
+	ts["carry.steps"] = safetensors.FromInt32([]int{B}, ch.Steps)
+	ts["carry.halted"] = safetensors.FromInt32([]int{B}, ch.Halted)
+	ts["carry.inputs"] = safetensors.FromInt32([]int{B, m.L}, ch.Inputs)
+	ts["carry.labels"] = safetensors.FromInt32([]int{B, m.L}, ch.Labels)
+	ts["carry.puzzle_identifiers"] = safetensors.FromInt32([]int{B}, ch.PIDs)
 	if err := safetensors.WriteFile(filepath.Join(tmp, StateFile), ts, map[string]string{"format": "trm-train-state"}); err != nil {
 		return "", err
 	}
@@ -259,8 +257,9 @@ func LoadMeta(dir string) (Meta, error) {
 }
 
 // restoreState loads a checkpoint's state.safetensors into a trainer built
-// from the checkpoint's config.
-func restoreState(dir string, t *Trainer, meta Meta) error {
+// from the checkpoint's config; replica rank of n takes its slots of the
+// saved global carry (so a run may resume on another number of replicas).
+func restoreState(dir string, t *Trainer, meta Meta, rank, n int) error {
 	path := filepath.Join(dir, StateFile)
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
@@ -334,7 +333,11 @@ func restoreState(dir string, t *Trainer, meta Meta) error {
 			(*kv.i)[i] = int32(x)
 		}
 	}
-	if err := t.Model.LoadCarry(t.Carry, &ch); err != nil {
+	local, err := sliceCarry(&ch, rank, n)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := t.Model.LoadCarry(t.Carry, local); err != nil {
 		return fmt.Errorf("%s: %w (was the checkpoint written with another number of replicas?)", path, err)
 	}
 	if err := t.Model.SetExplorationState(meta.Exploration); err != nil {

@@ -43,12 +43,14 @@ type StepInfo struct {
 }
 
 // Apply takes one optimizer step from the gradients of the last backward
-// pass, with puzzle rows identified by pids (the carry's current puzzle
-// identifiers, [B]). totalSteps sets the schedule. A non-finite gradient
-// skips the update (and leaves the step count unchanged).
-func (o *Optim) Apply(pids engine.Buf, totalSteps int, lossFinite bool) (StepInfo, error) {
+// pass (already summed over replicas), with the puzzle-row gradients
+// rowGrads [rows, puzzle_emb_ndim] identified by pids [rows] (the carries'
+// current puzzle identifiers, gathered over replicas). totalSteps sets the
+// schedule. A non-finite gradient skips the update (and leaves the step
+// count unchanged).
+func (o *Optim) Apply(pids, rowGrads engine.Buf, rows, totalSteps int, lossFinite bool) (StepInfo, error) {
 	cfg := o.cfg
-	params, grads, puzzle, dLocal := o.model.ParamBuffers()
+	params, grads, puzzle, _ := o.model.ParamBuffers()
 	be := o.be
 	be.SumSquares(o.norm, grads)
 	sq := make([]float64, 1)
@@ -71,7 +73,7 @@ func (o *Optim) Apply(pids engine.Buf, totalSteps int, lossFinite bool) (StepInf
 	}
 	if puzzle != nil {
 		nd := o.model.Cfg.PuzzleEmbNdim
-		be.SignSGDRows(puzzle, dLocal, pids, o.model.B, nd, float32(info.PuzzleLR), float32(cfg.PuzzleEmbWeightDecay))
+		be.SignSGDRows(puzzle, rowGrads, pids, rows, nd, float32(info.PuzzleLR), float32(cfg.PuzzleEmbWeightDecay))
 	}
 	if o.shadow != nil {
 		be.EMA(o.shadow, params, float32(cfg.EMARate))

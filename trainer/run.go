@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tinyrecursive/trm/device/comm"
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/trainer/data"
 )
@@ -22,8 +23,12 @@ type RunOptions struct {
 	// Init, if set, is the starting state instead of a fresh
 	// initialisation (e.g. an imported reference checkpoint).
 	Init *engine.Params
-	// Rank and WorldSize shard each global batch; only rank 0 writes
-	// checkpoints.
+	// Comm is the data-parallel replica group this run is one replica of
+	// (nil: a single replica). Each replica runs Run in its own goroutine
+	// or process with its own backend; only rank 0 evaluates, writes
+	// checkpoints and should be given hooks.
+	Comm comm.Comm
+	// Rank and WorldSize shard each global batch (taken from Comm when set).
 	Rank, WorldSize int
 }
 
@@ -44,6 +49,15 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	start := time.Now()
 	if opt.WorldSize == 0 {
 		opt.WorldSize = 1
+	}
+	if opt.Comm != nil {
+		opt.Rank, opt.WorldSize = opt.Comm.Rank(), opt.Comm.Size()
+		// A replica that fails must not leave the others waiting in a collective.
+		defer func() {
+			if err != nil {
+				opt.Comm.Abort(err)
+			}
+		}()
 	}
 	var meta *Meta
 	if opt.Resume != "" {
@@ -98,7 +112,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	if init == nil {
 		init = engine.InitParams(layout, cfg.Seed)
 	}
-	t, err := New(cfg, opt.Backend, init, total, opt.WorldSize)
+	t, err := NewReplica(cfg, opt.Backend, init, total, opt.Comm, opt.WorldSize)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +124,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	pass := 0
 	var best *BestInfo
 	if meta != nil {
-		if err := restoreState(opt.Resume, t, *meta); err != nil {
+		if err := restoreState(opt.Resume, t, *meta, opt.Rank, opt.WorldSize); err != nil {
 			return nil, err
 		}
 		if err := it.Restore(meta.Data); err != nil {
@@ -119,7 +133,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 		pass, best = meta.Pass, meta.Best
 	}
 	var ev *Evaluator
-	if testDS != nil {
+	if testDS != nil && opt.Rank == 0 {
 		ev, err = NewEvaluator(cfg, opt.Backend, testDS, cfg.GlobalBatchSize/opt.WorldSize, cfg.CheckpointDir)
 		if err != nil {
 			return nil, err
@@ -145,17 +159,24 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	}()
 	sum = &Summary{TotalSteps: total}
 	checkpoint := func(p int) error {
-		if cfg.CheckpointDir == "" || opt.Rank != 0 {
+		if cfg.CheckpointDir == "" {
 			return nil
 		}
 		t0 := time.Now()
+		carry, err := t.GlobalCarry() // a collective: every replica takes part
+		if err != nil {
+			return err
+		}
+		if opt.Rank != 0 {
+			return nil
+		}
 		expl, err := t.Model.ExplorationState()
 		if err != nil {
 			return err
 		}
 		m := Meta{Version: 1, Step: t.Step, OptimStep: t.Optim.Step, TotalSteps: total, Pass: p, Data: it.State(),
 			Exploration: expl, NonFinite: t.NonFinite, SkippedTotal: t.SkippedTotal, Best: best, Config: cfg}
-		dir, err := writeCheckpoint(cfg.CheckpointDir, t, m)
+		dir, err := writeCheckpoint(cfg.CheckpointDir, t, m, carry)
 		if err != nil {
 			return fmt.Errorf("checkpoint at step %d: %w", t.Step, err)
 		}
@@ -179,13 +200,17 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	var b data.Batch
 	for ; pass < passes && t.Step < total; pass++ {
 		for t.Step < total {
-			if ctx.Err() != nil {
+			stop, err := t.AnyStop(ctx.Err() != nil)
+			if err != nil {
+				return sum, err
+			}
+			if stop {
 				sum.Interrupted = true
 				sum.Steps, sum.Wall = t.Step, time.Since(start)
 				return sum, checkpoint(pass)
 			}
 			t0 := time.Now()
-			err := it.Next(&b)
+			err = it.Next(&b)
 			wait := time.Since(t0)
 			if errors.Is(err, data.ErrEndOfPass) {
 				break

@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/tinyrecursive/trm/device/comm"
 	"github.com/tinyrecursive/trm/engine"
 )
 
@@ -23,11 +24,29 @@ type Trainer struct {
 	NonFinite int
 	// SkippedTotal counts every skipped update of the run.
 	SkippedTotal int
+
+	// Data parallelism: the replica group (nil: one replica), and buffers
+	// for the gathered puzzle rows and ids and the reduced metrics.
+	comm            comm.Comm
+	gLocal, gPIDs   engine.Buf
+	metricBuf, flag engine.Buf
 }
 
 // New builds a trainer on backend be from an initial state. The model's
 // batch size is the global batch divided by worldSize.
 func New(cfg Config, be engine.Backend, params *engine.Params, totalSteps, worldSize int) (*Trainer, error) {
+	return NewReplica(cfg, be, params, totalSteps, nil, worldSize)
+}
+
+// NewReplica builds one data-parallel replica: its model holds
+// global_batch_size / worldSize slots, and each step sums the gradients
+// over the group c (nil for a single replica, worldSize 1). Every replica
+// must start from the same params.
+func NewReplica(cfg Config, be engine.Backend, params *engine.Params, totalSteps int, c comm.Comm, worldSize int) (*Trainer, error) {
+	rank := 0
+	if c != nil {
+		rank, worldSize = c.Rank(), c.Size()
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -37,21 +56,92 @@ func New(cfg Config, be engine.Backend, params *engine.Params, totalSteps, world
 	arch := cfg.Arch
 	arch.BatchSize = cfg.GlobalBatchSize / worldSize
 	cfg.Arch = arch
-	m, err := engine.NewModel(arch, be, engine.Options{Backward: true, ExplorationSeed: cfg.Seed})
+	m, err := engine.NewModel(arch, be, engine.Options{Backward: true, ExplorationSeed: cfg.Seed, Replica: rank, Replicas: worldSize})
 	if err != nil {
 		return nil, err
 	}
 	if err := m.SetParams(params); err != nil {
 		return nil, err
 	}
-	return &Trainer{Cfg: cfg, Model: m, Optim: NewOptim(cfg, m), Carry: m.NewCarry(), TotalSteps: totalSteps}, nil
+	t := &Trainer{Cfg: cfg, Model: m, Optim: NewOptim(cfg, m), Carry: m.NewCarry(), TotalSteps: totalSteps}
+	if c != nil && worldSize > 1 {
+		t.comm = c
+		if nd := arch.PuzzleEmbNdim; nd > 0 {
+			t.gLocal = be.Alloc(engine.F32, worldSize*arch.BatchSize*nd)
+			t.gPIDs = be.Alloc(engine.I32, worldSize*arch.BatchSize)
+		}
+		t.metricBuf = be.Alloc(engine.F64, numMetrics)
+		t.flag = be.Alloc(engine.I32, 1)
+	}
+	return t, nil
+}
+
+// Comm returns the replica group, or nil for a single replica.
+func (t *Trainer) Comm() comm.Comm { return t.comm }
+
+// numMetrics is the number of fields of engine.Metrics reduced over replicas.
+const numMetrics = 9
+
+func metricsVec(m engine.Metrics) []float64 {
+	return []float64{m.Count, m.Accuracy, m.ExactAccuracy, m.QHaltAccuracy, m.Steps, m.LMLoss, m.QHaltLoss, m.QContinueLoss, m.Loss}
+}
+
+func metricsFrom(v []float64) engine.Metrics {
+	return engine.Metrics{Count: v[0], Accuracy: v[1], ExactAccuracy: v[2], QHaltAccuracy: v[3], Steps: v[4],
+		LMLoss: v[5], QHaltLoss: v[6], QContinueLoss: v[7], Loss: v[8]}
+}
+
+// reduceStep sums the gradients, gathers the puzzle rows and ids, and sums
+// the metrics over the replicas, in that order on every replica.
+func (t *Trainer) reduceStep(met *engine.Metrics) error {
+	be := t.Model.Backend()
+	_, grads, _, dLocal := t.Model.ParamBuffers()
+	if err := t.comm.AllReduceSum(be, grads); err != nil {
+		return err
+	}
+	if t.gLocal != nil {
+		if err := t.comm.AllGather(be, dLocal, t.gLocal); err != nil {
+			return err
+		}
+		if err := t.comm.AllGather(be, t.Carry.PIDs, t.gPIDs); err != nil {
+			return err
+		}
+	}
+	be.Upload(t.metricBuf, metricsVec(*met))
+	if err := t.comm.AllReduceSum(be, t.metricBuf); err != nil {
+		return err
+	}
+	v := make([]float64, numMetrics)
+	be.Download(v, t.metricBuf)
+	*met = metricsFrom(v)
+	return be.Sync()
+}
+
+// AnyStop is a collective: it reports whether stop is true on any replica,
+// so every replica stops after the same step (a signal seen by one replica
+// a moment earlier must not split the group).
+func (t *Trainer) AnyStop(stop bool) (bool, error) {
+	if t.comm == nil {
+		return stop, nil
+	}
+	be := t.Model.Backend()
+	v := []int32{0}
+	if stop {
+		v[0] = 1
+	}
+	be.Upload(t.flag, v)
+	if err := t.comm.AllReduceSum(be, t.flag); err != nil {
+		return false, err
+	}
+	be.Download(v, t.flag)
+	return v[0] > 0, be.Sync()
 }
 
 // StepReport is what one training step produced.
 type StepReport struct {
 	Step    int
-	Result  *engine.StepResult // per-example outputs of the ACT step
-	Metrics engine.Metrics     // the spec's sums over this replica's batch
+	Result  *engine.StepResult // per-example outputs of this replica's ACT step
+	Metrics engine.Metrics     // the spec's sums over the global batch (all replicas)
 	Info    StepInfo
 	Compute time.Duration
 	// DataWait is how long the loop waited for this batch from the data
@@ -83,8 +173,16 @@ func (t *Trainer) TrainBatch(inputs, labels, pids []int32) (*StepReport, error) 
 		return nil, err
 	}
 	met := r.Metrics()
+	_, _, _, dLocal := t.Model.ParamBuffers()
+	rowIDs, rows := t.Carry.PIDs, t.Model.B
+	if t.comm != nil {
+		if err := t.reduceStep(&met); err != nil {
+			return nil, fmt.Errorf("step %d: reducing over replicas: %w", t.Step+1, err)
+		}
+		dLocal, rowIDs, rows = t.gLocal, t.gPIDs, t.comm.Size()*t.Model.B
+	}
 	finite := !math.IsNaN(met.Loss) && !math.IsInf(met.Loss, 0)
-	info, err := t.Optim.Apply(t.Carry.PIDs, t.TotalSteps, finite)
+	info, err := t.Optim.Apply(rowIDs, dLocal, rows, t.TotalSteps, finite)
 	if err != nil {
 		return nil, err
 	}
@@ -100,4 +198,68 @@ func (t *Trainer) TrainBatch(inputs, labels, pids []int32) (*StepReport, error) 
 		t.NonFinite = 0
 	}
 	return rep, nil
+}
+
+// GlobalCarry returns the ACT carry of every slot of the global batch
+// (gathered over replicas in rank order), what a checkpoint stores so a
+// resumed run can re-shard it over any number of replicas. With replicas
+// it is a collective: every replica must call it.
+func (t *Trainer) GlobalCarry() (*engine.CarryHost, error) {
+	h, err := t.Model.SaveCarry(t.Carry)
+	if err != nil || t.comm == nil {
+		return h, err
+	}
+	be := t.Model.Backend()
+	n := t.comm.Size()
+	gf := func(v []float32) ([]float32, error) {
+		send, recv := be.Alloc(engine.F32, len(v)), be.Alloc(engine.F32, n*len(v))
+		be.Upload(send, v)
+		if err := t.comm.AllGather(be, send, recv); err != nil {
+			return nil, err
+		}
+		out := make([]float32, n*len(v))
+		be.Download(out, recv)
+		return out, be.Sync()
+	}
+	gi := func(v []int32) ([]int32, error) {
+		send, recv := be.Alloc(engine.I32, len(v)), be.Alloc(engine.I32, n*len(v))
+		be.Upload(send, v)
+		if err := t.comm.AllGather(be, send, recv); err != nil {
+			return nil, err
+		}
+		out := make([]int32, n*len(v))
+		be.Download(out, recv)
+		return out, be.Sync()
+	}
+	g := &engine.CarryHost{}
+	for _, f := range []struct {
+		dst *[]float32
+		src []float32
+	}{{&g.ZH, h.ZH}, {&g.ZL, h.ZL}} {
+		if *f.dst, err = gf(f.src); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range []struct {
+		dst *[]int32
+		src []int32
+	}{{&g.Steps, h.Steps}, {&g.Halted, h.Halted}, {&g.Inputs, h.Inputs}, {&g.Labels, h.Labels}, {&g.PIDs, h.PIDs}} {
+		if *f.dst, err = gi(f.src); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// sliceCarry cuts replica rank's slots out of a global carry of n replicas.
+func sliceCarry(g *engine.CarryHost, rank, n int) (*engine.CarryHost, error) {
+	B := len(g.Steps)
+	if n < 1 || B%n != 0 {
+		return nil, fmt.Errorf("a carry of %d slots does not split over %d replicas", B, n)
+	}
+	b := B / n
+	cut32 := func(v []float32) []float32 { per := len(v) / B; return v[rank*b*per : (rank+1)*b*per] }
+	cuti := func(v []int32) []int32 { per := len(v) / B; return v[rank*b*per : (rank+1)*b*per] }
+	return &engine.CarryHost{ZH: cut32(g.ZH), ZL: cut32(g.ZL), Steps: cuti(g.Steps), Halted: cuti(g.Halted),
+		Inputs: cuti(g.Inputs), Labels: cuti(g.Labels), PIDs: cuti(g.PIDs)}, nil
 }
