@@ -2,6 +2,7 @@ package gemm
 
 import (
 	"math"
+	"strings"
 	"math/rand/v2"
 	"testing"
 )
@@ -74,12 +75,12 @@ func TestKernelSelection(t *testing.T) {
 }
 
 // BenchmarkPack reports the packing cost per element for the AVX-512
-// routines in the shapes the 14x32 kernel uses.
+// routines in the shapes the 14x32 kernel uses, and for the scalar loops in
+// the shapes of the AVX2 kernel.
 func BenchmarkPack(b *testing.B) {
 	if !vecPackUsable() {
 		b.Skip("no AVX-512 packing on this machine")
 	}
-	vec := &kernel{vecPack: true}
 	rng := rand.New(rand.NewPCG(1, 1))
 	const kc, ld = 256, 512
 	src := randSlice(rng, kc*ld+32)
@@ -95,7 +96,12 @@ func BenchmarkPack(b *testing.B) {
 		{"copyA14", false, 14, 14, 14},
 		{"copyA14pad16", false, 14, 16, 16},
 		{"copyB16", false, 16, 16, 32},
+		{"scalar/transA6", true, 6, 6, 6},
+		{"scalar/transB16", true, 16, 16, 16},
+		{"scalar/copyA6", false, 6, 6, 6},
+		{"scalar/copyB16", false, 16, 16, 16},
 	} {
+		vec := &kernel{vecPack: !strings.HasPrefix(c.name, "scalar/")}
 		b.Run(c.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				if c.trans {
