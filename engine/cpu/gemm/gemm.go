@@ -9,8 +9,9 @@
 //	      for each B micro-panel (nr columns)   -> streamed from L2
 //	        micro-kernel: mr x nr tile of C held in registers
 //
-// Work inside a block is split into units of C tiles that workers claim
-// dynamically. Dynamic claiming only changes who computes a tile, never how:
+// With several threads each block is done in two phases, packing then
+// computing, and the work of a phase is split into units (groups of panels
+// to pack, runs of C tiles to compute) that workers claim dynamically. Dynamic claiming only changes who computes a tile, never how:
 // every element of C is produced by exactly one micro-kernel call per K
 // block, the K blocks are visited in a fixed order, and the K partition
 // depends only on k and the kernel variant. Results are therefore bit-identical
