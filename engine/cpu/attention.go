@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/tinyrecursive/trm/engine"
+	"github.com/tinyrecursive/trm/engine/cpu/gemm"
 )
 
 // Rope implements engine.Backend. Per head the pairs (v_j, v_{j+hd/2}) are
@@ -38,11 +39,12 @@ func (b *Backend) Rope(qkv, cos, sin engine.Buf, batch, seq, heads, hd int, inve
 	})
 }
 
-// Attention implements engine.Backend: per (batch, head), scores
-// q k^T / sqrt(hd), a softmax over all S keys and the weighted sum of v.
-// The log-sum-exp of each row is kept so the backward pass recomputes the
-// probabilities instead of storing S x S.
-// FLOPs 4 S^2 hd per head; bytes ~(4 S hd + S) * 4 per head.
+// Attention implements engine.Backend: per batch row, the scores of all
+// heads as one strided-batched GEMM (q k^T / sqrt(hd), heads hd apart in
+// the qkv rows), a softmax per score row that keeps its log-sum-exp, and
+// a second batched GEMM for p v. The S x S scores live only in a scratch
+// buffer of one batch row; the backward pass recomputes them from the lse.
+// FLOPs 4 S^2 hd per head (+ ~5 S^2 for the softmax); bytes ~(4 S hd + S^2) * 4 per head.
 func (b *Backend) Attention(out, lse, qkv engine.Buf, batch, seq, heads, hd int) {
 	H := heads * hd
 	if !b.need("Attention", "out", out, batch*seq*H, "lse", lse, batch*heads*seq, "qkv", qkv, batch*seq*3*H) {
@@ -50,44 +52,40 @@ func (b *Backend) Attention(out, lse, qkv engine.Buf, batch, seq, heads, hd int)
 	}
 	o, l, x := f32s(out), f32s(lse), f32s(qkv)
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	b.parallel(batch*heads, func(lo, hi int) {
-		p := make([]float32, seq)
-		for job := lo; job < hi; job++ {
-			bi, h := job/heads, job%heads
-			base := bi * seq * 3 * H
-			for i := 0; i < seq; i++ {
-				q := x[base+i*3*H+h*hd : base+i*3*H+(h+1)*hd]
-				m := float32(math.Inf(-1))
-				for j := 0; j < seq; j++ {
-					k := x[base+j*3*H+H+h*hd : base+j*3*H+H+(h+1)*hd]
-					s := dot(q, k) * scale
-					p[j] = s
-					m = max(m, s)
+	sc := b.scratch(0, heads*seq*seq)
+	for bi := 0; bi < batch; bi++ {
+		xb := x[bi*seq*3*H:]
+		gemm.SgemmStridedBatched(false, true, seq, seq, hd, scale, xb, 3*H, hd, xb[H:], 3*H, hd, 0, sc, seq, seq*seq, heads)
+		lb := l[bi*heads*seq:]
+		b.parallel(heads*seq, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				row := sc[r*seq : (r+1)*seq]
+				m := row[0]
+				for _, v := range row[1:] {
+					m = max(m, v)
 				}
 				var sum float64
-				for j := range p {
-					e := exp32(p[j] - m)
-					p[j] = e
+				for j, v := range row {
+					e := exp32(v - m)
+					row[j] = e
 					sum += float64(e)
 				}
 				inv := float32(1 / sum)
-				l[job*seq+i] = m + float32(math.Log(sum))
-				od := o[(bi*seq+i)*H+h*hd : (bi*seq+i)*H+(h+1)*hd]
-				clear(od)
-				for j := 0; j < seq; j++ {
-					v := x[base+j*3*H+2*H+h*hd : base+j*3*H+2*H+(h+1)*hd]
-					axpy(od, p[j]*inv, v)
+				for j := range row {
+					row[j] *= inv
 				}
+				lb[r] = m + float32(math.Log(sum))
 			}
-		}
-	})
+		})
+		gemm.SgemmStridedBatched(false, false, seq, hd, seq, 1, sc, seq, seq*seq, xb[2*H:], 3*H, hd, 0, o[bi*seq*H:], H, hd, heads)
+	}
 }
 
-// AttentionBackward implements engine.Backend, recomputing
-// P = exp(S - lse): dV = P^T dO, dS = P * (dO V^T - rowsum(dO * O)),
-// dQ = dS K / sqrt(hd), dK = dS^T Q / sqrt(hd). Each (batch, head) job
-// owns its slice of dqkv, so the accumulation order is fixed.
-// FLOPs 8 S^2 hd per head.
+// AttentionBackward implements engine.Backend, per batch row with
+// strided-batched GEMMs over the heads: P = exp(q k^T/sqrt(hd) - lse)
+// recomputed, dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)),
+// dQ = dS K / sqrt(hd), dK = dS^T Q / sqrt(hd).
+// FLOPs 10 S^2 hd per head (8 for the gradients, 2 to recompute P).
 func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse engine.Buf, batch, seq, heads, hd int) {
 	H := heads * hd
 	if !b.need("AttentionBackward", "dqkv", dqkv, batch*seq*3*H, "dout", dout, batch*seq*H, "qkv", qkv, batch*seq*3*H,
@@ -96,37 +94,35 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse engine.Buf, batch,
 	}
 	dx, dO, x, o, l := f32s(dqkv), f32s(dout), f32s(qkv), f32s(out), f32s(lse)
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	b.parallel(batch*heads, func(lo, hi int) {
-		p := make([]float32, seq)
-		for job := lo; job < hi; job++ {
-			bi, h := job/heads, job%heads
-			base := bi * seq * 3 * H
-			for i := 0; i < seq; i++ {
-				r := base + i*3*H + h*hd
-				clear(dx[r : r+hd])
-				clear(dx[r+H : r+H+hd])
-				clear(dx[r+2*H : r+2*H+hd])
-			}
-			for i := 0; i < seq; i++ {
-				q := x[base+i*3*H+h*hd : base+i*3*H+(h+1)*hd]
-				do := dO[(bi*seq+i)*H+h*hd : (bi*seq+i)*H+(h+1)*hd]
-				oi := o[(bi*seq+i)*H+h*hd : (bi*seq+i)*H+(h+1)*hd]
-				D := dot(do, oi)
-				li := l[job*seq+i]
-				dq := dx[base+i*3*H+h*hd : base+i*3*H+(h+1)*hd]
-				for j := 0; j < seq; j++ {
-					k := x[base+j*3*H+H+h*hd : base+j*3*H+H+(h+1)*hd]
-					v := x[base+j*3*H+2*H+h*hd : base+j*3*H+2*H+(h+1)*hd]
-					pij := exp32(dot(q, k)*scale - li)
-					p[j] = pij
-					axpy(dx[base+j*3*H+2*H+h*hd:base+j*3*H+2*H+(h+1)*hd], pij, do)
-					ds := pij * (dot(do, v) - D) * scale
-					axpy(dq, ds, k)
-					axpy(dx[base+j*3*H+H+h*hd:base+j*3*H+H+(h+1)*hd], ds, q)
+	P := b.scratch(0, heads*seq*seq)
+	dP := b.scratch(1, heads*seq*seq)
+	for bi := 0; bi < batch; bi++ {
+		xb, db := x[bi*seq*3*H:], dx[bi*seq*3*H:]
+		dOb, ob, lb := dO[bi*seq*H:], o[bi*seq*H:], l[bi*heads*seq:]
+		gemm.SgemmStridedBatched(false, true, seq, seq, hd, scale, xb, 3*H, hd, xb[H:], 3*H, hd, 0, P, seq, seq*seq, heads)
+		b.parallel(heads*seq, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				row := P[r*seq : (r+1)*seq]
+				for j, v := range row {
+					row[j] = exp32(v - lb[r])
 				}
 			}
-		}
-	})
+		})
+		gemm.SgemmStridedBatched(true, false, seq, hd, seq, 1, P, seq, seq*seq, dOb, H, hd, 0, db[2*H:], 3*H, hd, heads)
+		gemm.SgemmStridedBatched(false, true, seq, seq, hd, 1, dOb, H, hd, xb[2*H:], 3*H, hd, 0, dP, seq, seq*seq, heads)
+		b.parallel(heads*seq, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				h, i := r/seq, r%seq
+				D := dot(dOb[i*H+h*hd:i*H+(h+1)*hd], ob[i*H+h*hd:i*H+(h+1)*hd])
+				p, g := P[r*seq:(r+1)*seq], dP[r*seq:(r+1)*seq]
+				for j := range g {
+					g[j] = p[j] * (g[j] - D)
+				}
+			}
+		})
+		gemm.SgemmStridedBatched(false, false, seq, hd, seq, scale, dP, seq, seq*seq, xb[H:], 3*H, hd, 0, db, 3*H, hd, heads)
+		gemm.SgemmStridedBatched(true, false, seq, hd, seq, scale, dP, seq, seq*seq, xb, 3*H, hd, 0, db[H:], 3*H, hd, heads)
+	}
 }
 
 // dot is a float32 dot product with four partial sums (a fixed order).

@@ -18,7 +18,17 @@ import (
 // Backend runs the engine's ops on the CPU.
 type Backend struct {
 	threads int
-	err     error // first error since the last Sync
+	err     error        // first error since the last Sync
+	scr     [2][]float32 // op scratch (attention scores), grown on demand and kept
+}
+
+// scratch returns scratch buffer i with at least n elements. Ops run one
+// at a time on a backend, so one set serves every op.
+func (b *Backend) scratch(i, n int) []float32 {
+	if cap(b.scr[i]) < n {
+		b.scr[i] = make([]float32, n)
+	}
+	return b.scr[i][:n]
 }
 
 var _ engine.Backend = (*Backend)(nil)
