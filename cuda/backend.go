@@ -10,7 +10,7 @@
 // current, fed closures through a channel. Ops validate their arguments on
 // the caller's goroutine (errors name the op, the shapes and the call
 // site), then post a closure and return: nothing waits until Sync or a
-// Download's Sync, so a step has no host round trip.
+// Download (which is synchronous), so a step has no host round trip.
 //
 // Graphs: with Options.Graphs, the ops between two Syncs are recorded
 // instead of run. At Sync the sequence's signature (every op's kind,
@@ -408,8 +408,12 @@ func (b *Backend) Upload(dst engine.Buf, src any) {
 	b.postUpload(d.ptr, payload)
 }
 
-// Download implements engine.Backend. The copy lands in dst when the next
-// Sync returns (the engine always Syncs before reading).
+// Download implements engine.Backend. It is synchronous: the queued work
+// is run first (in graph mode, the recorded sequence is flushed), then the
+// copy completes before Download returns, so dst is valid at once, as with
+// the CPU backend (callers such as `return v[0] > 0, be.Sync()` read dst
+// before Sync runs). Errors are still returned by the next Sync. The engine
+// never downloads inside a step, so this adds no host round trip there.
 func (b *Backend) Download(dst any, src engine.Buf) {
 	s := src.(*buf)
 	dt, p, ok := hostBytes(dst)
@@ -424,18 +428,46 @@ func (b *Backend) Download(dst any, src engine.Buf) {
 	if s.n == 0 {
 		return
 	}
-	b.postDownload(s.ptr, p)
+	if s.ptr == 0 {
+		b.failf("Download", "the buffer was never allocated (an earlier Alloc failed)")
+		return
+	}
+	if b.rec != nil && len(b.rec.ops) > 0 {
+		b.flushRecorded()
+	}
+	n := len(p)
+	err := b.dev.do(func() error {
+		stage, err := b.pin.alloc(n)
+		if err != nil {
+			return err
+		}
+		countLaunch(b)
+		if err := cu.MemcpyDtoHAsync(stage, s.ptr, int64(n), b.stream); err != nil {
+			return fmt.Errorf("cuMemcpyDtoHAsync: %w", err)
+		}
+		atomic.AddInt64(&b.stats.Syncs, 1)
+		if err := b.stream.Synchronize(); err != nil {
+			return fmt.Errorf("stream synchronize: %w (an op faulted; CUDA errors are sticky: recreate the backend)", err)
+		}
+		copy(p, unsafe.Slice((*byte)(stage), n))
+		// The stream is idle: every transient staging slot is free again.
+		b.pin.reset()
+		return nil
+	})
+	if err != nil {
+		b.fail(fmt.Errorf("cuda backend: Download(%d bytes) (called from %s): %w", n, callSite(), err))
+	}
 }
 
 // Sync implements engine.Backend: it runs (or replays) the queued ops,
-// waits for the stream, completes Downloads, reads the device error word,
-// and returns the first error since the last Sync.
+// waits for the stream, reads the device error word, and returns the first
+// error since the last Sync.
 func (b *Backend) Sync() error {
 	if b.rec != nil {
 		b.flushRecorded()
 	} else {
 		b.dev.do(func() error {
-			b.finish(nil)
+			b.finish()
 			return nil
 		})
 	}
@@ -448,10 +480,9 @@ func (b *Backend) Sync() error {
 
 // finish runs on the worker after a sequence was enqueued: it queues the
 // read-back and clearing of the device error word (kernels report bad ids
-// through it), waits for the stream once, copies Downloads out (those
-// staged in the transient pool and outs, a replayed graph's), resets the
-// transient staging and decodes the error word.
-func (b *Backend) finish(outs []copyOut) {
+// through it), waits for the stream once, resets the transient staging
+// and decodes the error word.
+func (b *Backend) finish() {
 	e1 := cu.MemcpyDtoHAsync(b.errHost, b.errDev, 32, b.stream)
 	e2 := cu.MemsetD8Async(b.errDev, 0, 32, b.stream)
 	atomic.AddInt64(&b.stats.Syncs, 1)
@@ -459,12 +490,6 @@ func (b *Backend) finish(outs []copyOut) {
 		b.fail(fmt.Errorf("cuda backend: stream synchronize: %w (an op faulted; CUDA errors are sticky: recreate the backend)", err))
 		b.pin.reset()
 		return
-	}
-	for _, o := range b.pin.outs {
-		copy(o.dst, unsafe.Slice((*byte)(o.src), len(o.dst)))
-	}
-	for _, o := range outs {
-		copy(o.dst, unsafe.Slice((*byte)(o.src), len(o.dst)))
 	}
 	b.pin.reset()
 	if err := errors.Join(e1, e2); err != nil {

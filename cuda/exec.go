@@ -13,21 +13,14 @@ import (
 )
 
 // op is one queued operation. run enqueues its work on the backend's
-// stream; upload/download ops carry their host data so a replayed graph
-// can refill and drain its staging slots without running them again.
+// stream; an upload carries its host data so a replayed graph can refill
+// its staging slot without running the op again.
 type op struct {
-	name     string
-	key      []uint64 // everything a captured launch bakes in (buffers, sizes, scalars)
-	run      func(x *execCtx) error
-	upload   []byte // host data of an upload
-	download []byte // host destination of a download
-	pcs      [6]uintptr
-}
-
-// copyOut is a pending device-to-host result: pinned src into host dst.
-type copyOut struct {
-	src unsafe.Pointer
-	dst []byte
+	name   string
+	key    []uint64 // everything a captured launch bakes in (buffers, sizes, scalars)
+	run    func(x *execCtx) error
+	upload []byte // host data of an upload
+	pcs    [6]uintptr
 }
 
 // execCtx says how ops run: eagerly with transient staging, or under
@@ -50,15 +43,6 @@ func (x *execCtx) stage(n int) (unsafe.Pointer, error) {
 		return p, nil
 	}
 	return x.b.pin.alloc(n)
-}
-
-// out registers a download's pinned source for copying out after the
-// stream is synchronised.
-func (x *execCtx) out(src unsafe.Pointer, dst []byte) {
-	if x.entry != nil {
-		return // the graph's replay drains its slot (see replay)
-	}
-	x.b.pin.outs = append(x.b.pin.outs, copyOut{src, dst})
 }
 
 // post queues an op: straight to the worker, or into the recorder in
@@ -119,30 +103,11 @@ func (b *Backend) postUpload(dst cu.DevicePtr, payload []byte) {
 	b.postOp(o)
 }
 
-func (b *Backend) postDownload(src cu.DevicePtr, dst []byte) {
-	n := len(dst)
-	o := &op{name: fmt.Sprintf("Download(%d bytes)", n), key: []uint64{'d', uint64(src), uint64(n)}, download: dst}
-	o.run = func(x *execCtx) error {
-		p, err := x.stage(n)
-		if err != nil {
-			return err
-		}
-		atomic.AddInt64(&b.stats.Launches, 1)
-		if err := cu.MemcpyDtoHAsync(p, src, int64(n), b.stream); err != nil {
-			return wrapCU("cuMemcpyDtoHAsync", err)
-		}
-		x.out(p, dst)
-		return nil
-	}
-	b.postOp(o)
-}
-
 // pinPool is pinned host memory handed out by bumping through chunks;
 // reset makes it all reusable (after the stream is synchronised).
 type pinPool struct {
 	chunks []pinChunk
 	cur    int
-	outs   []copyOut
 }
 
 type pinChunk struct {
@@ -175,7 +140,6 @@ func (pp *pinPool) reset() {
 		pp.chunks[i].used = 0
 	}
 	pp.cur = 0
-	pp.outs = pp.outs[:0]
 }
 
 func (pp *pinPool) free() {
@@ -197,7 +161,7 @@ type recorder struct {
 }
 
 // graphEntry is one captured sequence: its graph and the pinned staging
-// slot of each upload/download op, by op index.
+// slot of each upload op, by op index.
 type graphEntry struct {
 	g        *graph
 	n        int
@@ -248,7 +212,7 @@ func (b *Backend) flushRecorded() {
 	r.ops = nil
 	if len(ops) == 0 {
 		b.dev.do(func() error {
-			b.finish(nil)
+			b.finish()
 			return nil
 		})
 		return
@@ -280,7 +244,7 @@ func (b *Backend) flushRecorded() {
 				b.fail(o.wrap(err))
 			}
 		}
-		b.finish(nil)
+		b.finish()
 		return nil
 	})
 }
@@ -322,15 +286,11 @@ func (b *Backend) capture(ops []*op) (*graphEntry, error) {
 }
 
 // replay refills the upload slots with this sequence's host data,
-// launches the graph, waits, and drains the download slots.
+// launches the graph and waits.
 func (b *Backend) replay(e *graphEntry, ops []*op) {
-	var outs []copyOut
 	for i, o := range ops {
-		switch {
-		case o.upload != nil:
+		if o.upload != nil {
 			copy(unsafe.Slice((*byte)(e.slots[i]), len(o.upload)), o.upload)
-		case o.download != nil:
-			outs = append(outs, copyOut{e.slots[i], o.download})
 		}
 	}
 	atomic.AddInt64(&b.stats.GraphLaunches, 1)
@@ -338,7 +298,7 @@ func (b *Backend) replay(e *graphEntry, ops []*op) {
 	if err := e.g.launch(b.raw); err != nil {
 		b.fail(fmt.Errorf("cuda backend: replaying a graph of %d ops (%d nodes): %w", e.n, e.g.nodes, err))
 	}
-	b.finish(outs)
+	b.finish()
 }
 
 func atomicAdd(p *int64, d int64) { atomic.AddInt64(p, d) }
