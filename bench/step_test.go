@@ -8,6 +8,7 @@ package bench
 import (
 	"fmt"
 	"math/rand/v2"
+	"syscall"
 	"testing"
 
 	"github.com/tinyrecursive/trm/engine"
@@ -70,6 +71,7 @@ func BenchmarkStep(b *testing.B) {
 			}
 			c := m.NewCarry()
 			so := engine.StepOptions{Train: true, Backward: true, GradScale: 1 / float32(B)}
+			cpu0 := cpuSeconds()
 			b.ResetTimer()
 			for range b.N {
 				m.ResetCarry(c)
@@ -79,10 +81,22 @@ func BenchmarkStep(b *testing.B) {
 			}
 			sec := b.Elapsed().Seconds() / float64(b.N)
 			b.ReportMetric(sec, "s/step")
+			// CPU seconds (all threads) per step: on a shared machine the
+			// wall time inflates with other load, the work done does not.
+			b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/step")
 			b.ReportMetric(engine.MatmulFLOPs(sc.Cfg, true)/sec/1e9, "matmul-GFLOP/s")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// cpuSeconds is the process's user + system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 }
 
 // TestMatmulFLOPs pins the FLOP count of the Sudoku MLP step against a
