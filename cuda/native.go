@@ -225,8 +225,8 @@ type blasLib struct {
 
 // blasCandidates lists where libcublas is looked for, in order: an
 // explicit TRM_CUBLAS file, LD_LIBRARY_PATH, the CUDA install folders, the
-// Python wheels' site-packages/nvidia/cublas/lib (how PyTorch ships it,
-// e.g. on the GPU machines), and finally the bare sonames, which the
+// Python wheels' site-packages/nvidia/{cublas,cu13}/lib (how PyTorch ships
+// it, e.g. on the GPU machines), and finally the bare sonames, which the
 // dynamic loader resolves through its cache (Debian's libcublas.so.11).
 func blasCandidates() []string {
 	var dirs []string
@@ -236,17 +236,22 @@ func blasCandidates() []string {
 		}
 	}
 	dirs = append(dirs, "/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib")
+	if m, _ := filepath.Glob("/usr/local/cuda-*/lib64"); len(m) > 0 {
+		sort.Sort(sort.Reverse(sort.StringSlice(m)))
+		dirs = append(dirs, m...)
+	}
 	var wheels []string
 	for _, pat := range []string{
 		"/usr/lib/python3*/site-packages", "/usr/lib/python3/dist-packages", "/usr/local/lib/python3*/site-packages",
 		"/usr/local/lib/python3*/dist-packages", "/opt/*/.venv/lib/python3*/site-packages", "/opt/*/lib/python3*/site-packages",
 		"/opt/conda/lib/python3*/site-packages", os.Getenv("HOME") + "/.local/lib/python3*/site-packages",
 	} {
-		m, _ := filepath.Glob(filepath.Join(pat, "nvidia", "cublas", "lib"))
+		// nvidia/cublas/lib (CUDA 11-12 wheels) and nvidia/cu13/lib (CUDA 13).
+		m, _ := filepath.Glob(filepath.Join(pat, "nvidia", "*", "lib"))
 		wheels = append(wheels, m...)
 	}
 	if venv := os.Getenv("VIRTUAL_ENV"); venv != "" {
-		m, _ := filepath.Glob(filepath.Join(venv, "lib", "python3*", "site-packages", "nvidia", "cublas", "lib"))
+		m, _ := filepath.Glob(filepath.Join(venv, "lib", "python3*", "site-packages", "nvidia", "*", "lib"))
 		wheels = append(m, wheels...)
 	}
 	sort.Stable(sort.Reverse(sort.StringSlice(wheels))) // newer Python first
