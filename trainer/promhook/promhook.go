@@ -443,14 +443,15 @@ func (c *supCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // engineMemCollector publishes a backend's own device memory at scrape
-// time.
+// time. The family sits under trm_gpu_ because only accelerator backends
+// report it: a CPU run has none, like the NVML families.
 type engineMemCollector struct {
 	r      DeviceMemoryReporter
 	device string
 }
 
 var (
-	engineMemDesc = prometheus.NewDesc("trm_engine_device_memory_bytes", "Device memory the engine's backend holds: state in_use by live buffers or reserved from the driver.", []string{"device", "state"}, nil)
+	engineMemDesc = prometheus.NewDesc("trm_gpu_engine_memory_bytes", "Accelerator memory the engine's backend holds: state in_use by live buffers or reserved from the driver.", []string{"device", "state"}, nil)
 )
 
 // Describe implements prometheus.Collector.

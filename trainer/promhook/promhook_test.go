@@ -267,16 +267,16 @@ func (memBackend) Name() string { return "cuda:0" }
 func TestEngineMemoryAndServe(t *testing.T) {
 	e := New(Options{Run: "r3", NVMLLibrary: "off", Backend: memBackend{cpu.New(1)}})
 	want := `
-# HELP trm_engine_device_memory_bytes Device memory the engine's backend holds: state in_use by live buffers or reserved from the driver.
-# TYPE trm_engine_device_memory_bytes gauge
-trm_engine_device_memory_bytes{device="cuda:0",run="r3",state="in_use"} 3.145728e+06
-trm_engine_device_memory_bytes{device="cuda:0",run="r3",state="reserved"} 8.388608e+06
+# HELP trm_gpu_engine_memory_bytes Accelerator memory the engine's backend holds: state in_use by live buffers or reserved from the driver.
+# TYPE trm_gpu_engine_memory_bytes gauge
+trm_gpu_engine_memory_bytes{device="cuda:0",run="r3",state="in_use"} 3.145728e+06
+trm_gpu_engine_memory_bytes{device="cuda:0",run="r3",state="reserved"} 8.388608e+06
 `
-	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want), "trm_engine_device_memory_bytes"); err != nil {
+	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want), "trm_gpu_engine_memory_bytes"); err != nil {
 		t.Error(err)
 	}
 	// A plain CPU backend reports no engine memory.
-	if n, _ := testutil.GatherAndCount(New(Options{NVMLLibrary: "off", Backend: cpu.New(1)}).Registry(), "trm_engine_device_memory_bytes"); n != 0 {
+	if n, _ := testutil.GatherAndCount(New(Options{NVMLLibrary: "off", Backend: cpu.New(1)}).Registry(), "trm_gpu_engine_memory_bytes"); n != 0 {
 		t.Errorf("CPU backend: %d engine memory series, want 0", n)
 	}
 
