@@ -12,10 +12,14 @@ import (
 // cudaBackend is set by the cuda build (backend_cuda.go); nil otherwise.
 var cudaBackend func(device int) (engine.Backend, error)
 
-// openBackend resolves a --device value: "cpu" or "cuda:N".
+// openBackend resolves a --device value: "cpu", "cuda:N", or several GPUs
+// ("cuda", "cuda:0,1") for data parallelism (see parallel.go).
 func openBackend(spec string, threads int) (engine.Backend, error) {
 	switch {
 	case spec == "" || spec == "cpu":
+		if _, err := wantsParallel("cpu"); err != nil {
+			return nil, err
+		}
 		return cpu.New(threads), nil
 	case spec == "cuda" || strings.HasPrefix(spec, "cuda:"):
 		if cudaBackend == nil {
@@ -25,10 +29,14 @@ func openBackend(spec string, threads int) (engine.Backend, error) {
 		if devs == "" {
 			devs = "0"
 		}
-		first, _, multi := strings.Cut(devs, ",")
-		if multi {
-			return nil, fmt.Errorf("--device %s: several GPUs need the device manager (data parallelism), not built yet; use one device, e.g. cuda:0", spec)
+		par, err := wantsParallel(spec)
+		if err != nil {
+			return nil, fmt.Errorf("--device %s: %w", spec, err)
 		}
+		if par && openParallel != nil {
+			return openParallel(spec)
+		}
+		first, _, _ := strings.Cut(devs, ",")
 		n, err := strconv.Atoi(first)
 		if err != nil || n < 0 {
 			return nil, fmt.Errorf("--device %s: %q is not a device index", spec, first)

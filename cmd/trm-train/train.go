@@ -144,7 +144,7 @@ flags:
 func train(cfg trainer.Config, opt trainer.RunOptions, stdout io.Writer) (*trainer.Summary, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sum, err := trainer.Run(ctx, cfg, opt)
+	sum, err := runTraining(ctx, cfg, opt)
 	if err != nil {
 		return sum, err
 	}
