@@ -52,6 +52,9 @@ type Config struct {
 	MaxNonFinite     int    `json:"max_non_finite"`    // consecutive skipped updates that stop the run
 	TotalStepsLimit  int    `json:"max_steps"`         // 0 = none; stop after this many steps (for demos and tests)
 	EvalBatches      int    `json:"eval_max_batches"`  // 0 = all; evaluate on at most this many test batches per set
+	// ReplicaCheckEvery: with several replicas, compare a checksum of the
+	// weights across them at the start and every N steps (0 = never).
+	ReplicaCheckEvery int `json:"replica_check_every"`
 }
 
 // DefaultConfig returns the reference defaults (cfg_pretrain.yaml) with the
@@ -79,6 +82,7 @@ func DefaultConfig() Config {
 		BestMetric:           "",
 		AggregatedVoting:     true,
 		MaxNonFinite:         5,
+		ReplicaCheckEvery:    100,
 	}
 }
 
@@ -126,6 +130,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxNonFinite < 1 {
 		bad("max_non_finite must be at least 1")
+	}
+	if c.ReplicaCheckEvery < 0 {
+		bad("replica_check_every must not be negative (0 turns the check off)")
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid training config: %s", strings.Join(errs, "; "))

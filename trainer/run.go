@@ -132,6 +132,13 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 		}
 		pass, best = meta.Pass, meta.Best
 	}
+	if cfg.ReplicaCheckEvery > 0 {
+		// Every replica must start from the same weights (the same seed,
+		// --init file or checkpoint): check before the first step.
+		if err := t.CheckReplicas(); err != nil {
+			return nil, err
+		}
+	}
 	var ev *Evaluator
 	if testDS != nil && opt.Rank == 0 {
 		ev, err = NewEvaluator(cfg, opt.Backend, testDS, cfg.GlobalBatchSize/opt.WorldSize, cfg.CheckpointDir)
@@ -235,6 +242,11 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 					}
 				}
 				return sum, err
+			}
+			if cfg.ReplicaCheckEvery > 0 && t.Step%cfg.ReplicaCheckEvery == 0 {
+				if err := t.CheckReplicas(); err != nil {
+					return sum, err
+				}
 			}
 		}
 		last := pass == passes-1 || t.Step >= total

@@ -1,0 +1,136 @@
+package trainer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tinyrecursive/trm/device/comm"
+	"github.com/tinyrecursive/trm/engine"
+	"github.com/tinyrecursive/trm/engine/cpu"
+)
+
+// TestCheckReplicas: identical replicas pass; one weight of one replica
+// nudged by a single float32 ulp makes every replica fail with the same
+// clear error.
+func TestCheckReplicas(t *testing.T) {
+	cfg := smallRunConfig(t)
+	arch, err := ArchForData(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Arch = arch
+	p := engine.InitParams(engine.NewLayout(arch), 3)
+	const K = 4
+	group := comm.NewHostGroup(K, time.Minute)
+	trs := make([]*Trainer, K)
+	for r := range K {
+		if trs[r], err = NewReplica(cfg, cpu.New(1), p, 10, group[r], K); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := func() []error {
+		errs := make([]error, K)
+		var wg sync.WaitGroup
+		for r := range K {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[r] = trs[r].CheckReplicas() }()
+		}
+		wg.Wait()
+		return errs
+	}
+	for r, err := range all() {
+		if err != nil {
+			t.Fatalf("identical replicas: rank %d: %v", r, err)
+		}
+	}
+	// Perturb rank 2 of 4: its first trained weight moves by one ulp.
+	be := trs[2].Model.Backend()
+	params, _, _, _ := trs[2].Model.ParamBuffers()
+	w := make([]float32, params.Len())
+	be.Download(w, params)
+	w[0] = nextUp(w[0])
+	be.Upload(params, w)
+	if err := be.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for r, err := range all() {
+		if !errors.Is(err, ErrReplicasDiverged) || !strings.Contains(err.Error(), "1 of 4 replicas") {
+			t.Errorf("rank %d: want the divergence reported, got %v", r, err)
+		}
+	}
+	// A single replica has nothing to compare.
+	one, err := New(cfg, cpu.New(1), p, 10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := one.CheckReplicas(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func nextUp(x float32) float32 {
+	for d := float32(1e-9); ; d *= 2 {
+		if y := x + d*max(1, abs32(x)); y != x {
+			return y
+		}
+	}
+}
+
+func abs32(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// TestRunRejectsDivergentStart: replicas given different starting weights
+// (say, different --init files on two nodes) stop before the first step.
+func TestRunRejectsDivergentStart(t *testing.T) {
+	cfg := smallRunConfig(t)
+	cfg.CheckpointDir = ""
+	arch, err := ArchForData(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const K = 2
+	group := comm.NewHostGroup(K, time.Minute)
+	errs := make([]error, K)
+	var wg sync.WaitGroup
+	for r := range K {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			init := engine.InitParams(engine.NewLayout(withBatch(arch, cfg.GlobalBatchSize/K)), uint64(1+r))
+			_, errs[r] = Run(context.Background(), cfg, RunOptions{Backend: cpu.New(1), Comm: group[r], Init: init})
+		}()
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if !errors.Is(err, ErrReplicasDiverged) || !strings.Contains(err.Error(), "at step 0") {
+			t.Errorf("rank %d: want a divergence at step 0, got %v", r, err)
+		}
+	}
+	// With the check off, the same start trains (the replicas silently
+	// differ: what the check exists to prevent).
+	cfg.ReplicaCheckEvery = 0
+	cfg.TotalStepsLimit = 1
+	group = comm.NewHostGroup(K, time.Minute)
+	for r := range K {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			init := engine.InitParams(engine.NewLayout(withBatch(arch, cfg.GlobalBatchSize/K)), uint64(1+r))
+			_, errs[r] = Run(context.Background(), cfg, RunOptions{Backend: cpu.New(1), Comm: group[r], Init: init})
+		}()
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Errorf("check off: rank %d: %v", r, err)
+		}
+	}
+}
