@@ -56,7 +56,8 @@ func FromEnv() (Env, bool, error) { return Parse(os.LookupEnv) }
 // SLURM style (no WORLD_SIZE, SLURM_NTASKS > 1): SLURM_PROCID, SLURM_NTASKS,
 // SLURM_LOCALID and SLURM_NTASKS_PER_NODE stand in for them; MASTER_ADDR
 // and MASTER_PORT must still be exported by the batch script (SLURM does
-// not choose a rendezvous host; see deploy/slurm).
+// not choose a rendezvous host; see deploy/slurm). TRM_MASTER_PORT, when
+// set, replaces MASTER_PORT (needed under torchrun, whose agent holds it).
 func Parse(lookup func(string) (string, bool)) (Env, bool, error) {
 	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
 	var e Env
@@ -119,7 +120,13 @@ func Parse(lookup func(string) (string, bool)) (Env, bool, error) {
 	if e.MasterAddr == "" {
 		add(fmt.Errorf("MASTER_ADDR is not set (the host name or address of rank 0)"))
 	}
-	add(intVar("MASTER_PORT", &e.MasterPort, 0, true))
+	// TRM_MASTER_PORT wins over MASTER_PORT: under torchrun the agent's
+	// own store already listens on MASTER_PORT, so rank 0 needs another.
+	if get("TRM_MASTER_PORT") != "" {
+		add(intVar("TRM_MASTER_PORT", &e.MasterPort, 0, true))
+	} else {
+		add(intVar("MASTER_PORT", &e.MasterPort, 0, true))
+	}
 	if len(errs) == 0 {
 		switch {
 		case e.WorldSize < 1:

@@ -353,6 +353,11 @@ func TestParse(t *testing.T) {
 	if err != nil || !ok || e != (Env{5, 8, 1, 4, "n1", 1234, "slurm"}) {
 		t.Fatalf("slurm: %+v %v %v", e, ok, err)
 	}
+	// Under torchrun the agent holds MASTER_PORT; TRM_MASTER_PORT moves us.
+	e, _, err = Parse(lookup(map[string]string{"RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "h", "MASTER_PORT": "29500", "TRM_MASTER_PORT": "29511"}))
+	if err != nil || e.MasterPort != 29511 {
+		t.Fatalf("TRM_MASTER_PORT: %+v %v", e, err)
+	}
 	// Kubernetes operators: one process per pod, no LOCAL_* variables.
 	e, ok, err = Parse(lookup(map[string]string{"RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "job-0.svc", "MASTER_PORT": "23456"}))
 	if err != nil || !ok || e.LocalRank != 0 || e.LocalWorldSize != 1 {
