@@ -134,3 +134,36 @@ func TestRunRejectsDivergentStart(t *testing.T) {
 		}
 	}
 }
+
+// lossRecorder keeps every step's loss.
+type lossRecorder struct {
+	NopHook
+	losses []float64
+}
+
+func (r *lossRecorder) OnStep(s *StepReport) { r.losses = append(r.losses, s.Metrics.Loss) }
+
+// TestOneRankGroup: a group of one runs every collective of the
+// data-parallel path (the one-GPU check uses it with NCCL) and must give
+// exactly the single replica's losses.
+func TestOneRankGroup(t *testing.T) {
+	cfg := smallRunConfig(t)
+	cfg.CheckpointDir = ""
+	cfg.ReplicaCheckEvery = 2
+	alone, grouped := &lossRecorder{}, &lossRecorder{}
+	if _, err := Run(context.Background(), cfg, RunOptions{Backend: cpu.New(1), Hooks: []Hook{alone}}); err != nil {
+		t.Fatal(err)
+	}
+	g := comm.NewHostGroup(1, time.Minute)
+	if _, err := Run(context.Background(), cfg, RunOptions{Backend: cpu.New(1), Comm: g[0], Hooks: []Hook{grouped}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(alone.losses) == 0 || len(alone.losses) != len(grouped.losses) {
+		t.Fatalf("%d steps alone, %d in a group of one", len(alone.losses), len(grouped.losses))
+	}
+	for i := range alone.losses {
+		if alone.losses[i] != grouped.losses[i] {
+			t.Fatalf("step %d: loss %.9g alone, %.9g in a group of one", i+1, alone.losses[i], grouped.losses[i])
+		}
+	}
+}

@@ -64,7 +64,9 @@ func NewReplica(cfg Config, be engine.Backend, params *engine.Params, totalSteps
 		return nil, err
 	}
 	t := &Trainer{Cfg: cfg, Model: m, Optim: NewOptim(cfg, m), Carry: m.NewCarry(), TotalSteps: totalSteps}
-	if c != nil && worldSize > 1 {
+	// A group of one still runs every collective: a one-GPU job then takes
+	// the multi-GPU code path (what the GPU check exercises on one device).
+	if c != nil {
 		t.comm = c
 		if nd := arch.PuzzleEmbNdim; nd > 0 {
 			t.gLocal = be.Alloc(engine.F32, worldSize*arch.BatchSize*nd)
