@@ -21,24 +21,52 @@ func blockWidth(n int, kern *kernel) int {
 }
 
 // gemmSerial computes the whole problem on the calling goroutine.
+//
+// When C is a single N block wide, every A micro-panel is used by exactly
+// one sweep per K block, so A is packed a group of panels at a time right
+// before its sweeps, into a buffer that stays in L2, instead of packing all
+// of op(A) first: the packed copy then never makes a round trip through
+// memory, which matters for tall, narrow products such as 5184x128x128.
 func gemmSerial(p *problem, kern *kernel, ws *workspace) {
-	mr, nr := kern.mr, kern.nr
+	mr, nr, ms := kern.mr, kern.nr, kern.ms
 	mTiles := ceilDiv(p.m, mr)
 	kcs := splitK(p.k, kern.kc)
 	nc := blockWidth(p.n, kern)
-	ws.ap = grow(ws.ap, mTiles*kern.ms*kcs)
+	fused := nc >= p.n
+	if fused {
+		ws.ap = grow(ws.ap, packGroupA*ms*kcs)
+	} else {
+		ws.ap = grow(ws.ap, mTiles*ms*kcs)
+	}
 	ws.bp = grow(ws.bp, nc*kcs)
 	ws.tile = grow(ws.tile, mr*nr)
 	for pc := 0; pc < p.k; pc += kcs {
 		kcb := min(kcs, p.k-pc)
+		if fused {
+			nTiles := ceilDiv(p.n, nr)
+			p.packBPanels(kern, ws.bp, 0, 0, nTiles, pc, kcb)
+			for g := 0; g < mTiles; g += packGroupA {
+				p.sweepGroup(kern, ws.ap, ws.bp, ws.tile, g, min(g+packGroupA, mTiles), nTiles, pc, kcb)
+			}
+			continue
+		}
 		p.packATiles(kern, ws.ap, 0, mTiles, pc, kcb)
 		for jc := 0; jc < p.n; jc += nc {
 			nTiles := ceilDiv(min(nc, p.n-jc), nr)
 			p.packBPanels(kern, ws.bp, jc, 0, nTiles, pc, kcb)
 			for ir := 0; ir < mTiles; ir++ {
-				p.computeRow(kern, ws.ap, ws.bp, ws.tile, ir, 0, nTiles, jc, pc, kcb)
+				p.computeRow(kern, ws.ap[ir*ms*kcb:], ws.bp, ws.tile, ir, 0, nTiles, jc, pc, kcb)
 			}
 		}
+	}
+}
+
+// sweepGroup packs A micro-panels t0..t1-1 of the K block at pc into ap
+// and sweeps each across all nTiles B micro-panels of the (only) N block.
+func (p *problem) sweepGroup(kern *kernel, ap, bp, tile []float32, t0, t1, nTiles, pc, kcb int) {
+	p.packATiles(kern, ap, t0, t1, pc, kcb)
+	for ir := t0; ir < t1; ir++ {
+		p.computeRow(kern, ap[(ir-t0)*kern.ms*kcb:], bp, tile, ir, 0, nTiles, 0, pc, kcb)
 	}
 }
 
@@ -47,23 +75,30 @@ func gemmSerial(p *problem, kern *kernel, ws *workspace) {
 const (
 	packGroupA = 8
 	packGroupB = 4
+
+	// fusedGroup is the A panel group of a parallel compute unit when
+	// packing is fused into the sweeps: smaller than packGroupA so that the
+	// units of a 1552-row product still balance over the workers.
+	fusedGroup = 4
 )
 
-// packATiles packs A micro-panels t0..t1-1 of the K block at pc into ap.
+// packATiles packs A micro-panels t0..t1-1 of the K block at pc; panel t
+// goes to ap[(t-t0)*ms*kcb:].
 func (p *problem) packATiles(kern *kernel, ap []float32, t0, t1, pc, kcb int) {
 	ms, mr := kern.ms, kern.mr
+	first := t0
 	if p.transA && kern.vecPack && ms == 16 {
 		// Full panels (all mr rows valid) row by row across the group.
 		full := min(t1, p.m/mr)
 		if full > t0 {
 			_ = p.a[(pc+kcb-1)*p.lda+full*mr-1]
-			_ = ap[full*ms*kcb-1]
-			packCopyTiles(&ap[t0*ms*kcb], &p.a[pc*p.lda+t0*mr], p.lda, kcb, full-t0, mr, ms*kcb, 1, 1<<mr-1, ms*4)
+			_ = ap[(full-first)*ms*kcb-1]
+			packCopyTiles(&ap[0], &p.a[pc*p.lda+t0*mr], p.lda, kcb, full-t0, mr, ms*kcb, 1, 1<<mr-1, ms*4)
 			t0 = full
 		}
 	}
 	for t := t0; t < t1; t++ {
-		p.packA(kern, ap[t*ms*kcb:], t*mr, pc, kcb)
+		p.packA(kern, ap[(t-first)*ms*kcb:], t*mr, pc, kcb)
 	}
 }
 
@@ -168,13 +203,15 @@ func packTrans(kern *kernel, dst, src []float32, ld, rows, width, kc, ds int) {
 	}
 }
 
-// computeRow runs the micro-kernel for A micro-panel ir against B
+// computeRow runs the micro-kernel for A micro-panel ir (packed in ap)
+// against B
 // micro-panels jr0..jr1 of the current N block starting at column jc.
 // The first K block applies beta; later ones accumulate (beta = 1).
 // Partial tiles are computed into the scratch tile with beta = 0 and merged
 // with exactly the rounding steps the kernel uses for full tiles
 // (t = alpha*acc; C = beta*C + t), so tile position never changes results.
 func (p *problem) computeRow(kern *kernel, ap, bp, tile []float32, ir, jr0, jr1, jc, pc, kcb int) {
+	_ = ap[kern.ms*kcb-1]
 	mr, nr := kern.mr, kern.nr
 	i0 := ir * mr
 	mv := min(mr, p.m-i0)
@@ -182,7 +219,7 @@ func (p *problem) computeRow(kern *kernel, ap, bp, tile []float32, ir, jr0, jr1,
 	if pc > 0 {
 		beta = 1
 	}
-	a := &ap[ir*kern.ms*kcb]
+	a := &ap[0]
 	for jr := jr0; jr < jr1; jr++ {
 		j0 := jc + jr*nr
 		nv := min(nr, p.n-j0)

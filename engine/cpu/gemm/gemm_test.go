@@ -341,6 +341,8 @@ func TestSgemmStridedBatched(t *testing.T) {
 func TestSgemmZeroAllocs(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	big := newCase(rng, false, true, 300, 400, 300, 1, 0, 0)
+	tall := newCase(rng, true, false, 600, 100, 64, 1, 0, 0) // packing fused into the sweeps
+	ct := append([]float32(nil), tall.c0...)
 	small := newCase(rng, true, false, 20, 30, 10, 1, 1, 0)
 	cb := append([]float32(nil), big.c0...)
 	cs := append([]float32(nil), small.c0...)
@@ -351,6 +353,7 @@ func TestSgemmZeroAllocs(t *testing.T) {
 	calls := func() {
 		Sgemm(big.transA, big.transB, big.m, big.n, big.k, 1, big.a, big.lda, big.b, big.ldb, 0, cb, big.ldc)
 		Sgemm(small.transA, small.transB, small.m, small.n, small.k, 1, small.a, small.lda, small.b, small.ldb, 1, cs, small.ldc)
+		Sgemm(tall.transA, tall.transB, tall.m, tall.n, tall.k, 1, tall.a, tall.lda, tall.b, tall.ldb, 0, ct, tall.ldc)
 		SgemmStridedBatched(false, true, 97, 97, 64, 1, ba, 64, 97*64, bb, 64, 97*64, 0, bc, 97, 97*97, batch)
 	}
 	for _, nt := range []int{1, 2, 4} {

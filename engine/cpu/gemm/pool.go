@@ -1,6 +1,7 @@
 package gemm
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -41,10 +42,35 @@ func (pl *pool) ensure(nt int) {
 
 func worker(t *task, wake chan struct{}, ws *workspace) {
 	for range wake {
-		if t.work(ws) {
-			t.finished <- struct{}{}
+		for {
+			if t.work(ws) {
+				t.finished <- struct{}{}
+			}
+			if !t.awaitUnits() {
+				break
+			}
 		}
 	}
+}
+
+// spinPolls bounds how long a worker watches for the next phase before
+// parking: a call's phases follow each other within microseconds, while
+// parking and being woken again costs a futex round trip (tens of
+// microseconds when the machine is busy). Each poll yields to other
+// goroutines.
+var spinPolls = 300
+
+// awaitUnits polls for claimable units for a short while and reports
+// whether some appeared.
+func (t *task) awaitUnits() bool {
+	for i := 0; i < spinPolls; i++ {
+		v := t.claim.Load()
+		if v&unitMask < v>>unitBits&unitMask {
+			return true
+		}
+		runtime.Gosched()
+	}
+	return false
 }
 
 const (
@@ -80,6 +106,7 @@ type task struct {
 	pc, kcb, jc      int
 	mTiles, nTiles   int
 	packA            bool
+	fused            bool // single N block: compute units pack their own A panels
 	nChunks, jrChunk int
 	ap, bp           []float32
 	base             int // first batch item of a batch phase
@@ -130,7 +157,7 @@ func (t *task) run(u int, ws *workspace) {
 			aUnits := ceilDiv(t.mTiles, packGroupA)
 			if u < aUnits {
 				t0 := u * packGroupA
-				t.pr.packATiles(t.kern, t.ap, t0, min(t0+packGroupA, t.mTiles), t.pc, t.kcb)
+				t.pr.packATiles(t.kern, t.ap[t0*t.kern.ms*t.kcb:], t0, min(t0+packGroupA, t.mTiles), t.pc, t.kcb)
 				return
 			}
 			u -= aUnits
@@ -138,15 +165,29 @@ func (t *task) run(u int, ws *workspace) {
 		t0 := u * packGroupB
 		t.pr.packBPanels(t.kern, t.bp, t.jc, t0, min(t0+packGroupB, t.nTiles), t.pc, t.kcb)
 	case phaseCompute:
+		if t.fused {
+			// ws.ap is this worker's own (sized by gemmParallel): there is
+			// no shared packed A in this mode.
+			t0 := u * fusedGroup
+			t.pr.sweepGroup(t.kern, ws.ap, t.bp, ws.tile, t0, min(t0+fusedGroup, t.mTiles), t.nTiles, t.pc, t.kcb)
+			return
+		}
 		ir, ch := u/t.nChunks, u%t.nChunks
 		jr0 := ch * t.jrChunk
 		jr1 := min(t.nTiles, jr0+t.jrChunk)
-		t.pr.computeRow(t.kern, t.ap, t.bp, ws.tile, ir, jr0, jr1, t.jc, t.pc, t.kcb)
+		t.pr.computeRow(t.kern, t.ap[ir*t.kern.ms*t.kcb:], t.bp, ws.tile, ir, jr0, jr1, t.jc, t.pc, t.kcb)
 	case phaseBatch:
 		sub := t.bt.item(t.base + u)
 		sub.run(t.kern, ws)
 	}
 }
+
+// minUnitsPerThread is the number of compute units per thread below which a
+// sweep is split into chunks of B panels. A phase ends when its last unit
+// does, so on average half a unit per phase is lost to waiting; with small
+// M (512 rows: 37 panels) whole sweeps are too coarse for the 40-odd
+// phases of a long K.
+var minUnitsPerThread = 4
 
 // gemmParallel computes p with nt goroutines. Each block is packed
 // cooperatively, then its C tiles are shared out. When A has few micro-panels
@@ -163,20 +204,29 @@ func (pl *pool) gemmParallel(p *problem, kern *kernel, nt int) {
 	}
 	kcs := splitK(p.k, kern.kc)
 	nc := blockWidth(p.n, kern)
+	// Fuse A packing into the sweeps (see gemmSerial) when C is one N block
+	// wide and there are enough A panel groups to share out.
+	fused := nc >= p.n && ceilDiv(mTiles, fusedGroup) >= 4*nt
 	shared := pl.ws[0]
-	shared.ap = grow(shared.ap, mTiles*kern.ms*kcs)
+	if fused {
+		for i := 0; i < nt; i++ {
+			pl.ws[i].ap = grow(pl.ws[i].ap, fusedGroup*kern.ms*kcs)
+		}
+	} else {
+		shared.ap = grow(shared.ap, mTiles*kern.ms*kcs)
+	}
 	shared.bp = grow(shared.bp, nc*kcs)
 	for i := 0; i < nt; i++ {
 		pl.ws[i].tile = grow(pl.ws[i].tile, mr*nr)
 	}
-	t.pr, t.kern, t.mTiles = *p, kern, mTiles
+	t.pr, t.kern, t.mTiles, t.fused = *p, kern, mTiles, fused
 	t.ap, t.bp = shared.ap, shared.bp
 	for pc := 0; pc < p.k; pc += kcs {
 		t.pc, t.kcb = pc, min(kcs, p.k-pc)
 		for jc := 0; jc < p.n; jc += nc {
 			t.jc = jc
 			t.nTiles = ceilDiv(min(nc, p.n-jc), nr)
-			t.packA = jc == 0
+			t.packA = jc == 0 && !fused
 
 			t.kind = phasePack
 			units := ceilDiv(t.nTiles, packGroupB)
@@ -186,16 +236,20 @@ func (pl *pool) gemmParallel(p *problem, kern *kernel, nt int) {
 			pl.phase(t, nt, units)
 
 			t.kind = phaseCompute
+			if fused {
+				pl.phase(t, nt, ceilDiv(mTiles, fusedGroup))
+				continue
+			}
 			t.nChunks = 1
-			if mTiles < 4*nt {
-				t.nChunks = min(t.nTiles, ceilDiv(4*nt, mTiles))
+			if mTiles < minUnitsPerThread*nt {
+				t.nChunks = min(t.nTiles, ceilDiv(minUnitsPerThread*nt, mTiles))
 			}
 			t.jrChunk = ceilDiv(t.nTiles, t.nChunks)
 			t.nChunks = ceilDiv(t.nTiles, t.jrChunk)
 			pl.phase(t, nt, mTiles*t.nChunks)
 		}
 	}
-	t.pr, t.ap, t.bp = problem{}, nil, nil
+	t.pr, t.ap, t.bp, t.fused = problem{}, nil, nil, false
 }
 
 // batchedParallel distributes whole matrices over the workers when they are
