@@ -154,7 +154,7 @@ func New(opt Options) *Exporter {
 	e.gradNorm = gauge("trm_train_grad_norm", "L2 norm of the trained-parameter gradient at the last step (after the 1/global batch scale).")
 	e.loss = gauge("trm_train_loss", "The reference's train/loss of the last step: (lm + 0.5 (q_halt + q_continue)) summed over the batch over the global batch size.")
 	e.skipped = counter("trm_train_skipped_steps_total", "Steps whose loss or gradient was not finite, so the update was skipped.")
-	e.runInfo = gauge("trm_run_info", "Always 1; labels describe the run.", "backend", "preset_arch")
+	e.runInfo = gauge("trm_run_info", "Always 1; labels describe the run.", "backend", "arch")
 	e.params = gauge("trm_model_parameters", "Trained parameters of the model (the puzzle embedding excluded).")
 	e.running = gauge("trm_run_running", "1 while the run trains, 0 after it ended.")
 	e.failed = gauge("trm_run_failed", "1 if the run ended with an error.")
