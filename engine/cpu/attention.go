@@ -51,29 +51,18 @@ func (b *Backend) Attention(out, lse, qkv engine.Buf, batch, seq, heads, hd int)
 		return
 	}
 	o, l, x := f32s(out), f32s(lse), f32s(qkv)
-	scale := float32(1 / math.Sqrt(float64(hd)))
+	qkScale := float32(1 / math.Sqrt(float64(hd)))
 	sc := b.scratch(0, heads*seq*seq)
 	for bi := 0; bi < batch; bi++ {
 		xb := x[bi*seq*3*H:]
-		gemm.SgemmStridedBatched(false, true, seq, seq, hd, scale, xb, 3*H, hd, xb[H:], 3*H, hd, 0, sc, seq, seq*seq, heads)
+		gemm.SgemmStridedBatched(false, true, seq, seq, hd, qkScale, xb, 3*H, hd, xb[H:], 3*H, hd, 0, sc, seq, seq*seq, heads)
 		lb := l[bi*heads*seq:]
 		b.parallel(heads*seq, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				row := sc[r*seq : (r+1)*seq]
-				m := row[0]
-				for _, v := range row[1:] {
-					m = max(m, v)
-				}
-				var sum float64
-				for j, v := range row {
-					e := exp32(v - m)
-					row[j] = e
-					sum += float64(e)
-				}
-				inv := float32(1 / sum)
-				for j := range row {
-					row[j] *= inv
-				}
+				m := maxOf(row)
+				sum := expShiftSum(row, m)
+				scale(row, float32(1/sum))
 				lb[r] = m + float32(math.Log(sum))
 			}
 		})
@@ -93,19 +82,16 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse engine.Buf, batch,
 		return
 	}
 	dx, dO, x, o, l := f32s(dqkv), f32s(dout), f32s(qkv), f32s(out), f32s(lse)
-	scale := float32(1 / math.Sqrt(float64(hd)))
+	qkScale := float32(1 / math.Sqrt(float64(hd)))
 	P := b.scratch(0, heads*seq*seq)
 	dP := b.scratch(1, heads*seq*seq)
 	for bi := 0; bi < batch; bi++ {
 		xb, db := x[bi*seq*3*H:], dx[bi*seq*3*H:]
 		dOb, ob, lb := dO[bi*seq*H:], o[bi*seq*H:], l[bi*heads*seq:]
-		gemm.SgemmStridedBatched(false, true, seq, seq, hd, scale, xb, 3*H, hd, xb[H:], 3*H, hd, 0, P, seq, seq*seq, heads)
+		gemm.SgemmStridedBatched(false, true, seq, seq, hd, qkScale, xb, 3*H, hd, xb[H:], 3*H, hd, 0, P, seq, seq*seq, heads)
 		b.parallel(heads*seq, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
-				row := P[r*seq : (r+1)*seq]
-				for j, v := range row {
-					row[j] = exp32(v - lb[r])
-				}
+				expShiftSum(P[r*seq:(r+1)*seq], lb[r])
 			}
 		})
 		gemm.SgemmStridedBatched(true, false, seq, hd, seq, 1, P, seq, seq*seq, dOb, H, hd, 0, db[2*H:], 3*H, hd, heads)
@@ -114,14 +100,11 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse engine.Buf, batch,
 			for r := lo; r < hi; r++ {
 				h, i := r/seq, r%seq
 				D := dot(dOb[i*H+h*hd:i*H+(h+1)*hd], ob[i*H+h*hd:i*H+(h+1)*hd])
-				p, g := P[r*seq:(r+1)*seq], dP[r*seq:(r+1)*seq]
-				for j := range g {
-					g[j] = p[j] * (g[j] - D)
-				}
+				pdsub(dP[r*seq:(r+1)*seq], P[r*seq:(r+1)*seq], D)
 			}
 		})
-		gemm.SgemmStridedBatched(false, false, seq, hd, seq, scale, dP, seq, seq*seq, xb[H:], 3*H, hd, 0, db, 3*H, hd, heads)
-		gemm.SgemmStridedBatched(true, false, seq, hd, seq, scale, dP, seq, seq*seq, xb, 3*H, hd, 0, db[H:], 3*H, hd, heads)
+		gemm.SgemmStridedBatched(false, false, seq, hd, seq, qkScale, dP, seq, seq*seq, xb[H:], 3*H, hd, 0, db, 3*H, hd, heads)
+		gemm.SgemmStridedBatched(true, false, seq, hd, seq, qkScale, dP, seq, seq*seq, xb, 3*H, hd, 0, db[H:], 3*H, hd, heads)
 	}
 }
 

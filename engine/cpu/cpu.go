@@ -338,10 +338,7 @@ func (b *Backend) Add(dst, x, y engine.Buf) {
 	}
 	d, p, q := f32s(dst), f32s(x), f32s(y)
 	b.parallel(n, func(lo, hi int) {
-		d, p, q := d[lo:hi], p[lo:hi], q[lo:hi]
-		for i := range d {
-			d[i] = p[i] + q[i]
-		}
+		add(d[lo:hi], p[lo:hi], q[lo:hi])
 	})
 }
 

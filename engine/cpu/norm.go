@@ -24,23 +24,16 @@ func (b *Backend) AddRMSNorm(y, rstd, a, bb engine.Buf, rows, cols int, eps floa
 		for r := lo; r < hi; r++ {
 			row := yy[r*cols : (r+1)*cols]
 			ar := aa[r*cols : (r+1)*cols]
+			var ss float64
 			if xb != nil {
-				br := xb[r*cols : (r+1)*cols]
-				for i := range row {
-					row[i] = ar[i] + br[i]
-				}
+				ss = addSumSq(row, ar, xb[r*cols:(r+1)*cols])
 			} else {
 				copy(row, ar)
-			}
-			var ss float64
-			for _, v := range row {
-				ss += float64(v) * float64(v)
+				ss = dot64(row, row)
 			}
 			rs := float32(1 / math.Sqrt(float64(float32(ss/float64(cols))+eps)))
 			rr[r] = rs
-			for i := range row {
-				row[i] *= rs
-			}
+			scale(row, rs)
 		}
 	})
 }
@@ -56,15 +49,8 @@ func (b *Backend) RMSNormBackward(dx, dy, y, rstd engine.Buf, rows, cols int) {
 	b.parallel(rows, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			g, o, d := dyy[r*cols:(r+1)*cols], yy[r*cols:(r+1)*cols], dxx[r*cols:(r+1)*cols]
-			var dot float64
-			for i := range g {
-				dot += float64(g[i]) * float64(o[i])
-			}
-			mean := float32(dot / float64(cols))
-			rs := rr[r]
-			for i := range g {
-				d[i] = rs * (g[i] - o[i]*mean)
-			}
+			mean := float32(dot64(g, o) / float64(cols))
+			rmsBack(d, g, o, rr[r], mean)
 		}
 	})
 }
@@ -79,9 +65,7 @@ func (b *Backend) SwiGLU(act, gu engine.Buf, rows, inter int) {
 	b.parallel(rows, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			g, u, o := gg[2*r*inter:(2*r+1)*inter], gg[(2*r+1)*inter:(2*r+2)*inter], aa[r*inter:(r+1)*inter]
-			for i := range o {
-				o[i] = g[i] * sigmoid32(g[i]) * u[i]
-			}
+			swiglu(o, g, u)
 		}
 	})
 }
@@ -98,11 +82,7 @@ func (b *Backend) SwiGLUBackward(dgu, dact, gu engine.Buf, rows, inter int) {
 			g, u := gg[2*r*inter:(2*r+1)*inter], gg[(2*r+1)*inter:(2*r+2)*inter]
 			dg, du := dd[2*r*inter:(2*r+1)*inter], dd[(2*r+1)*inter:(2*r+2)*inter]
 			a := da[r*inter : (r+1)*inter]
-			for i := range a {
-				s := sigmoid32(g[i])
-				dg[i] = a[i] * u[i] * s * (1 + g[i]*(1-s))
-				du[i] = a[i] * g[i] * s
-			}
+			swigluBack(dg, du, a, g, u)
 		}
 	})
 }
