@@ -294,7 +294,7 @@ trm_gpu_engine_memory_bytes{device="cuda:0",run="r3",state="reserved"} 8.388608e
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, s := range []string{`trm_train_total_steps{run="r3"} 40`, "trm_build_info{", "go_goroutines ", "process_cpu_seconds_total ", `trm_run_info{backend="cpu"`} {
+	for _, s := range []string{`trm_train_total_steps{run="r3"} 40`, "trm_build_info{", "go_goroutines ", "process_cpu_seconds_total ", `backend="cpu",run="r3"} 1`} {
 		if !strings.Contains(string(body), s) {
 			t.Errorf("scrape lacks %q", s)
 		}
