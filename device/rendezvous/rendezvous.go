@@ -112,6 +112,10 @@ type Session struct {
 	done    chan struct{}
 	closing bool
 	wg      sync.WaitGroup
+	// ready is set once the exchange succeeded: before, losses are the
+	// exchange's own errors (reported by serve or fetch), not the
+	// watchdog's.
+	ready atomic.Bool
 }
 
 // Env is the layout this session was started with.
@@ -360,6 +364,7 @@ func (s *Session) serve(ctx context.Context, id []byte) error {
 			return failAll(fmt.Errorf("rendezvous: sending the id to %s: %w", p.desc, err))
 		}
 	}
+	s.ready.Store(true)
 	s.wg.Add(1)
 	go s.dispatch(events)
 	return nil
@@ -515,6 +520,7 @@ func (s *Session) fetch(ctx context.Context) ([]byte, error) {
 		case f.kind != frameID:
 			return nil, fmt.Errorf("rendezvous: rank %d got frame %q instead of the id", e.Rank, f.kind)
 		}
+		s.ready.Store(true)
 		s.wg.Add(1)
 		go s.watch(p)
 		return f.data, nil
@@ -566,7 +572,7 @@ func (s *Session) lost(p *peerConn, err error) {
 	s.mu.Lock()
 	closing := s.closing
 	s.mu.Unlock()
-	if closing || p.bye.Load() {
+	if closing || p.bye.Load() || !s.ready.Load() {
 		return
 	}
 	s.fail(fmt.Errorf("%w: %s (seen from rank %d): %v", ErrRankLost, p.desc, s.env.Rank, err))
