@@ -392,3 +392,32 @@ func TestSgemmPanicsOnShortSlices(t *testing.T) {
 		SgemmStridedBatched(false, false, 3, 3, 3, 1, buf, 3, 9, buf, 3, -9, 0, buf, 3, 9, 3)
 	})
 }
+
+// TestSgemmThreadCountChanges alternates thread counts between calls, so
+// that workers from a wider call may still be polling or hold a stale
+// wake-up when a narrower one starts, on shapes with shared and with fused
+// packing; every result must match the single-threaded bits.
+func TestSgemmThreadCountChanges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	cases := []*gemmCase{
+		newCase(rng, true, false, 700, 100, 64, 1, 0, 0),  // one N block: fused packing
+		newCase(rng, false, true, 150, 1100, 90, 1, 0, 0), // several N blocks: shared packing
+	}
+	refs := make([][]float32, len(cases))
+	withThreads(1, func() {
+		for i, tc := range cases {
+			refs[i] = tc.run()
+		}
+	})
+	for it := 0; it < 40; it++ {
+		nt := []int{8, 2, 5, 3}[it%4]
+		tc, ref := cases[it%2], refs[it%2]
+		var c []float32
+		withThreads(nt, func() { c = tc.run() })
+		for i := range c {
+			if math.Float32bits(c[i]) != math.Float32bits(ref[i]) {
+				t.Fatalf("iteration %d threads=%d %v: differs at %d", it, nt, tc, i)
+			}
+		}
+	}
+}

@@ -36,13 +36,17 @@ func (pl *pool) ensure(nt int) {
 		ch := make(chan struct{}, 1)
 		pl.ws = append(pl.ws, ws)
 		pl.workers = append(pl.workers, ch)
-		go worker(&pl.t, ch, ws)
+		go worker(&pl.t, len(pl.ws)-1, ch, ws)
 	}
 }
 
-func worker(t *task, wake chan struct{}, ws *workspace) {
+// worker is the loop of pool goroutine id. A wake-up can be stale (sent for
+// an earlier phase), and a worker can still be polling when a call with
+// fewer threads starts, so each worker checks the current phase's thread
+// count before joining it and sizes its own buffers when it runs a unit.
+func worker(t *task, id int, wake chan struct{}, ws *workspace) {
 	for range wake {
-		for {
+		for id < int(t.threads.Load()) {
 			if t.work(ws) {
 				t.finished <- struct{}{}
 			}
@@ -98,6 +102,7 @@ type task struct {
 	bt       batched
 	kern     *kernel
 	claim    atomic.Uint64 // gen<<48 | units<<24 | next
+	threads  atomic.Int32  // goroutines allowed in the current call (workers 0..threads-1)
 	gen      uint64        // generation of the current phase (caller only)
 	done     atomic.Int64  // units finished in the current phase
 	finished chan struct{} // a worker that finishes a phase's last unit reports here
@@ -107,6 +112,7 @@ type task struct {
 	mTiles, nTiles   int
 	packA            bool
 	fused            bool // single N block: compute units pack their own A panels
+	kcs              int  // K block depth (the last block may be shallower)
 	nChunks, jrChunk int
 	ap, bp           []float32
 	base             int // first batch item of a batch phase
@@ -118,6 +124,7 @@ func (pl *pool) phase(t *task, nt, units int) {
 	if units == 0 {
 		return
 	}
+	t.threads.Store(int32(nt))
 	t.gen = (t.gen + 1) & 0xffff
 	t.done.Store(0)
 	t.claim.Store(t.gen<<48 | uint64(units)<<unitBits)
@@ -165,9 +172,11 @@ func (t *task) run(u int, ws *workspace) {
 		t0 := u * packGroupB
 		t.pr.packBPanels(t.kern, t.bp, t.jc, t0, min(t0+packGroupB, t.nTiles), t.pc, t.kcb)
 	case phaseCompute:
+		ws.tile = grow(ws.tile, t.kern.mr*t.kern.nr)
 		if t.fused {
-			// ws.ap is this worker's own (sized by gemmParallel): there is
-			// no shared packed A in this mode.
+			// ws.ap is this worker's own: there is no shared packed A in
+			// this mode.
+			ws.ap = grow(ws.ap, fusedGroup*t.kern.ms*t.kcs)
 			t0 := u * fusedGroup
 			t.pr.sweepGroup(t.kern, ws.ap, t.bp, ws.tile, t0, min(t0+fusedGroup, t.mTiles), t.nTiles, t.pc, t.kcb)
 			return
@@ -207,19 +216,14 @@ func (pl *pool) gemmParallel(p *problem, kern *kernel, nt int) {
 	// Fuse A packing into the sweeps (see gemmSerial) when C is one N block
 	// wide and there are enough A panel groups to share out.
 	fused := nc >= p.n && ceilDiv(mTiles, fusedGroup) >= 4*nt
+	// The shared buffers live in the caller's workspace; with fused packing
+	// that workspace's ap is the caller's private one, like every worker's.
 	shared := pl.ws[0]
-	if fused {
-		for i := 0; i < nt; i++ {
-			pl.ws[i].ap = grow(pl.ws[i].ap, fusedGroup*kern.ms*kcs)
-		}
-	} else {
+	if !fused {
 		shared.ap = grow(shared.ap, mTiles*kern.ms*kcs)
 	}
 	shared.bp = grow(shared.bp, nc*kcs)
-	for i := 0; i < nt; i++ {
-		pl.ws[i].tile = grow(pl.ws[i].tile, mr*nr)
-	}
-	t.pr, t.kern, t.mTiles, t.fused = *p, kern, mTiles, fused
+	t.pr, t.kern, t.mTiles, t.fused, t.kcs = *p, kern, mTiles, fused, kcs
 	t.ap, t.bp = shared.ap, shared.bp
 	for pc := 0; pc < p.k; pc += kcs {
 		t.pc, t.kcb = pc, min(kcs, p.k-pc)
