@@ -85,6 +85,7 @@ func TrainMetrics(r *StepReport, globalBatch int) map[string]float64 {
 		"train/lr":              r.Info.LR,
 		"train/puzzle_emb_lr":   r.Info.PuzzleLR,
 		"train/grad_norm":       r.Info.GradNorm,
+		"train/update_norm":     r.Info.UpdateNorm,
 	}
 	if r.Info.Skipped {
 		out["train/skipped"] = 1

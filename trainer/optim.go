@@ -17,6 +17,8 @@ type Optim struct {
 	m, v   engine.Buf // [NumTrained] moments
 	shadow engine.Buf // [NumTrained] EMA of the trained parameters, or nil
 	norm   engine.Buf // [1] f64, a squared norm read back each step
+	delta  engine.Buf // [NumTrained] -theta before the update, then the update itself
+	one    engine.Buf // [1] = 1: negation as a K=1 product keeps the Backend free of a scale op
 	// Step counts optimizer steps taken (the next step is Step+1).
 	Step int
 }
@@ -26,7 +28,9 @@ type Optim struct {
 func NewOptim(cfg Config, model *engine.Model) *Optim {
 	be := model.Backend()
 	n := model.Layout.NumTrained
-	o := &Optim{cfg: cfg, model: model, be: be, m: be.Alloc(engine.F32, n), v: be.Alloc(engine.F32, n), norm: be.Alloc(engine.F64, 1)}
+	o := &Optim{cfg: cfg, model: model, be: be, m: be.Alloc(engine.F32, n), v: be.Alloc(engine.F32, n), norm: be.Alloc(engine.F64, 1),
+		delta: be.Alloc(engine.F32, n), one: be.Alloc(engine.F32, 1)}
+	be.Fill(o.one, 1)
 	if cfg.EMA {
 		o.shadow = be.Alloc(engine.F32, n)
 		params, _, _, _ := model.ParamBuffers()
@@ -39,6 +43,7 @@ func NewOptim(cfg Config, model *engine.Model) *Optim {
 type StepInfo struct {
 	LR, PuzzleLR float64
 	GradNorm     float64 // L2 norm of the trained-parameter gradient (after the 1/global batch scale)
+	UpdateNorm   float64 // L2 norm of the change of the trained parameters (decay included)
 	Skipped      bool    // the gradient or loss was not finite: no update
 }
 
@@ -68,7 +73,11 @@ func (o *Optim) Apply(pids, rowGrads engine.Buf, rows, totalSteps int, lossFinit
 		info.Skipped = true
 		return info, nil
 	}
+	n := o.model.Layout.NumTrained
 	if !cfg.FreezeWeights {
+		// delta = -theta (a 1 x n x 1 product with alpha -1), then
+		// theta_new + delta after the update.
+		be.Gemm(engine.Gemm{M: 1, N: n, K: 1, Alpha: -1, A: o.one, Lda: 1, B: params, Ldb: n, C: o.delta, Ldc: n})
 		be.AdamATan2(params, grads, o.m, o.v, engine.AdamHyper{LR: info.LR, Beta1: cfg.Beta1, Beta2: cfg.Beta2, WeightDecay: cfg.WeightDecay, Step: step})
 	}
 	if puzzle != nil {
@@ -78,8 +87,16 @@ func (o *Optim) Apply(pids, rowGrads engine.Buf, rows, totalSteps int, lossFinit
 	if o.shadow != nil {
 		be.EMA(o.shadow, params, float32(cfg.EMARate))
 	}
+	if !cfg.FreezeWeights {
+		be.Add(o.delta, params, o.delta)
+		be.SumSquares(o.norm, o.delta)
+		be.Download(sq, o.norm)
+	}
 	if err := be.Sync(); err != nil {
 		return info, fmt.Errorf("optimizer step %d: %w", step, err)
+	}
+	if !cfg.FreezeWeights {
+		info.UpdateNorm = math.Sqrt(sq[0])
 	}
 	o.Step = step
 	return info, nil

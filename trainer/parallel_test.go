@@ -50,9 +50,11 @@ func runReplicas(t *testing.T, ctx context.Context, cfg Config, k int, resume st
 // rounding noise still moves its weight by O(lr) in a direction the noise
 // picks; at the demo's lr 3e-3 two correct runs drift apart by 1e-2 in
 // loss within 16 steps. The run comparisons therefore use the paper's lr
-// 1e-4, where the drift stays at rounding level (measured: weights within
-// 1.2e-7, losses within 1e-6 relative) and allow 10x that.
-var dpTol = 1e-5
+// 1e-4, where the drift stays near rounding level (measured: weights
+// within 1.2e-7; losses within 1.1e-5 relative by step 16, the loss
+// summing 16 x 16 positions of float64 cross entropy over logits that
+// inherit the weights' rounding) and allow about 10x that.
+var dpTol = 1e-4
 
 func closeRel(a, b float64) bool {
 	return math.Abs(a-b) <= dpTol*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))

@@ -71,8 +71,8 @@ type Exporter struct {
 	steps, examples, tokens         *prometheus.CounterVec
 	stepSeconds                     *prometheus.HistogramVec
 	// optimizer
-	lr, gradNorm, loss *prometheus.GaugeVec
-	skipped            *prometheus.CounterVec
+	lr, gradNorm, updateNorm, loss *prometheus.GaugeVec
+	skipped                        *prometheus.CounterVec
 	// run
 	runInfo, params, running, failed, startTime, endTime *prometheus.GaugeVec
 	// evaluation
@@ -152,6 +152,7 @@ func New(opt Options) *Exporter {
 	runReg.MustRegister(e.stepSeconds)
 	e.lr = gauge("trm_train_learning_rate", "Learning rate of the last step per optimizer: adam_atan2 (the trained weights) and sign_sgd (the puzzle embedding).", "optimizer")
 	e.gradNorm = gauge("trm_train_grad_norm", "L2 norm of the trained-parameter gradient at the last step (after the 1/global batch scale).")
+	e.updateNorm = gauge("trm_train_update_norm", "L2 norm of the change of the trained parameters at the last step (weight decay included).")
 	e.loss = gauge("trm_train_loss", "The reference's train/loss of the last step: (lm + 0.5 (q_halt + q_continue)) summed over the batch over the global batch size.")
 	e.skipped = counter("trm_train_skipped_steps_total", "Steps whose loss or gradient was not finite, so the update was skipped.")
 	e.runInfo = gauge("trm_run_info", "Always 1; labels describe the run.", "backend", "arch")
@@ -283,6 +284,7 @@ func (e *Exporter) OnStep(r *trainer.StepReport) {
 	e.lr.WithLabelValues("adam_atan2").Set(r.Info.LR)
 	e.lr.WithLabelValues("sign_sgd").Set(r.Info.PuzzleLR)
 	e.gradNorm.WithLabelValues().Set(r.Info.GradNorm)
+	e.updateNorm.WithLabelValues().Set(r.Info.UpdateNorm)
 	if gb > 0 {
 		e.loss.WithLabelValues().Set(r.Metrics.Loss / float64(gb))
 	}
