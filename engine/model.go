@@ -40,7 +40,9 @@ type Model struct {
 	ones     Buf // [B] of 1, for the q-head bias as a K=1 product
 
 	batchInputs, batchLabels, batchPIDs Buf
-	minSteps                            Buf // [B] i32 exploration floors
+	minSteps                            Buf     // [B] i32 exploration floors
+	explore                             []int32 // host floors, reused by every step
+	exploreBox                          any     // explore boxed once: boxing a slice per Upload allocates
 	rng                                 *rand.Rand
 	pcg                                 *rand.PCG
 
@@ -135,6 +137,8 @@ func (m *Model) alloc() {
 	be.Fill(m.ones, 1)
 	m.batchInputs, m.batchLabels, m.batchPIDs = i32(B*L), i32(B*L), i32(B)
 	m.minSteps = i32(B)
+	m.explore = make([]int32, B)
+	m.exploreBox = m.explore
 
 	m.x, m.inj, m.hinNG = f32(BSH), f32(BSH), f32(BSH)
 	m.actsNG = m.newActs()
@@ -271,11 +275,7 @@ func (m *Model) NewCarry() *Carry {
 
 // ResetCarry marks every slot halted, as at the start of an evaluation batch.
 func (m *Model) ResetCarry(c *Carry) {
-	halted := make([]int32, m.B)
-	for i := range halted {
-		halted[i] = 1
-	}
-	m.be.Upload(c.St.Halted, halted)
+	m.be.Fill(c.St.Halted, 1)
 }
 
 // SetBatch uploads the batch offered to this step: inputs and labels
@@ -333,7 +333,8 @@ func (m *Model) Step(c *Carry, so StepOptions) error {
 	be := m.be
 	training := so.Train && cfg.HaltMaxSteps > 1
 	if training && cfg.HaltExplorationProb > 0 {
-		m.be.Upload(m.minSteps, m.drawExploration())
+		m.drawExploration()
+		m.be.Upload(m.minSteps, m.exploreBox)
 	} else {
 		be.Fill(m.minSteps, 0)
 	}
@@ -384,7 +385,8 @@ func (m *Model) embedDims() EmbedDims {
 // 2..halt_max_steps, else 0. Both draws happen for every example, as in
 // the reference, so the stream does not depend on the outcomes.
 func (m *Model) drawExploration() []int32 {
-	out := make([]int32, m.B)
+	out := m.explore
+	clear(out)
 	replicas := max(m.opt.Replicas, 1)
 	for i := 0; i < replicas*m.B; i++ {
 		u := m.rng.Float64()

@@ -9,35 +9,48 @@ import (
 // ACTReset implements engine.Backend (spec section 4, step 1).
 func (b *Backend) ACTReset(zH, zL engine.Buf, st engine.ACTState, curInputs, curLabels, curPIDs, inputs, labels, pids, hInit, lInit engine.Buf, batch, seqTotal, seqLen, hidden int) {
 	n := batch * seqTotal * hidden
-	if !b.need("ACTReset", "zH", zH, n, "zL", zL, n, "steps", st.Steps, batch, "halted", st.Halted, batch,
-		"curInputs", curInputs, batch*seqLen, "curLabels", curLabels, batch*seqLen, "curPIDs", curPIDs, batch,
-		"inputs", inputs, batch*seqLen, "labels", labels, batch*seqLen, "pids", pids, batch, "hInit", hInit, hidden, "lInit", lInit, hidden) {
+	if !b.need("ACTReset", req{"zH", zH, n}, req{"zL", zL, n}, req{"steps", st.Steps, batch}, req{"halted", st.Halted, batch},
+		req{"curInputs", curInputs, batch * seqLen}, req{"curLabels", curLabels, batch * seqLen}, req{"curPIDs", curPIDs, batch},
+		req{"inputs", inputs, batch * seqLen}, req{"labels", labels, batch * seqLen}, req{"pids", pids, batch},
+		req{"hInit", hInit, hidden}, req{"lInit", lInit, hidden}) {
 		return
 	}
-	h, l, steps, halted := f32s(zH), f32s(zL), i32s(st.Steps), i32s(st.Halted)
-	hi, li := f32s(hInit), f32s(lInit)
-	ci, cl, cp, bi, bl, bp := i32s(curInputs), i32s(curLabels), i32s(curPIDs), i32s(inputs), i32s(labels), i32s(pids)
-	rowLen := seqTotal * hidden
-	b.parallel(batch, func(lo, hi2 int) {
-		for r := lo; r < hi2; r++ {
-			if halted[r] == 0 {
-				continue
-			}
-			for s := 0; s < seqTotal; s++ {
-				copy(h[r*rowLen+s*hidden:r*rowLen+(s+1)*hidden], hi[:hidden])
-				copy(l[r*rowLen+s*hidden:r*rowLen+(s+1)*hidden], li[:hidden])
-			}
-			steps[r] = 0
-			copy(ci[r*seqLen:(r+1)*seqLen], bi[r*seqLen:(r+1)*seqLen])
-			copy(cl[r*seqLen:(r+1)*seqLen], bl[r*seqLen:(r+1)*seqLen])
-			cp[r] = bp[r]
+	j := &b.jobs.actReset
+	*j = actResetJob{h: f32s(zH), l: f32s(zL), hInit: f32s(hInit), lInit: f32s(lInit), steps: i32s(st.Steps), halted: i32s(st.Halted),
+		ci: i32s(curInputs), cl: i32s(curLabels), cp: i32s(curPIDs), bi: i32s(inputs), bl: i32s(labels), bp: i32s(pids),
+		seqTotal: seqTotal, seqLen: seqLen, hidden: hidden}
+	b.pool.run(j, batch, rowGrain(seqTotal*hidden))
+	*j = actResetJob{}
+}
+
+// actResetJob resets the halted slots among [lo, hi).
+type actResetJob struct {
+	h, l, hInit, lInit                    []float32
+	steps, halted, ci, cl, cp, bi, bl, bp []int32
+	seqTotal, seqLen, hidden              int
+}
+
+func (j *actResetJob) run(_, lo, hi int) {
+	H, L := j.hidden, j.seqLen
+	rowLen := j.seqTotal * H
+	for r := lo; r < hi; r++ {
+		if j.halted[r] == 0 {
+			continue
 		}
-	})
+		for s := 0; s < j.seqTotal; s++ {
+			copy(j.h[r*rowLen+s*H:r*rowLen+(s+1)*H], j.hInit[:H])
+			copy(j.l[r*rowLen+s*H:r*rowLen+(s+1)*H], j.lInit[:H])
+		}
+		j.steps[r] = 0
+		copy(j.ci[r*L:(r+1)*L], j.bi[r*L:(r+1)*L])
+		copy(j.cl[r*L:(r+1)*L], j.bl[r*L:(r+1)*L])
+		j.cp[r] = j.bp[r]
+	}
 }
 
 // ACTHalt implements engine.Backend (spec section 4, steps 3-5).
 func (b *Backend) ACTHalt(st engine.ACTState, q, minSteps engine.Buf, batch, maxSteps int, training, noACTContinue bool) {
-	if !b.need("ACTHalt", "steps", st.Steps, batch, "halted", st.Halted, batch, "q", q, 2*batch, "minSteps", minSteps, batch) {
+	if !b.need("ACTHalt", req{"steps", st.Steps, batch}, req{"halted", st.Halted, batch}, req{"q", q, 2 * batch}, req{"minSteps", minSteps, batch}) {
 		return
 	}
 	steps, halted, qq, ms := i32s(st.Steps), i32s(st.Halted), f32s(q), i32s(minSteps)
@@ -65,96 +78,120 @@ func (b *Backend) ACTHalt(st engine.ACTState, q, minSteps engine.Buf, batch, max
 // FLOPs ~6 V per position; bytes 8 V per position (logits in, gradient out).
 func (b *Backend) LossHead(lb engine.LossBufs, d engine.LossDims) {
 	B, L, V := d.B, d.L, d.V
-	if !b.need("LossHead", "logits", lb.Logits, B*L*V, "labels", lb.Labels, B*L, "q", lb.Q, 2*B, "steps", lb.Steps, B,
-		"preds", lb.Preds, B*L, "lm_loss", lb.LMLoss, B, "q_halt_loss", lb.QHaltLoss, B, "q_continue_loss", lb.QContLoss, B,
-		"n_valid", lb.NValid, B, "n_correct", lb.NCorrect, B, "seq_correct", lb.SeqCorrect, B, "q_target", lb.QTarget, B) {
+	if !b.need("LossHead", req{"logits", lb.Logits, B * L * V}, req{"labels", lb.Labels, B * L}, req{"q", lb.Q, 2 * B}, req{"steps", lb.Steps, B},
+		req{"preds", lb.Preds, B * L}, req{"lm_loss", lb.LMLoss, B}, req{"q_halt_loss", lb.QHaltLoss, B}, req{"q_continue_loss", lb.QContLoss, B},
+		req{"n_valid", lb.NValid, B}, req{"n_correct", lb.NCorrect, B}, req{"seq_correct", lb.SeqCorrect, B}, req{"q_target", lb.QTarget, B}) {
 		return
 	}
-	if lb.DLogits != nil && !b.need("LossHead", "dlogits", lb.DLogits, B*L*V, "dq", lb.DQ, 2*B) {
+	if lb.DLogits != nil && !b.need("LossHead", req{"dlogits", lb.DLogits, B * L * V}, req{"dq", lb.DQ, 2 * B}) {
 		return
 	}
-	if lb.NextQ != nil && !b.need("LossHead", "next_q", lb.NextQ, 2*B) {
+	if lb.NextQ != nil && !b.need("LossHead", req{"next_q", lb.NextQ, 2 * B}) {
 		return
 	}
-	logits, labels, q, nq, steps := f32s(lb.Logits), i32s(lb.Labels), f32s(lb.Q), f32s(lb.NextQ), i32s(lb.Steps)
-	preds, lm, qh, qc := i32s(lb.Preds), f64s(lb.LMLoss), f64s(lb.QHaltLoss), f64s(lb.QContLoss)
-	nv, nc, sc, qt := i32s(lb.NValid), i32s(lb.NCorrect), i32s(lb.SeqCorrect), f32s(lb.QTarget)
-	dlog, dq := f32s(lb.DLogits), f32s(lb.DQ)
+	labels := i32s(lb.Labels)
 	for _, y := range labels[:B*L] {
 		if y != engine.IgnoreLabel && (y < 0 || int(y) >= V) {
 			b.fail("LossHead: label %d outside [0, %d)", y, V)
 			return
 		}
 	}
-	b.parallel(B, func(lo, hi int) {
-		s := make([]float64, V)
-		for r := lo; r < hi; r++ {
-			n := 0
-			for _, y := range labels[r*L : (r+1)*L] {
-				if y != engine.IgnoreLabel {
-					n++
-				}
-			}
-			div := float64(max(n, 1))
-			correct := 0
-			var loss float64
-			for p := 0; p < L; p++ {
-				x := logits[(r*L+p)*V : (r*L+p+1)*V]
-				best := 0
-				for i := 1; i < V; i++ {
-					if x[i] > x[best] {
-						best = i
-					}
-				}
-				preds[r*L+p] = int32(best)
-				y := int(labels[r*L+p])
-				var g []float32
-				if dlog != nil {
-					g = dlog[(r*L+p)*V : (r*L+p+1)*V]
-					clear(g)
-				}
-				if y == engine.IgnoreLabel {
-					continue
-				}
-				if best == y {
-					correct++
-				}
-				scale := float64(d.GradScale) / div
-				if d.Softmax {
-					loss += softmaxCE(x, y, s, g, scale) / div
-				} else {
-					loss += stablemaxCE(x, y, s, g, scale) / div
-				}
-			}
-			lm[r] = loss
-			nv[r], nc[r] = int32(n), int32(correct)
-			seq := correct == n
-			sc[r] = 0
-			t := 0.0
-			if seq {
-				sc[r], t = 1, 1
-			}
-			qh[r] = bce(q[2*r], t)
-			qc[r], qt[r] = 0, 0
-			if dq != nil {
-				dq[2*r] = float32(float64(d.GradScale) * 0.5 * (sigmoid(float64(q[2*r])) - t))
-				dq[2*r+1] = 0
-			}
-			if nq != nil {
-				// target_q_continue = sigmoid(is_last ? next_halt : max(next_halt, next_continue))
-				next := float64(nq[2*r])
-				if steps[r] < int32(d.HaltMaxSteps) {
-					next = math.Max(next, float64(nq[2*r+1]))
-				}
-				target := float64(float32(sigmoid(next)))
-				qt[r] = float32(target)
-				qc[r] = bce(q[2*r+1], target)
-				if dq != nil {
-					dq[2*r+1] = float32(float64(d.GradScale) * 0.5 * (sigmoid(float64(q[2*r+1])) - target))
-				}
+	for w := range b.ws {
+		if cap(b.ws[w].f64) < V {
+			b.ws[w].f64 = make([]float64, V)
+		}
+	}
+	j := &b.jobs.loss
+	*j = lossJob{logits: f32s(lb.Logits), labels: labels, q: f32s(lb.Q), nq: f32s(lb.NextQ), steps: i32s(lb.Steps),
+		preds: i32s(lb.Preds), lm: f64s(lb.LMLoss), qh: f64s(lb.QHaltLoss), qc: f64s(lb.QContLoss),
+		nv: i32s(lb.NValid), nc: i32s(lb.NCorrect), sc: i32s(lb.SeqCorrect), qt: f32s(lb.QTarget),
+		dlog: f32s(lb.DLogits), dq: f32s(lb.DQ), d: d, ws: b.ws}
+	b.pool.run(j, B, 1)
+	*j = lossJob{}
+}
+
+// lossJob is the loss head of examples [lo, hi), one example per index so
+// that its sums have a fixed order.
+type lossJob struct {
+	logits, q, nq, qt, dlog, dq []float32
+	labels, steps, preds        []int32
+	nv, nc, sc                  []int32
+	lm, qh, qc                  []float64
+	d                           engine.LossDims
+	ws                          []workerScratch
+}
+
+func (j *lossJob) run(w, lo, hi int) {
+	L, V := j.d.L, j.d.V
+	s := j.ws[w].f64[:V]
+	labels, logits, preds, dlog := j.labels, j.logits, j.preds, j.dlog
+	for r := lo; r < hi; r++ {
+		n := 0
+		for _, y := range labels[r*L : (r+1)*L] {
+			if y != engine.IgnoreLabel {
+				n++
 			}
 		}
-	})
+		div := float64(max(n, 1))
+		correct := 0
+		var loss float64
+		for p := 0; p < L; p++ {
+			x := logits[(r*L+p)*V : (r*L+p+1)*V]
+			best := 0
+			for i := 1; i < V; i++ {
+				if x[i] > x[best] {
+					best = i
+				}
+			}
+			preds[r*L+p] = int32(best)
+			y := int(labels[r*L+p])
+			var g []float32
+			if dlog != nil {
+				g = dlog[(r*L+p)*V : (r*L+p+1)*V]
+				clear(g)
+			}
+			if y == engine.IgnoreLabel {
+				continue
+			}
+			if best == y {
+				correct++
+			}
+			scale := float64(j.d.GradScale) / div
+			if j.d.Softmax {
+				loss += softmaxCE(x, y, s, g, scale) / div
+			} else {
+				loss += stablemaxCE(x, y, s, g, scale) / div
+			}
+		}
+		j.lm[r] = loss
+		j.nv[r], j.nc[r] = int32(n), int32(correct)
+		seq := correct == n
+		j.sc[r] = 0
+		t := 0.0
+		if seq {
+			j.sc[r], t = 1, 1
+		}
+		q := j.q
+		j.qh[r] = bce(q[2*r], t)
+		j.qc[r], j.qt[r] = 0, 0
+		if j.dq != nil {
+			j.dq[2*r] = float32(float64(j.d.GradScale) * 0.5 * (sigmoid(float64(q[2*r])) - t))
+			j.dq[2*r+1] = 0
+		}
+		if j.nq != nil {
+			// target_q_continue = sigmoid(is_last ? next_halt : max(next_halt, next_continue))
+			next := float64(j.nq[2*r])
+			if j.steps[r] < int32(j.d.HaltMaxSteps) {
+				next = math.Max(next, float64(j.nq[2*r+1]))
+			}
+			target := float64(float32(sigmoid(next)))
+			j.qt[r] = float32(target)
+			j.qc[r] = bce(q[2*r+1], target)
+			if j.dq != nil {
+				j.dq[2*r+1] = float32(float64(j.d.GradScale) * 0.5 * (sigmoid(float64(q[2*r+1])) - target))
+			}
+		}
+	}
 }
 
 // stablemaxCE returns -log(s(x_y) / sum_j s(x_j)) with s(t) = 1/(1-t) for

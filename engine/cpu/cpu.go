@@ -9,7 +9,6 @@ package cpu
 import (
 	"fmt"
 	"runtime"
-	"sync"
 
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/engine/cpu/gemm"
@@ -20,6 +19,40 @@ type Backend struct {
 	threads int
 	err     error        // first error since the last Sync
 	scr     [2][]float32 // op scratch (attention scores), grown on demand and kept
+	pool    *pool        // long-lived workers
+	jobs    jobs         // one job struct per op, reused by every call
+	ws      []workerScratch
+	parts   []float64 // SumSquares chunk sums
+}
+
+// jobs holds the parallel bodies of the ops. Ops run one at a time, so one
+// of each suffices; an op fills its job, runs it, and clears it so that
+// the Backend does not keep the op's buffers alive.
+type jobs struct {
+	copy       copyJob
+	transpose  transposeJob
+	add        addJob
+	fill       fillJob
+	addRMSNorm addRMSNormJob
+	rmsBack    rmsBackJob
+	swiglu     swigluJob
+	swigluBack swigluBackJob
+	rope       ropeJob
+	softmax    softmaxJob
+	attnExp    attnExpJob
+	attnDS     attnDSJob
+	embed      embedJob
+	embedBack  embedBackJob
+	actReset   actResetJob
+	loss       lossJob
+	adam       adamJob
+	ema        emaJob
+	sumSq      sumSqJob
+}
+
+// workerScratch is one worker's scratch memory, grown on demand and kept.
+type workerScratch struct {
+	f64 []float64
 }
 
 // scratch returns scratch buffer i with at least n elements. Ops run one
@@ -39,7 +72,7 @@ func New(threads int) *Backend {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	gemm.SetThreads(threads)
-	return &Backend{threads: threads}
+	return &Backend{threads: threads, pool: newPool(threads), ws: make([]workerScratch, threads)}
 }
 
 // Name implements engine.Backend.
@@ -54,7 +87,18 @@ type buf struct {
 	f32 []float32
 	f64 []float64
 	i32 []int32
+
+	// Views handed out by Slice, reused when the same view is asked again:
+	// the model slices the same buffers at the same offsets every step, and
+	// a new view per call would be a heap allocation per call. They live
+	// as long as this buffer, so the memo never outlives what it describes.
+	off   int    // offset of this view in its parent
+	views []*buf // at most maxViews
+	nextV int    // slot the next new view replaces once views is full
 }
+
+// maxViews bounds the views remembered per buffer.
+const maxViews = 16
 
 func (x *buf) Len() int {
 	switch x.dt {
@@ -92,7 +136,18 @@ func (b *Backend) Slice(x engine.Buf, off, n int) engine.Buf {
 		b.fail("Slice: [%d, %d) out of a buffer of %d", off, off+n, s.Len())
 		return &buf{dt: s.dt}
 	}
-	v := &buf{dt: s.dt}
+	for _, v := range s.views {
+		if v.off == off && v.Len() == n {
+			return v
+		}
+	}
+	v := &buf{dt: s.dt, off: off}
+	if len(s.views) < maxViews {
+		s.views = append(s.views, v)
+	} else {
+		s.views[s.nextV] = v
+		s.nextV = (s.nextV + 1) % maxViews
+	}
 	switch s.dt {
 	case engine.F32:
 		v.f32 = s.f32[off : off+n : off+n]
@@ -205,43 +260,33 @@ func i32s(x engine.Buf) []int32 {
 	return x.(*buf).i32
 }
 
-// parallel runs fn over [0, n) split into at most b.threads contiguous
-// chunks. The split depends only on n and the thread count, and callers
-// make each index's result independent of the chunking, so results do not
-// depend on scheduling.
-func (b *Backend) parallel(n int, fn func(lo, hi int)) {
-	t := min(b.threads, n)
-	if t <= 1 {
-		if n > 0 {
-			fn(0, n)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	for i := range t {
-		lo, hi := n*i/t, n*(i+1)/t
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	wg.Wait()
+// grainElems is the smallest unit of elementwise work worth handing to
+// another worker (64 KB of float32): below it the wake-up costs more than
+// the work.
+const grainElems = 1 << 14
+
+// rowGrain is the unit size, in rows of cols elements, for row-wise ops.
+func rowGrain(cols int) int { return max(1, grainElems/max(cols, 1)) }
+
+// req is one buffer-size requirement of an op: buffer x named name must
+// hold at least n elements.
+type req struct {
+	name string
+	x    engine.Buf
+	n    int
 }
 
-// need checks that each named buffer holds at least n elements; args come
-// in (name string, buffer, n int) triples.
-func (b *Backend) need(op string, args ...any) bool {
-	for i := 0; i+2 < len(args); i += 3 {
-		name := args[i].(string)
-		n := args[i+2].(int)
-		x, _ := args[i+1].(engine.Buf)
-		if x == nil || (x.(*buf) == nil) {
-			b.fail("%s: %s is missing", op, name)
+// need checks an op's buffer requirements. It takes its requirements by
+// value in a slice that does not escape (only the error path formats), so
+// a call allocates nothing.
+func (b *Backend) need(op string, rs ...req) bool {
+	for _, r := range rs {
+		if r.x == nil || (r.x.(*buf) == nil) {
+			b.fail("%s: %s is missing", op, r.name)
 			return false
 		}
-		if x.Len() < n {
-			b.fail("%s: %s has %d elements, needs %d", op, name, x.Len(), n)
+		if l := r.x.Len(); l < r.n {
+			b.fail("%s: %s has %d elements, needs %d", op, r.name, l, r.n)
 			return false
 		}
 	}
@@ -269,8 +314,13 @@ func (b *Backend) Gemm(g engine.Gemm) {
 		b.fail("Gemm %dx%dx%d: leading dimensions lda %d ldb %d ldc %d too small", g.M, g.N, g.K, g.Lda, g.Ldb, g.Ldc)
 		return
 	}
-	if !b.need(fmt.Sprintf("Gemm %dx%dx%d (transA %v, transB %v, batch %d)", g.M, g.N, g.K, g.TransA, g.TransB, batch),
-		"A", g.A, span(ar, ac, g.Lda, g.StrideA), "B", g.B, span(br, bc, g.Ldb, g.StrideB), "C", g.C, span(g.M, g.N, g.Ldc, g.StrideC)) {
+	first := b.err == nil
+	if !b.need("Gemm", req{"A", g.A, span(ar, ac, g.Lda, g.StrideA)}, req{"B", g.B, span(br, bc, g.Ldb, g.StrideB)},
+		req{"C", g.C, span(g.M, g.N, g.Ldc, g.StrideC)}) {
+		// Name the product only on the error path (formatting allocates).
+		if first {
+			b.err = fmt.Errorf("%w (Gemm %dx%dx%d, transA %v, transB %v, batch %d)", b.err, g.M, g.N, g.K, g.TransA, g.TransB, batch)
+		}
 		return
 	}
 	if g.M == 0 || g.N == 0 {
@@ -284,62 +334,113 @@ func (b *Backend) Gemm(g engine.Gemm) {
 	gemm.SgemmStridedBatched(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, g.StrideA, bb, g.Ldb, g.StrideB, g.Beta, c, g.Ldc, g.StrideC, batch)
 }
 
+// copyJob copies rows (or, for a single row, column ranges).
+type copyJob struct {
+	d, s                 []float32
+	dStride, sStride, nc int
+	oneRow               bool
+}
+
+func (j *copyJob) run(_, lo, hi int) {
+	if j.oneRow {
+		copy(j.d[lo:hi], j.s[lo:hi])
+		return
+	}
+	for r := lo; r < hi; r++ {
+		copy(j.d[r*j.dStride:r*j.dStride+j.nc], j.s[r*j.sStride:r*j.sStride+j.nc])
+	}
+}
+
 // Copy2D implements engine.Backend.
 func (b *Backend) Copy2D(dst engine.Buf, dstStride int, src engine.Buf, srcStride int, rows, cols int) {
 	if rows == 0 || cols == 0 {
 		return
 	}
-	if !b.need("Copy2D", "dst", dst, (rows-1)*dstStride+cols, "src", src, (rows-1)*srcStride+cols) {
+	if !b.need("Copy2D", req{"dst", dst, (rows-1)*dstStride + cols}, req{"src", src, (rows-1)*srcStride + cols}) {
 		return
 	}
-	d, s := f32s(dst), f32s(src)
+	j := &b.jobs.copy
+	*j = copyJob{d: f32s(dst), s: f32s(src), dStride: dstStride, sStride: srcStride, nc: cols, oneRow: rows == 1}
 	if rows == 1 {
-		b.parallel(cols, func(lo, hi int) { copy(d[lo:hi], s[lo:hi]) })
-		return
+		b.pool.run(j, cols, grainElems)
+	} else {
+		b.pool.run(j, rows, rowGrain(cols))
 	}
-	b.parallel(rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			copy(d[r*dstStride:r*dstStride+cols], s[r*srcStride:r*srcStride+cols])
+	*j = copyJob{}
+}
+
+// transposeJob transposes batch matrices in tiles of 32 x 32; a unit is a
+// band of 32 source rows of one matrix.
+type transposeJob struct {
+	d, s              []float32
+	rows, cols, bands int
+}
+
+func (j *transposeJob) run(_, lo, hi int) {
+	const tile = 32
+	rows, cols := j.rows, j.cols
+	for t := lo; t < hi; t++ {
+		bi, r0 := t/j.bands, (t%j.bands)*tile
+		sb, db := j.s[bi*rows*cols:(bi+1)*rows*cols], j.d[bi*rows*cols:(bi+1)*rows*cols]
+		r1 := min(r0+tile, rows)
+		for c0 := 0; c0 < cols; c0 += tile {
+			c1 := min(c0+tile, cols)
+			for r := r0; r < r1; r++ {
+				src := sb[r*cols+c0 : r*cols+c1]
+				for c, v := range src {
+					db[(c0+c)*rows+r] = v
+				}
+			}
 		}
-	})
+	}
 }
 
 // Transpose implements engine.Backend.
 func (b *Backend) Transpose(dst, src engine.Buf, batch, rows, cols int) {
 	n := batch * rows * cols
-	if !b.need("Transpose", "dst", dst, n, "src", src, n) {
+	if !b.need("Transpose", req{"dst", dst, n}, req{"src", src, n}) {
 		return
 	}
-	d, s := f32s(dst), f32s(src)
 	const tile = 32
-	tilesR := (rows + tile - 1) / tile
-	b.parallel(batch*tilesR, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			bi, r0 := t/tilesR, (t%tilesR)*tile
-			sb, db := s[bi*rows*cols:], d[bi*rows*cols:]
-			r1 := min(r0+tile, rows)
-			for c0 := 0; c0 < cols; c0 += tile {
-				c1 := min(c0+tile, cols)
-				for r := r0; r < r1; r++ {
-					for c := c0; c < c1; c++ {
-						db[c*rows+r] = sb[r*cols+c]
-					}
-				}
-			}
-		}
-	})
+	bands := (rows + tile - 1) / tile
+	j := &b.jobs.transpose
+	*j = transposeJob{d: f32s(dst), s: f32s(src), rows: rows, cols: cols, bands: bands}
+	b.pool.run(j, batch*bands, rowGrain(tile*cols))
+	*j = transposeJob{}
 }
+
+// addJob is the elementwise sum.
+type addJob struct{ d, p, q []float32 }
+
+func (j *addJob) run(_, lo, hi int) { add(j.d[lo:hi], j.p[lo:hi], j.q[lo:hi]) }
 
 // Add implements engine.Backend.
 func (b *Backend) Add(dst, x, y engine.Buf) {
 	n := dst.Len()
-	if !b.need("Add", "a", x, n, "b", y, n) {
+	if !b.need("Add", req{"a", x, n}, req{"b", y, n}) {
 		return
 	}
-	d, p, q := f32s(dst), f32s(x), f32s(y)
-	b.parallel(n, func(lo, hi int) {
-		add(d[lo:hi], p[lo:hi], q[lo:hi])
-	})
+	j := &b.jobs.add
+	*j = addJob{f32s(dst), f32s(x), f32s(y)}
+	b.pool.run(j, n, grainElems)
+	*j = addJob{}
+}
+
+// fillJob sets float32 elements to v.
+type fillJob struct {
+	d []float32
+	v float32
+}
+
+func (j *fillJob) run(_, lo, hi int) {
+	d := j.d[lo:hi]
+	if j.v == 0 {
+		clear(d)
+		return
+	}
+	for i := range d {
+		d[i] = j.v
+	}
 }
 
 // Fill implements engine.Backend.
@@ -347,12 +448,10 @@ func (b *Backend) Fill(dst engine.Buf, v float32) {
 	x := dst.(*buf)
 	switch x.dt {
 	case engine.F32:
-		d := x.f32
-		b.parallel(len(d), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				d[i] = v
-			}
-		})
+		j := &b.jobs.fill
+		*j = fillJob{x.f32, v}
+		b.pool.run(j, len(x.f32), grainElems)
+		*j = fillJob{}
 	case engine.F64:
 		for i := range x.f64 {
 			x.f64[i] = float64(v)

@@ -6,6 +6,32 @@ import (
 	"github.com/tinyrecursive/trm/engine"
 )
 
+// addRMSNormJob normalises rows; b may be nil.
+type addRMSNormJob struct {
+	y, rstd, a, b []float32
+	cols          int
+	eps           float32
+}
+
+func (j *addRMSNormJob) run(_, lo, hi int) {
+	cols := j.cols
+	for r := lo; r < hi; r++ {
+		row := j.y[r*cols : (r+1)*cols]
+		ar := j.a[r*cols : (r+1)*cols]
+		var ss float64
+		if j.b != nil {
+			// The residual add and the sum of squares in one pass.
+			ss = addSumSq(row, ar, j.b[r*cols:(r+1)*cols])
+		} else {
+			copy(row, ar)
+			ss = dot64(row, row)
+		}
+		rs := float32(1 / math.Sqrt(float64(float32(ss/float64(cols))+j.eps)))
+		j.rstd[r] = rs
+		scale(row, rs)
+	}
+}
+
 // AddRMSNorm implements engine.Backend. Per row: v = a + b,
 // rstd = 1/sqrt(mean(v^2) + eps), y = v * rstd, all in float32 as the
 // reference; the sum of squares accumulates in float64 so that the result
@@ -13,76 +39,93 @@ import (
 // FLOPs 4 per element; bytes 12-16 per element.
 func (b *Backend) AddRMSNorm(y, rstd, a, bb engine.Buf, rows, cols int, eps float32) {
 	n := rows * cols
-	if !b.need("AddRMSNorm", "y", y, n, "rstd", rstd, rows, "a", a) {
+	if !b.need("AddRMSNorm", req{"y", y, n}, req{"rstd", rstd, rows}, req{"a", a, n}) {
 		return
 	}
-	if bb != nil && !b.need("AddRMSNorm", "b", bb, n) {
+	if bb != nil && !b.need("AddRMSNorm", req{"b", bb, n}) {
 		return
 	}
-	yy, rr, aa, xb := f32s(y), f32s(rstd), f32s(a), f32s(bb)
-	b.parallel(rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			row := yy[r*cols : (r+1)*cols]
-			ar := aa[r*cols : (r+1)*cols]
-			var ss float64
-			if xb != nil {
-				ss = addSumSq(row, ar, xb[r*cols:(r+1)*cols])
-			} else {
-				copy(row, ar)
-				ss = dot64(row, row)
-			}
-			rs := float32(1 / math.Sqrt(float64(float32(ss/float64(cols))+eps)))
-			rr[r] = rs
-			scale(row, rs)
-		}
-	})
+	j := &b.jobs.addRMSNorm
+	*j = addRMSNormJob{y: f32s(y), rstd: f32s(rstd), a: f32s(a), b: f32s(bb), cols: cols, eps: eps}
+	b.pool.run(j, rows, rowGrain(cols))
+	*j = addRMSNormJob{}
+}
+
+// rmsBackJob is the RMSNorm backward of rows.
+type rmsBackJob struct {
+	dx, dy, y, rstd []float32
+	cols            int
+}
+
+func (j *rmsBackJob) run(_, lo, hi int) {
+	cols := j.cols
+	for r := lo; r < hi; r++ {
+		g, o := j.dy[r*cols:(r+1)*cols], j.y[r*cols:(r+1)*cols]
+		mean := float32(dot64(g, o) / float64(cols))
+		rmsBack(j.dx[r*cols:(r+1)*cols], g, o, j.rstd[r], mean)
+	}
 }
 
 // RMSNormBackward implements engine.Backend:
 // dx = rstd * (dy - y * mean(dy * y)), with the mean in float64.
 func (b *Backend) RMSNormBackward(dx, dy, y, rstd engine.Buf, rows, cols int) {
 	n := rows * cols
-	if !b.need("RMSNormBackward", "dx", dx, n, "dy", dy, n, "y", y, n, "rstd", rstd, rows) {
+	if !b.need("RMSNormBackward", req{"dx", dx, n}, req{"dy", dy, n}, req{"y", y, n}, req{"rstd", rstd, rows}) {
 		return
 	}
-	dxx, dyy, yy, rr := f32s(dx), f32s(dy), f32s(y), f32s(rstd)
-	b.parallel(rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			g, o, d := dyy[r*cols:(r+1)*cols], yy[r*cols:(r+1)*cols], dxx[r*cols:(r+1)*cols]
-			mean := float32(dot64(g, o) / float64(cols))
-			rmsBack(d, g, o, rr[r], mean)
-		}
-	})
+	j := &b.jobs.rmsBack
+	*j = rmsBackJob{dx: f32s(dx), dy: f32s(dy), y: f32s(y), rstd: f32s(rstd), cols: cols}
+	b.pool.run(j, rows, rowGrain(cols))
+	*j = rmsBackJob{}
+}
+
+// swigluJob is SwiGLU over rows of [g | u].
+type swigluJob struct {
+	act, gu []float32
+	inter   int
+}
+
+func (j *swigluJob) run(_, lo, hi int) {
+	I := j.inter
+	for r := lo; r < hi; r++ {
+		swiglu(j.act[r*I:(r+1)*I], j.gu[2*r*I:(2*r+1)*I], j.gu[(2*r+1)*I:(2*r+2)*I])
+	}
 }
 
 // SwiGLU implements engine.Backend: act = silu(g) * u, [g | u] = gu row.
 // FLOPs ~6 per output; bytes 12 per output.
 func (b *Backend) SwiGLU(act, gu engine.Buf, rows, inter int) {
-	if !b.need("SwiGLU", "act", act, rows*inter, "gu", gu, rows*2*inter) {
+	if !b.need("SwiGLU", req{"act", act, rows * inter}, req{"gu", gu, rows * 2 * inter}) {
 		return
 	}
-	aa, gg := f32s(act), f32s(gu)
-	b.parallel(rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			g, u, o := gg[2*r*inter:(2*r+1)*inter], gg[(2*r+1)*inter:(2*r+2)*inter], aa[r*inter:(r+1)*inter]
-			swiglu(o, g, u)
-		}
-	})
+	j := &b.jobs.swiglu
+	*j = swigluJob{act: f32s(act), gu: f32s(gu), inter: inter}
+	b.pool.run(j, rows, rowGrain(2*inter))
+	*j = swigluJob{}
+}
+
+// swigluBackJob is SwiGLU's backward over rows.
+type swigluBackJob struct {
+	dgu, dact, gu []float32
+	inter         int
+}
+
+func (j *swigluBackJob) run(_, lo, hi int) {
+	I := j.inter
+	for r := lo; r < hi; r++ {
+		swigluBack(j.dgu[2*r*I:(2*r+1)*I], j.dgu[(2*r+1)*I:(2*r+2)*I], j.dact[r*I:(r+1)*I],
+			j.gu[2*r*I:(2*r+1)*I], j.gu[(2*r+1)*I:(2*r+2)*I])
+	}
 }
 
 // SwiGLUBackward implements engine.Backend:
 // dg = dact * u * sig(g) * (1 + g (1 - sig(g))), du = dact * silu(g).
 func (b *Backend) SwiGLUBackward(dgu, dact, gu engine.Buf, rows, inter int) {
-	if !b.need("SwiGLUBackward", "dgu", dgu, rows*2*inter, "dact", dact, rows*inter, "gu", gu, rows*2*inter) {
+	if !b.need("SwiGLUBackward", req{"dgu", dgu, rows * 2 * inter}, req{"dact", dact, rows * inter}, req{"gu", gu, rows * 2 * inter}) {
 		return
 	}
-	dd, da, gg := f32s(dgu), f32s(dact), f32s(gu)
-	b.parallel(rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			g, u := gg[2*r*inter:(2*r+1)*inter], gg[(2*r+1)*inter:(2*r+2)*inter]
-			dg, du := dd[2*r*inter:(2*r+1)*inter], dd[(2*r+1)*inter:(2*r+2)*inter]
-			a := da[r*inter : (r+1)*inter]
-			swigluBack(dg, du, a, g, u)
-		}
-	})
+	j := &b.jobs.swigluBack
+	*j = swigluBackJob{dgu: f32s(dgu), dact: f32s(dact), gu: f32s(gu), inter: inter}
+	b.pool.run(j, rows, rowGrain(3*inter))
+	*j = swigluBackJob{}
 }
