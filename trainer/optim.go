@@ -146,3 +146,13 @@ func (o *Optim) Load(s *OptimState) error {
 	o.Step = s.Step
 	return o.be.Sync()
 }
+
+// ResetEMA restarts the EMA shadow from the current parameters (after the
+// starting weights were replaced, e.g. broadcast from rank 0).
+func (o *Optim) ResetEMA() {
+	if o.shadow == nil {
+		return
+	}
+	params, _, _, _ := o.model.ParamBuffers()
+	o.be.Copy2D(o.shadow, 0, params, 0, 1, o.model.Layout.NumTrained)
+}

@@ -230,3 +230,53 @@ func TestDataParallelGradients(t *testing.T) {
 		t.Fatal("no puzzle-row gradient")
 	}
 }
+
+// TestBroadcastFromRankZero: replicas that start from different weights
+// (here rank 1 is given a perturbed copy) all train from rank 0's.
+func TestBroadcastFromRankZero(t *testing.T) {
+	cfg := smallRunConfig(t)
+	cfg.BestMetric = ""
+	cfg.LR, cfg.PuzzleEmbLR = 1e-4, 1e-4
+	cfg.TotalStepsLimit = 4
+	arch, err := ArchForData(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	init0 := engine.InitParams(engine.NewLayout(arch), cfg.Seed)
+	one := &recorder{}
+	if _, err := Run(context.Background(), cfg, RunOptions{Backend: cpu.New(0), Init: init0, Hooks: []Hook{one}}); err != nil {
+		t.Fatal(err)
+	}
+	other := init0.Clone()
+	for i := range other.Trained {
+		other.Trained[i] *= 1.5
+	}
+	group := comm.NewHostGroup(2, time.Minute)
+	rec := &recorder{}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			opt := RunOptions{Backend: cpu.New(1), Comm: group[r], Init: init0}
+			if r == 1 {
+				opt.Init = other
+			} else {
+				opt.Hooks = []Hook{rec}
+			}
+			_, errs[r] = Run(context.Background(), cfg, opt)
+		}()
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: %v", r, err)
+		}
+	}
+	for i := range one.losses {
+		if !closeRel(rec.losses[i], one.losses[i]) {
+			t.Errorf("step %d: loss %.9g, one replica from rank 0's weights %.9g", i+1, rec.losses[i], one.losses[i])
+		}
+	}
+}

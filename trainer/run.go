@@ -131,6 +131,11 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			return nil, fmt.Errorf("resume %s: data position: %w", opt.Resume, err)
 		}
 		pass, best = meta.Pass, meta.Best
+	} else if err := t.BroadcastParams(); err != nil {
+		// A fresh start: every replica takes rank 0's weights. (A resumed
+		// run loads the same checkpoint everywhere; the check below
+		// confirms it.)
+		return nil, err
 	}
 	if cfg.ReplicaCheckEvery > 0 {
 		// Every replica must start from the same weights (the same seed,

@@ -265,3 +265,33 @@ func sliceCarry(g *engine.CarryHost, rank, n int) (*engine.CarryHost, error) {
 	return &engine.CarryHost{ZH: cut32(g.ZH), ZL: cut32(g.ZL), Steps: cuti(g.Steps), Halted: cuti(g.Halted),
 		Inputs: cuti(g.Inputs), Labels: cuti(g.Labels), PIDs: cuti(g.PIDs)}, nil
 }
+
+// BroadcastParams makes every replica start from rank 0's state (trained
+// parameters, puzzle table, buffers), whatever each replica initialised
+// or loaded, and restarts the EMA shadow from it. A collective.
+func (t *Trainer) BroadcastParams() error {
+	if t.comm == nil {
+		return nil
+	}
+	be := t.Model.Backend()
+	p, err := t.Model.Params()
+	if err != nil {
+		return err
+	}
+	for _, v := range [][]float32{p.Trained, p.Puzzle, p.Buffers} {
+		if len(v) == 0 {
+			continue
+		}
+		b := be.Alloc(engine.F32, len(v))
+		be.Upload(b, v)
+		if err := t.comm.Broadcast(be, b, 0); err != nil {
+			return fmt.Errorf("broadcasting the weights from rank 0: %w", err)
+		}
+		be.Download(v, b)
+	}
+	if err := t.Model.SetParams(p); err != nil {
+		return err
+	}
+	t.Optim.ResetEMA()
+	return be.Sync()
+}
