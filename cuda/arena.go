@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"gorgonia.org/cu"
 )
@@ -19,6 +20,15 @@ type arena struct {
 	reserved bool
 	total    int64 // bytes allocated from the driver
 	used     int64 // bytes handed out
+	// Copies of total and used for readers on other goroutines (the
+	// metrics exporter), published after every change.
+	pubTotal, pubUsed atomic.Int64
+}
+
+// publish makes the current totals visible to DeviceMemory.
+func (a *arena) publish() {
+	a.pubTotal.Store(a.total)
+	a.pubUsed.Store(a.used)
 }
 
 type chunk struct {
@@ -49,6 +59,7 @@ func (a *arena) alloc(n int64, what string) (cu.DevicePtr, error) {
 			p := c.ptr + cu.DevicePtr(c.used)
 			c.used += n
 			a.used += n
+			a.publish()
 			return p, nil
 		}
 	}
@@ -65,6 +76,7 @@ func (a *arena) alloc(n int64, what string) (cu.DevicePtr, error) {
 	c := &a.chunks[len(a.chunks)-1]
 	c.used = n
 	a.used += n
+	a.publish()
 	return c.ptr, nil
 }
 
@@ -80,6 +92,7 @@ func (a *arena) grow(size int64, what string) error {
 	}
 	a.chunks = append(a.chunks, chunk{ptr: p, size: size})
 	a.total += size
+	a.publish()
 	return nil
 }
 
