@@ -1,0 +1,130 @@
+//go:build openblas && cgo
+
+package blas
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/tinyrecursive/trm/bench/fmapeak"
+	"github.com/tinyrecursive/trm/engine/cpu/gemm"
+)
+
+// shape is one GEMM of a training step of the benchmark configs
+// (bench.StepConfigs): B*S = 16*97 = 1552 rows at hidden 512, the MLP
+// 2*1536, the sequence MLP of the MLP-T config on [B*H, S] = 8192 x 97,
+// the small config's 64*81 rows at hidden 128, and attention per head.
+type shape struct {
+	name           string
+	transA, transB bool
+	m, n, k, batch int
+}
+
+var shapes = []shape{
+	{"fwd_up_NT_1552x3072x512", false, true, 1552, 3072, 512, 1},
+	{"fwd_down_NT_1552x512x1536", false, true, 1552, 512, 1536, 1},
+	{"dX_up_NN_1552x512x3072", false, false, 1552, 512, 3072, 1},
+	{"dW_up_TN_3072x512x1552", true, false, 3072, 512, 1552, 1},
+	{"dW_down_TN_512x1536x1552", true, false, 512, 1536, 1552, 1},
+	{"mlpt_up_NT_8192x1024x97", false, true, 8192, 1024, 97, 1},
+	{"mlpt_down_NT_8192x97x512", false, true, 8192, 97, 512, 1},
+	{"mlpt_dW_TN_1024x97x8192", true, false, 1024, 97, 8192, 1},
+	{"small_qkv_NT_6208x384x128", false, true, 6208, 384, 128, 1},
+	{"attn_QK_NT_8x97x97x64", false, true, 97, 97, 64, 8},
+	{"attn_PV_NN_8x97x64x97", false, false, 97, 64, 97, 8},
+}
+
+// operands returns random A, B, C for s, with leading dimensions of the
+// stored (possibly transposed) matrices and batch strides.
+func operands(s shape) (a, b, c []float32, lda, ldb, ldc, sa, sb, sc int) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	fill := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		return x
+	}
+	lda, ldb, ldc = s.k, s.n, s.n
+	if s.transA {
+		lda = s.m
+	}
+	if s.transB {
+		ldb = s.k
+	}
+	sa, sb, sc = s.m*s.k, s.k*s.n, s.m*s.n
+	return fill(s.batch * sa), fill(s.batch * sb), make([]float32, s.batch*sc), lda, ldb, ldc, sa, sb, sc
+}
+
+// BenchmarkVsOpenBLAS times our GEMM and OpenBLAS's on each shape, each
+// iteration running both, and reports the best time of each as GFLOP/s,
+// their ratio, and both as a share of the FMA peak measured at the start of
+// the run. OpenBLAS threads spin for a while after a call, so each
+// iteration pauses after the OpenBLAS call before timing ours again.
+func BenchmarkVsOpenBLAS(b *testing.B) {
+	threads := runtime.GOMAXPROCS(0)
+	gemm.SetThreads(threads)
+	SetThreads(threads)
+	peak := fmapeak.Measure(threads, 300*time.Millisecond)
+	b.Logf("FMA peak on %d threads: %.1f GFLOP/s; OpenBLAS kernels: %s", threads, peak, CoreName())
+	for _, s := range shapes {
+		b.Run(s.name, func(b *testing.B) {
+			a, bb, c, lda, ldb, ldc, sa, sb, sc := operands(s)
+			flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(s.batch)
+			ours := func() {
+				if s.batch == 1 {
+					gemm.Sgemm(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bb, ldb, 0, c, ldc)
+				} else {
+					gemm.SgemmStridedBatched(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, sa, bb, ldb, sb, 0, c, ldc, sc, s.batch)
+				}
+			}
+			theirs := func() {
+				SgemmStridedBatched(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, sa, bb, ldb, sb, 0, c, ldc, sc, s.batch)
+			}
+			ours()
+			theirs()
+			time.Sleep(100 * time.Millisecond)
+			bestOurs, bestTheirs := time.Duration(1<<62), time.Duration(1<<62)
+			b.ResetTimer()
+			for range b.N {
+				t := time.Now()
+				ours()
+				bestOurs = min(bestOurs, time.Since(t))
+				t = time.Now()
+				theirs()
+				bestTheirs = min(bestTheirs, time.Since(t))
+				b.StopTimer()
+				time.Sleep(100 * time.Millisecond)
+				b.StartTimer()
+			}
+			g1, g2 := flops/bestOurs.Seconds()/1e9, flops/bestTheirs.Seconds()/1e9
+			b.ReportMetric(g1, "ours-GFLOP/s")
+			b.ReportMetric(g2, "openblas-GFLOP/s")
+			b.ReportMetric(g1/g2, "ours/openblas")
+			if peak > 0 {
+				b.ReportMetric(100*g1/peak, "ours-%peak")
+				b.ReportMetric(100*g2/peak, "openblas-%peak")
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// TestMatchesOpenBLAS checks that both libraries compute the same products
+// on the benchmark shapes, so the comparison times equal work.
+func TestMatchesOpenBLAS(t *testing.T) {
+	for _, s := range shapes {
+		a, bb, c, lda, ldb, ldc, sa, sb, sc := operands(s)
+		c2 := make([]float32, len(c))
+		gemm.SgemmStridedBatched(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, sa, bb, ldb, sb, 0, c, ldc, sc, s.batch)
+		SgemmStridedBatched(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, sa, bb, ldb, sb, 0, c2, ldc, sc, s.batch)
+		for i := range c {
+			d := float64(c[i] - c2[i])
+			if d > 1e-3*float64(s.k) || -d > 1e-3*float64(s.k) {
+				t.Fatalf("%s [%d]: ours %v, OpenBLAS %v", s.name, i, c[i], c2[i])
+			}
+		}
+	}
+}
