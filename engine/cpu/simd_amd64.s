@@ -85,12 +85,20 @@ CONST8(expBias, 0x0000007f)  // the float32 exponent bias (an int32)
 	VBLENDMPS Z29, P, K1, P; \
 	VBLENDMPS Z27, P, K2, P
 
-// SIGMOID512 writes 1/(1+e^-X) into P (X kept; R, N, T clobbered).
+// SIGMOID512 writes 1/(1+e^-X) into P (X kept; R, N, T clobbered). The
+// reciprocal is VRCP14PS (relative error below 2^-14) refined by one
+// Newton step, r + r (1 - d r), to within a couple of ulps: a division
+// would cost more than the whole exp. Where e^-X overflowed (K2 from
+// EXP512) the step would compute 0 * Inf, so those lanes are set to 0.
 #define SIGMOID512(X, R, N, T, P) \
 	VSUBPS X, Z29, T; \
 	EXP512(T, R, N, P); \
 	VADDPS Z24, P, P; \
-	VDIVPS P, Z24, P
+	VRCP14PS P, R; \
+	VMOVAPS Z24, T; \
+	VFNMADD231PS R, P, T; \
+	VFMADD213PS R, R, T; \
+	VBLENDMPS Z29, T, K2, P
 
 // WIDEN512(FZ, FY, LOZ, HIZ, HIY) converts the 16 floats of FZ (FY its
 // low half) into two vectors of float64, LOZ and HIZ (HIY its low half).

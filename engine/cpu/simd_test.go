@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -198,4 +199,23 @@ func TestConformanceVariants(t *testing.T) {
 	forEachSIMD(t, func(t *testing.T) {
 		enginetest.Run(t, func() engine.Backend { return New(0) })
 	})
+}
+
+// BenchmarkSwiGLU times the SwiGLU kernel of each variant on a row that
+// fits in L1 and on the MLP activations of a step config (memory bound).
+func BenchmarkSwiGLU(b *testing.B) {
+	for _, n := range []int{1536, 1552 * 1536} {
+		rng := rand.New(rand.NewPCG(1, 1))
+		g, u, o := randVec(rng, n, 2), randVec(rng, n, 2), make([]float32, n)
+		for level := simdGo; level <= bestSIMD(); level++ {
+			old := setSIMD(level)
+			b.Run(fmt.Sprintf("%s/n=%d", []string{"go", "avx2", "avx512"}[level], n), func(b *testing.B) {
+				b.SetBytes(int64(12 * n))
+				for range b.N {
+					swiglu(o, g, u)
+				}
+			})
+			setSIMD(old)
+		}
+	}
 }
