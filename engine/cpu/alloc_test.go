@@ -57,3 +57,29 @@ func TestStepAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestOptimizerAllocs: the optimizer ops a training step runs after the
+// backward pass allocate nothing once warm either.
+func TestOptimizerAllocs(t *testing.T) {
+	be := cpu.New(2)
+	const n, rows, dim = 1 << 16, 50, 64
+	p, g, m, v, s := be.Alloc(engine.F32, n), be.Alloc(engine.F32, n), be.Alloc(engine.F32, n), be.Alloc(engine.F32, n), be.Alloc(engine.F32, n)
+	table, tg, ids := be.Alloc(engine.F32, rows*dim), be.Alloc(engine.F32, 8*dim), be.Alloc(engine.I32, 8)
+	dst := be.Alloc(engine.F64, 1)
+	be.Upload(ids, []int32{3, 7, 3, 0, 49, 7, 7, 1})
+	be.Fill(g, 0.25)
+	be.Fill(tg, -0.5)
+	step := func() {
+		be.AdamATan2(p, g, m, v, engine.AdamHyper{LR: 1e-3, Beta1: 0.9, Beta2: 0.95, WeightDecay: 0.1, Step: 3})
+		be.SignSGDRows(table, tg, ids, 8, dim, 0.01, 0.1)
+		be.EMA(s, p, 0.999)
+		be.SumSquares(dst, g)
+		if err := be.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step()
+	if a := testing.AllocsPerRun(5, step); a != 0 {
+		t.Fatalf("%v heap allocations per optimizer step, want 0", a)
+	}
+}

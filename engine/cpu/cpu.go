@@ -23,6 +23,15 @@ type Backend struct {
 	jobs    jobs         // one job struct per op, reused by every call
 	ws      []workerScratch
 	parts   []float64 // SumSquares chunk sums
+	sign    signScratch
+}
+
+// signScratch is SignSGDRows' reusable memory: a slot per table row (-1
+// when unused), the per-id sums and the ids in order of first appearance.
+type signScratch struct {
+	slot  []int32
+	acc   []float32
+	order []int32
 }
 
 // jobs holds the parallel bodies of the ops. Ops run one at a time, so one

@@ -55,34 +55,55 @@ func (b *Backend) SignSGDRows(table, grads, ids engine.Buf, n, dim int, lr, wd f
 	}
 	t, g, id := f32s(table), f32s(grads), i32s(ids)
 	rows := len(t) / max(dim, 1)
-	sum := map[int32][]float32{}
-	var order []int32
+	// slot[k] is the accumulator of table row k (-1: none yet); slots are
+	// handed out in order of first appearance and reset on the way out, so
+	// the scratch is reused by every call without a map or allocation.
+	if len(b.sign.slot) < rows {
+		b.sign.slot = make([]int32, rows)
+		for i := range b.sign.slot {
+			b.sign.slot[i] = -1
+		}
+	}
+	if cap(b.sign.acc) < n*dim {
+		b.sign.acc = make([]float32, n*dim)
+	}
+	if cap(b.sign.order) < n {
+		b.sign.order = make([]int32, 0, n)
+	}
+	slot, acc, order := b.sign.slot, b.sign.acc[:n*dim], b.sign.order[:0]
+	defer func() {
+		for _, k := range order {
+			slot[k] = -1
+		}
+	}()
 	for r := 0; r < n; r++ {
 		k := id[r]
 		if k < 0 || int(k) >= rows {
 			b.fail("SignSGDRows: id %d outside the table's %d rows", k, rows)
 			return
 		}
-		acc, ok := sum[k]
-		if !ok {
-			acc = make([]float32, dim)
-			sum[k] = acc
+		sl := slot[k]
+		if sl < 0 {
+			sl = int32(len(order))
+			slot[k] = sl
 			order = append(order, k)
+			clear(acc[int(sl)*dim : (int(sl)+1)*dim])
 		}
+		a := acc[int(sl)*dim : (int(sl)+1)*dim]
 		for i, x := range g[r*dim : (r+1)*dim] {
-			acc[i] += x
+			a[i] += x
 		}
 	}
-	for _, k := range order {
+	for i, k := range order {
 		w := t[int(k)*dim : (int(k)+1)*dim]
-		for i, x := range sum[k] {
+		for c, x := range acc[i*dim : (i+1)*dim] {
 			s := float32(0)
 			if x > 0 {
 				s = 1
 			} else if x < 0 {
 				s = -1
 			}
-			w[i] = w[i]*(1-lr*wd) - lr*s
+			w[c] = w[c]*(1-lr*wd) - lr*s
 		}
 	}
 }
