@@ -394,12 +394,7 @@ func (j *transposeJob) run(_, lo, hi int) {
 		r1 := min(r0+tile, rows)
 		for c0 := 0; c0 < cols; c0 += tile {
 			c1 := min(c0+tile, cols)
-			for r := r0; r < r1; r++ {
-				src := sb[r*cols+c0 : r*cols+c1]
-				for c, v := range src {
-					db[(c0+c)*rows+r] = v
-				}
-			}
+			transposeTile(db[c0*rows+r0:], rows, sb[r0*cols+c0:], cols, r1-r0, c1-c0)
 		}
 	}
 }

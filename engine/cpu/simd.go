@@ -124,3 +124,19 @@ func swigluBack(dg, du, a, g, u []float32) {
 		du[i] = a[i] * g[i] * s
 	}
 }
+
+// transposeTile writes dst[c*ldd+r] = src[r*lds+c] for r < rows, c < cols:
+// 8 x 8 blocks in registers where the CPU allows, then the edges.
+func transposeTile(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	r8, c8 := archTranspose(dst, ldd, src, lds, rows, cols)
+	for r := 0; r < rows; r++ {
+		c0 := 0
+		if r < r8 {
+			c0 = c8 // the block already covered columns [0, c8) of these rows
+		}
+		row := src[r*lds+c0 : r*lds+cols]
+		for c, v := range row {
+			dst[(c0+c)*ldd+r] = v
+		}
+	}
+}

@@ -215,3 +215,32 @@ func swiglu256(o, gv, u *float32, n int)
 
 //go:noescape
 func swigluBack256(dg, du, a, gv, u *float32, n int)
+
+// transpose8x8 writes dst[c*ldd+r] = src[r*lds+c] for r, c < 8 (AVX).
+//
+//go:noescape
+func transpose8x8(dst *float32, ldd int, src *float32, lds int)
+
+// archTranspose transposes the largest 8-aligned block of a tile with
+// transpose8x8 (AVX2 level and up) and returns its size in rows and
+// columns; the caller transposes the rest. src is rows x cols of stride
+// lds, dst receives cols x rows of stride ldd.
+func archTranspose(dst []float32, ldd int, src []float32, lds, rows, cols int) (int, int) {
+	if simdLevel < simdAVX2 {
+		return 0, 0
+	}
+	r8, c8 := rows&^7, cols&^7
+	if r8 == 0 || c8 == 0 {
+		return 0, 0
+	}
+	// Bounds: the last block reads src[(r8-1)*lds+c8-1] and writes
+	// dst[(c8-1)*ldd+r8-1]; the slices must reach them.
+	_ = src[(r8-1)*lds+c8-1]
+	_ = dst[(c8-1)*ldd+r8-1]
+	for r := 0; r < r8; r += 8 {
+		for c := 0; c < c8; c += 8 {
+			transpose8x8(&dst[c*ldd+r], ldd, &src[r*lds+c], lds)
+		}
+	}
+	return r8, c8
+}

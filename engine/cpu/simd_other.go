@@ -7,6 +7,9 @@ package cpu
 
 func bestSIMD() int { return simdGo }
 
+// vecLen is 0: no vector prefix.
+func vecLen(n int) int { return 0 }
+
 func archExpShiftSum(x []float32, shift float32) (int, float64) { return 0, 0 }
 func archMax(x []float32) (int, float32)                        { return 0, 0 }
 func archScale(x []float32, s float32) int                      { return 0 }
@@ -17,3 +20,6 @@ func archRMSBack(d, g, o []float32, rs, mean float32) int       { return 0 }
 func archPdsub(g, p []float32, d float32) int                   { return 0 }
 func archSwiglu(o, g, u []float32) int                          { return 0 }
 func archSwigluBack(dg, du, a, g, u []float32) int              { return 0 }
+func archTranspose(dst []float32, ldd int, src []float32, lds, rows, cols int) (int, int) {
+	return 0, 0
+}

@@ -219,3 +219,34 @@ func BenchmarkSwiGLU(b *testing.B) {
 		}
 	}
 }
+
+// TestTransposeTile checks the blocked transpose of every variant against
+// the definition on shapes with and without 8-aligned edges, inside larger
+// strided matrices.
+func TestTransposeTile(t *testing.T) {
+	forEachSIMD(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(3, 3))
+		for _, rows := range []int{1, 7, 8, 9, 17, 32} {
+			for _, cols := range []int{1, 8, 15, 16, 31, 32} {
+				lds, ldd := cols+5, rows+3
+				src := randVec(rng, rows*lds, 1)
+				dst := make([]float32, cols*ldd)
+				transposeTile(dst, ldd, src, lds, rows, cols)
+				for r := range rows {
+					for c := range cols {
+						if dst[c*ldd+r] != src[r*lds+c] {
+							t.Fatalf("%dx%d: [%d][%d] = %v, want %v", rows, cols, c, r, dst[c*ldd+r], src[r*lds+c])
+						}
+					}
+				}
+				for c := range cols {
+					for r := rows; r < ldd; r++ {
+						if dst[c*ldd+r] != 0 {
+							t.Fatalf("%dx%d: wrote outside the tile at [%d][%d]", rows, cols, c, r)
+						}
+					}
+				}
+			}
+		}
+	})
+}
