@@ -81,7 +81,11 @@ func New(threads int) *Backend {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	gemm.SetThreads(threads)
-	return &Backend{threads: threads, pool: newPool(threads), ws: make([]workerScratch, threads)}
+	b := &Backend{threads: threads, pool: newPool(threads), ws: make([]workerScratch, threads)}
+	// The pool's helpers only reference the pool, so the Backend can
+	// become unreachable; then the helpers are told to exit.
+	runtime.AddCleanup(b, (*pool).stop, b.pool)
+	return b
 }
 
 // Name implements engine.Backend.

@@ -66,8 +66,17 @@ func newPool(threads int) *pool {
 	return p
 }
 
-// helper is the loop of worker w. The goroutine lives as long as the
-// process (a Backend has no Close); it costs nothing while parked.
+// stop ends the helpers (they finish the phase in hand first). The
+// Backend's cleanup calls it once the Backend is unreachable, so dropped
+// backends do not leave parked goroutines behind.
+func (p *pool) stop() {
+	for _, ch := range p.wake[1:] {
+		close(ch)
+	}
+}
+
+// helper is the loop of worker w, until stop closes its channel; it costs
+// nothing while parked.
 func (p *pool) helper(w int, wake chan struct{}) {
 	for range wake {
 		for {
