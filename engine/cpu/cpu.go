@@ -1,9 +1,14 @@
-// Package cpu is the engine's CPU backend: pure Go over all cores, the
-// reference every other backend is checked against.
+// Package cpu is the engine's CPU backend over all cores, the reference
+// every other backend is checked against: the GEMM of package gemm, and
+// elementwise kernels in AVX-512 or AVX2 assembly chosen at run time, with
+// pure-Go versions for other CPUs (simd.go).
 //
-// Every op splits its work into fixed contiguous ranges and reduces in a
-// fixed order, so the same inputs and thread count give the same bits;
-// most ops (all but none today) give the same bits for any thread count.
+// Every op computes each output from a fixed sequence of operations and
+// reduces in a fixed order, independent of how its rows are split among
+// the workers, so the same inputs give the same bits for any thread count
+// (on one CPU: the vector variants differ from each other in the last
+// bits). Ops hand their work to long-lived workers through job structs
+// kept in the Backend (pool.go), so a training step allocates nothing.
 package cpu
 
 import (
