@@ -33,10 +33,12 @@ CONST8(expLo, 0xc2aeac4f)    // -87.33654: below, e^x is 0
 CONST8(expHi, 0x42b17217)    // 88.72283: above, e^x is +Inf
 CONST8(expInf, 0x7f800000)   // +Inf
 CONST8(expBias, 0x0000007f)  // the float32 exponent bias (an int32)
+CONST8(expClampLo, 0xc2d00000) // -104: e^x rounds to 0 below
+CONST8(expClampHi, 0x42b20000) // 89: e^x is +Inf above
 
 // ---------------------------------------------------------------- AVX-512
 
-// CONSTS512 loads the exp constants: Z16-Z28 and a zero in Z29.
+// CONSTS512 loads the exp constants into Z16-Z28 and a zero into Z29.
 #define CONSTS512 \
 	VBROADCASTSS expLog2e<>(SB), Z16; \
 	VBROADCASTSS expLn2hi<>(SB), Z17; \
@@ -47,24 +49,26 @@ CONST8(expBias, 0x0000007f)  // the float32 exponent bias (an int32)
 	VBROADCASTSS expC3<>(SB), Z22; \
 	VBROADCASTSS expHalf<>(SB), Z23; \
 	VBROADCASTSS expOne<>(SB), Z24; \
-	VBROADCASTSS expLo<>(SB), Z25; \
-	VBROADCASTSS expHi<>(SB), Z26; \
+	VBROADCASTSS expClampLo<>(SB), Z25; \
+	VBROADCASTSS expClampHi<>(SB), Z26; \
 	VBROADCASTSS expInf<>(SB), Z27; \
-	VBROADCASTSS expBias<>(SB), Z28; \
 	VPXORD Z29, Z29, Z29
 
 // EXP512 writes e^X into P (X kept; R and N clobbered), the algorithm of
 // exp32: n = round(x log2 e), r = x - n ln2 (two parts, fused), the
-// degree-6 Horner polynomial, then 2^n applied as 2^(n>>1) * 2^(n-(n>>1))
-// so that both factors are normal floats for every n in [-126, 128].
-// Inputs below expLo give 0, above expHi +Inf; NaN stays NaN.
+// degree-6 Horner polynomial p, then p 2^n by VSCALEFPS, which rounds once
+// and saturates to +Inf or gradual underflow by itself. X is first clamped
+// to [-104, 89], beyond which e^x is 0 or +Inf in float32 anyway, so that
+// the reduction stays exact; the clamps keep NaN (the max and min return
+// their second source, X, when it is NaN). Results between 0 and the
+// smallest normal float are subnormals where exp32 gives 0.
 #define EXP512(X, R, N, P) \
-	VMULPS Z16, X, R; \
-	VCVTPS2DQ R, N; \
-	VCVTDQ2PS N, R; \
-	VMOVAPS X, P; \
-	VFNMADD231PS Z17, R, P; \
-	VFNMADD231PS Z18, R, P; \
+	VMAXPS X, Z25, P; \
+	VMINPS P, Z26, P; \
+	VMULPS Z16, P, R; \
+	VRNDSCALEPS $0x08, R, N; \
+	VFNMADD231PS Z17, N, P; \
+	VFNMADD231PS Z18, N, P; \
 	VMOVAPS Z19, R; \
 	VFMADD213PS Z20, P, R; \
 	VFMADD213PS Z21, P, R; \
@@ -72,27 +76,17 @@ CONST8(expBias, 0x0000007f)  // the float32 exponent bias (an int32)
 	VFMADD213PS Z23, P, R; \
 	VFMADD213PS Z24, P, R; \
 	VFMADD213PS Z24, P, R; \
-	VPSRAD $1, N, P; \
-	VPSUBD P, N, N; \
-	VPADDD Z28, P, P; \
-	VPSLLD $23, P, P; \
-	VPADDD Z28, N, N; \
-	VPSLLD $23, N, N; \
-	VMULPS P, R, R; \
-	VMULPS N, R, P; \
-	VCMPPS $0x11, Z25, X, K1; \
-	VCMPPS $0x1e, Z26, X, K2; \
-	VBLENDMPS Z29, P, K1, P; \
-	VBLENDMPS Z27, P, K2, P
+	VSCALEFPS N, R, P
 
 // SIGMOID512 writes 1/(1+e^-X) into P (X kept; R, N, T clobbered). The
 // reciprocal is VRCP14PS (relative error below 2^-14) refined by one
 // Newton step, r + r (1 - d r), to within a couple of ulps: a division
-// would cost more than the whole exp. Where e^-X overflowed (K2 from
-// EXP512) the step would compute 0 * Inf, so those lanes are set to 0.
+// would cost as much as the exp. Where e^-X is +Inf the step would compute
+// 0 * Inf, so those lanes are set to 0.
 #define SIGMOID512(X, R, N, T, P) \
 	VSUBPS X, Z29, T; \
 	EXP512(T, R, N, P); \
+	VCMPPS $0x00, Z27, P, K2; \
 	VADDPS Z24, P, P; \
 	VRCP14PS P, R; \
 	VMOVAPS Z24, T; \

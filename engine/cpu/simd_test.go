@@ -62,8 +62,11 @@ func TestSIMDExp(t *testing.T) {
 		edge := []float32{-100, 100, 0, float32(math.NaN()), -87.34, 88.73, float32(math.Inf(-1)), float32(math.Inf(1)),
 			-1e30, 1e30, 1, 2, 3, 4, 5, 6}
 		expShiftSum(edge, 0)
-		if edge[0] != 0 || !math.IsInf(float64(edge[1]), 1) || edge[2] != 1 || edge[3] == edge[3] ||
-			edge[4] != 0 || !math.IsInf(float64(edge[5]), 1) || edge[6] != 0 || !math.IsInf(float64(edge[7]), 1) ||
+		// Below -87.34 the true value is subnormal or 0: exp32 gives 0, the
+		// AVX-512 code the rounded subnormal; either is accepted.
+		tiny := func(v float32) bool { return v >= 0 && v < 0x1p-126 }
+		if !tiny(edge[0]) || !math.IsInf(float64(edge[1]), 1) || edge[2] != 1 || edge[3] == edge[3] ||
+			!tiny(edge[4]) || !math.IsInf(float64(edge[5]), 1) || edge[6] != 0 || !math.IsInf(float64(edge[7]), 1) ||
 			edge[8] != 0 || !math.IsInf(float64(edge[9]), 1) {
 			t.Fatalf("edges: %v", edge)
 		}
