@@ -197,10 +197,10 @@ func LatestCheckpoint(path string) (string, error) {
 	}
 	steps, err := ListCheckpoints(path)
 	if err != nil {
-		return "", fmt.Errorf("resume %s: %w", path, err)
+		return "", fmt.Errorf("checkpoint %s: %w", path, err)
 	}
 	if len(steps) == 0 {
-		return "", fmt.Errorf("resume %s: no checkpoint (no %s, no step_* directory)", path, MetaFile)
+		return "", fmt.Errorf("checkpoint %s: not a checkpoint (no %s, no step_* directory)", path, MetaFile)
 	}
 	return steps[len(steps)-1], nil
 }
