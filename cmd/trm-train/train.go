@@ -5,13 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/tinyrecursive/trm/device/rendezvous"
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/trainer"
 	"github.com/tinyrecursive/trm/trainer/promhook"
@@ -129,7 +132,11 @@ flags:
 		if *metricsRun == "" {
 			*metricsRun = promhook.RunName(cfg.CheckpointDir, time.Now())
 		}
-		h, stop, err := promhook.Start(*metricsAddr, promhook.Options{Run: *metricsRun, Backend: be, Log: stderr})
+		addr, rank, err := rankMetrics(*metricsAddr)
+		if err != nil {
+			return err
+		}
+		h, stop, err := promhook.Start(addr, promhook.Options{Run: *metricsRun, Backend: be, Log: stderr, Rank: rank})
 		if err != nil {
 			return err
 		}
@@ -138,6 +145,28 @@ flags:
 	}
 	_, err = train(cfg, opt, stdout)
 	return err
+}
+
+// rankMetrics adapts --metrics-addr to a multi-process job (WORLD_SIZE >
+// 1): every rank serves its GPU telemetry labelled with its rank (rank 0
+// also serves the training families), each local rank on the given port
+// plus its LOCAL_RANK so the ranks of one node do not collide. A single
+// process keeps the address and no rank label.
+func rankMetrics(addr string) (string, string, error) {
+	env, multi, err := rendezvous.FromEnv()
+	if err != nil || !multi {
+		return addr, "", err
+	}
+	a, err := promhook.ListenAddr(addr)
+	if err != nil {
+		return "", "", err
+	}
+	host, port, _ := net.SplitHostPort(a)
+	p, _ := strconv.Atoi(port)
+	if p != 0 {
+		p += env.LocalRank
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), strconv.Itoa(env.Rank), nil
 }
 
 // train runs with SIGINT/SIGTERM turned into a checkpoint and a clean exit.

@@ -125,3 +125,25 @@ func TestImportGoldenTorch(t *testing.T) {
 		t.Fatalf("import against the wrong architecture: exit %d, %s", code, stderr)
 	}
 }
+
+// TestRankMetrics: in a multi-process job each local rank serves on the
+// given port plus its LOCAL_RANK, labelled with its global rank.
+func TestRankMetrics(t *testing.T) {
+	addr, rank, err := rankMetrics(":9400")
+	if err != nil || addr != ":9400" || rank != "" {
+		t.Fatalf("single process: %q %q %v", addr, rank, err)
+	}
+	t.Setenv("RANK", "5")
+	t.Setenv("WORLD_SIZE", "8")
+	t.Setenv("LOCAL_RANK", "1")
+	t.Setenv("LOCAL_WORLD_SIZE", "4")
+	t.Setenv("MASTER_ADDR", "node0")
+	t.Setenv("MASTER_PORT", "29500")
+	addr, rank, err = rankMetrics(":9400")
+	if err != nil || addr != "127.0.0.1:9401" || rank != "5" {
+		t.Fatalf("rank 5, local rank 1: %q %q %v", addr, rank, err)
+	}
+	if addr, _, _ = rankMetrics("0.0.0.0:0"); addr != "0.0.0.0:0" {
+		t.Fatalf("port 0 stays 0 (a free port): %q", addr)
+	}
+}

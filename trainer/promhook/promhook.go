@@ -50,6 +50,10 @@ type Options struct {
 	NVMLLibrary string
 	// Log receives the one line saying GPU telemetry is off (nil: none).
 	Log io.Writer
+	// Rank, in a multi-process job, is this process's rank: the GPU
+	// families (NVML and the engine's memory) carry it as a rank label,
+	// so every rank's GPUs can be told apart on one dashboard.
+	Rank string
 }
 
 // DeviceMemoryReporter is implemented by a backend that can say how much
@@ -178,8 +182,16 @@ func New(opt Options) *Exporter {
 	e.ckpts = counter("trm_checkpoints_total", "Checkpoints written by this process.")
 	e.sup = &supCollector{}
 	runReg.MustRegister(e.sup)
+	gpuReg := prometheus.Registerer(e.reg)
+	if opt.Rank != "" {
+		gpuReg = prometheus.WrapRegistererWith(prometheus.Labels{"rank": opt.Rank}, e.reg)
+	}
 	if r, ok := opt.Backend.(DeviceMemoryReporter); ok {
-		runReg.MustRegister(&engineMemCollector{r: r, device: opt.Backend.Name()})
+		reg := runReg
+		if opt.Rank != "" {
+			reg = prometheus.WrapRegistererWith(prometheus.Labels{"rank": opt.Rank}, runReg)
+		}
+		reg.MustRegister(&engineMemCollector{r: r, device: opt.Backend.Name()})
 	}
 
 	e.reg.MustRegister(newBuildInfo(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -191,7 +203,7 @@ func New(opt Options) *Exporter {
 			}
 		} else {
 			e.nvml = h
-			e.reg.MustRegister(newGPUCollector(h))
+			gpuReg.MustRegister(newGPUCollector(h))
 		}
 	}
 	return e

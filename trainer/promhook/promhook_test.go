@@ -275,6 +275,12 @@ trm_gpu_engine_memory_bytes{device="cuda:0",run="r3",state="reserved"} 8.388608e
 	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want), "trm_gpu_engine_memory_bytes"); err != nil {
 		t.Error(err)
 	}
+	// In a multi-process job the GPU families carry the process's rank.
+	ranked := New(Options{Run: "r3", NVMLLibrary: "off", Backend: memBackend{cpu.New(1)}, Rank: "5"})
+	wantRanked := strings.ReplaceAll(want, `run="r3",`, `rank="5",run="r3",`)
+	if err := testutil.GatherAndCompare(ranked.Registry(), strings.NewReader(wantRanked), "trm_gpu_engine_memory_bytes"); err != nil {
+		t.Error(err)
+	}
 	// A plain CPU backend reports no engine memory.
 	if n, _ := testutil.GatherAndCount(New(Options{NVMLLibrary: "off", Backend: cpu.New(1)}).Registry(), "trm_gpu_engine_memory_bytes"); n != 0 {
 		t.Errorf("CPU backend: %d engine memory series, want 0", n)
