@@ -22,16 +22,7 @@ func (j *ropeJob) run(_, lo, hi int) {
 		row := j.x[r*j.stride : r*j.stride+2*j.heads*hd] // q heads then k heads
 		for h := 0; h < 2*j.heads; h++ {
 			v := row[h*hd : (h+1)*hd]
-			a, bb := v[:half], v[half:hd]
-			if j.inverse {
-				for k := range a {
-					a[k], bb[k] = a[k]*c[k]+bb[k]*s[k], bb[k]*c[k]-a[k]*s[k]
-				}
-			} else {
-				for k := range a {
-					a[k], bb[k] = a[k]*c[k]-bb[k]*s[k], bb[k]*c[k]+a[k]*s[k]
-				}
-			}
+			rope(v[:half], v[half:hd], c, s, j.inverse)
 		}
 	}
 }

@@ -140,3 +140,22 @@ func transposeTile(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 		}
 	}
 }
+
+// rope rotates the pairs (a[j], b[j]) by the angles with cosines c and
+// sines s: a, b = a c - b s, b c + a s; inverse rotates the other way
+// (the transpose, for the backward pass).
+func rope(a, b, c, s []float32, inverse bool) {
+	b, c, s = b[:len(a)], c[:len(a)], s[:len(a)]
+	sgn := float32(1)
+	if inverse {
+		sgn = -1
+	}
+	for k := archRope(a, b, c, s, sgn); k < len(a); k++ {
+		x, y := a[k], b[k]
+		if inverse {
+			a[k], b[k] = x*c[k]+y*s[k], y*c[k]-x*s[k]
+		} else {
+			a[k], b[k] = x*c[k]-y*s[k], y*c[k]+x*s[k]
+		}
+	}
+}

@@ -244,3 +244,22 @@ func archTranspose(dst []float32, ldd int, src []float32, lds, rows, cols int) (
 	}
 	return r8, c8
 }
+
+func archRope(a, b, c, s []float32, sgn float32) int {
+	k := vecLen(len(a))
+	if k == 0 {
+		return 0
+	}
+	if simdLevel == simdAVX512 {
+		rope512(&a[0], &b[0], &c[0], &s[0], k, sgn)
+	} else {
+		rope256(&a[0], &b[0], &c[0], &s[0], k, sgn)
+	}
+	return k
+}
+
+//go:noescape
+func rope512(a, b, c, s *float32, n int, sgn float32)
+
+//go:noescape
+func rope256(a, b, c, s *float32, n int, sgn float32)

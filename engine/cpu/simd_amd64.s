@@ -706,3 +706,64 @@ TEXT ·transpose8x8(SB), NOSPLIT, $0-32
 	VMOVUPS Y15, (DI)
 	VZEROUPPER
 	RET
+
+// ------------------------------------------------------------------ rope
+
+// func rope512(a, b, c, s *float32, n int, sgn float32)
+// With s' = sgn*s: a, b = a c - b s', b c + a s' (sgn -1: the inverse).
+TEXT ·rope512(SB), NOSPLIT, $0-44
+	MOVQ         a+0(FP), DI
+	MOVQ         b+8(FP), SI
+	MOVQ         c+16(FP), DX
+	MOVQ         s+24(FP), R8
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS sgn+40(FP), Z15
+
+rpLoop512:
+	VMOVUPS      (DI), Z0
+	VMOVUPS      (SI), Z1
+	VMOVUPS      (DX), Z2
+	VMULPS       (R8), Z15, Z3
+	VMULPS       Z2, Z0, Z4
+	VFNMADD231PS Z3, Z1, Z4
+	VMULPS       Z2, Z1, Z5
+	VFMADD231PS  Z3, Z0, Z5
+	VMOVUPS      Z4, (DI)
+	VMOVUPS      Z5, (SI)
+	ADDQ         $64, DI
+	ADDQ         $64, SI
+	ADDQ         $64, DX
+	ADDQ         $64, R8
+	SUBQ         $16, CX
+	JNZ          rpLoop512
+	VZEROUPPER
+	RET
+
+// func rope256(a, b, c, s *float32, n int, sgn float32)
+TEXT ·rope256(SB), NOSPLIT, $0-44
+	MOVQ         a+0(FP), DI
+	MOVQ         b+8(FP), SI
+	MOVQ         c+16(FP), DX
+	MOVQ         s+24(FP), R8
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS sgn+40(FP), Y15
+
+rpLoop256:
+	VMOVUPS      (DI), Y0
+	VMOVUPS      (SI), Y1
+	VMOVUPS      (DX), Y2
+	VMULPS       (R8), Y15, Y3
+	VMULPS       Y2, Y0, Y4
+	VFNMADD231PS Y3, Y1, Y4
+	VMULPS       Y2, Y1, Y5
+	VFMADD231PS  Y3, Y0, Y5
+	VMOVUPS      Y4, (DI)
+	VMOVUPS      Y5, (SI)
+	ADDQ         $32, DI
+	ADDQ         $32, SI
+	ADDQ         $32, DX
+	ADDQ         $32, R8
+	SUBQ         $8, CX
+	JNZ          rpLoop256
+	VZEROUPPER
+	RET

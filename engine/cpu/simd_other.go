@@ -23,3 +23,4 @@ func archSwigluBack(dg, du, a, g, u []float32) int              { return 0 }
 func archTranspose(dst []float32, ldd int, src []float32, lds, rows, cols int) (int, int) {
 	return 0, 0
 }
+func archRope(a, b, c, s []float32, sgn float32) int { return 0 }

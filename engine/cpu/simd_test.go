@@ -253,3 +253,34 @@ func TestTransposeTile(t *testing.T) {
 		}
 	})
 }
+
+// TestRope checks the rotation of every variant, both ways, against the
+// definition, and that the inverse undoes the forward.
+func TestRope(t *testing.T) {
+	forEachSIMD(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(5, 5))
+		for _, n := range simdLengths {
+			a, b := randVec(rng, n, 1), randVec(rng, n, 1)
+			c, s := make([]float32, n), make([]float32, n)
+			for i := range c {
+				th := rng.Float64() * 6.3
+				c[i], s[i] = float32(math.Cos(th)), float32(math.Sin(th))
+			}
+			x, y := append([]float32(nil), a...), append([]float32(nil), b...)
+			rope(x, y, c, s, false)
+			for i := range a {
+				wx := float64(a[i])*float64(c[i]) - float64(b[i])*float64(s[i])
+				wy := float64(b[i])*float64(c[i]) + float64(a[i])*float64(s[i])
+				if !closeTo(float64(x[i]), wx, 1e-6, 1e-6) || !closeTo(float64(y[i]), wy, 1e-6, 1e-6) {
+					t.Fatalf("n=%d [%d]: (%v, %v), want (%v, %v)", n, i, x[i], y[i], wx, wy)
+				}
+			}
+			rope(x, y, c, s, true)
+			for i := range a {
+				if !closeTo(float64(x[i]), float64(a[i]), 1e-5, 1e-5) || !closeTo(float64(y[i]), float64(b[i]), 1e-5, 1e-5) {
+					t.Fatalf("n=%d [%d]: inverse gives (%v, %v), want (%v, %v)", n, i, x[i], y[i], a[i], b[i])
+				}
+			}
+		}
+	})
+}
