@@ -7,8 +7,10 @@
 //	go test -tags openblas ./bench/blas/ -run '^$' -bench . -benchtime 5x
 //
 // Debian's OpenBLAS 0.3.21 predates AMD Zen 5 and picks its AVX2 kernels
-// there (the benchmark logs the choice); OPENBLAS_CORETYPE=SkylakeX makes
-// it use its AVX-512 ones, the fair comparison on such a CPU.
+// there; the test binary sets OPENBLAS_CORETYPE=SkylakeX on AVX-512 CPUs
+// (its AVX-512 kernels, the fair comparison) and a short thread spin
+// timeout (see TestMain) unless the environment already sets them, and the
+// benchmark logs the kernels used.
 //
 // Without the tag the package is empty and the engine needs no C library.
 package blas

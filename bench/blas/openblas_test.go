@@ -3,14 +3,48 @@
 package blas
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/cpu"
 
 	"github.com/tinyrecursive/trm/bench/fmapeak"
 	"github.com/tinyrecursive/trm/engine/cpu/gemm"
 )
+
+// TestMain makes sure OpenBLAS runs with settings fair to both sides. It
+// reads them from the environment when the library loads, before any Go
+// code runs, so the test binary re-executes itself once with them set:
+//   - OPENBLAS_THREAD_TIMEOUT=4: OpenBLAS threads otherwise keep spinning
+//     for a long while after each call, taking a core from our GEMM timed
+//     next (measured: 180 instead of 300 GFLOP/s on the largest shape);
+//   - OPENBLAS_CORETYPE=SkylakeX on AVX-512 CPUs that this OpenBLAS does
+//     not know (it would fall back to its AVX2 Haswell kernels).
+//
+// Values already in the environment are kept.
+func TestMain(m *testing.M) {
+	if os.Getenv("TRM_OPENBLAS_ENV") == "" {
+		env := append(os.Environ(), "TRM_OPENBLAS_ENV=1")
+		if os.Getenv("OPENBLAS_THREAD_TIMEOUT") == "" {
+			env = append(env, "OPENBLAS_THREAD_TIMEOUT=4")
+		}
+		if os.Getenv("OPENBLAS_CORETYPE") == "" && cpu.X86.HasAVX512F {
+			env = append(env, "OPENBLAS_CORETYPE=SkylakeX")
+		}
+		exe, err := os.Executable()
+		if err == nil {
+			err = syscall.Exec(exe, os.Args, env)
+		}
+		fmt.Fprintln(os.Stderr, "re-executing with the OpenBLAS settings:", err)
+		os.Exit(2)
+	}
+	os.Exit(m.Run())
+}
 
 // shape is one GEMM of a training step of the benchmark configs
 // (bench.StepConfigs): B*S = 16*97 = 1552 rows at hidden 512, the MLP
@@ -62,7 +96,7 @@ func operands(s shape) (a, b, c []float32, lda, ldb, ldc, sa, sb, sc int) {
 // iteration running both, and reports the best time of each as GFLOP/s,
 // their ratio, and both as a share of the FMA peak measured at the start of
 // the run. OpenBLAS threads spin for a while after a call, so each
-// iteration pauses after the OpenBLAS call before timing ours again.
+// iteration also pauses after the OpenBLAS call before timing ours again.
 func BenchmarkVsOpenBLAS(b *testing.B) {
 	threads := runtime.GOMAXPROCS(0)
 	gemm.SetThreads(threads)
