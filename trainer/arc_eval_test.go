@@ -13,10 +13,26 @@ import (
 	"github.com/tinyrecursive/trm/trainer/data/build"
 )
 
-// TestEvaluateARC wires evaluation to the ARC scorer: a dataset built from
-// three real ARC-AGI-1 evaluation tasks is evaluated and must report
-// pass@K for every K and write a submission naming each test puzzle.
+// TestEvaluateARC wires evaluation to the ARC scorer: datasets built from
+// real ARC-AGI-1 evaluation tasks are evaluated and must report pass@K for
+// every K and write a submission naming each test puzzle, for one
+// directory and for two merged ones (identifiers offset per directory).
 func TestEvaluateARC(t *testing.T) {
+	one := buildMiniARC(t, 0)
+	evaluateARC(t, []string{one.dir}, one.ids)
+	two := buildMiniARC(t, 3)
+	evaluateARC(t, []string{one.dir, two.dir}, append(append([]string{}, one.ids...), two.ids...))
+}
+
+type miniARC struct {
+	dir string
+	ids []string
+}
+
+// buildMiniARC builds an ARC dataset from three real evaluation tasks
+// starting at the given index (in id order), one augmentation each.
+func buildMiniARC(t *testing.T, first int) miniARC {
+	t.Helper()
 	src := filepath.Join("..", "testdata", "arc-agi")
 	var ch, sol map[string]json.RawMessage
 	readJSON(t, filepath.Join(src, "arc-agi_evaluation_challenges.json"), &ch)
@@ -27,7 +43,7 @@ func TestEvaluateARC(t *testing.T) {
 	}
 	sort.Strings(ids)
 	miniC, miniS := map[string]json.RawMessage{}, map[string]json.RawMessage{}
-	for _, id := range ids[:3] {
+	for _, id := range ids[first : first+3] {
 		miniC[id], miniS[id] = ch[id], sol[id]
 	}
 	tmp := t.TempDir()
@@ -38,7 +54,14 @@ func TestEvaluateARC(t *testing.T) {
 		TestSets: []string{"evaluation"}, NumAug: 1, Seed: 1}); err != nil {
 		t.Fatal(err)
 	}
-	ds, err := data.Open("test", out)
+	return miniARC{dir: out, ids: ids[first : first+3]}
+}
+
+// evaluateARC evaluates a random model on the merged test splits of dirs.
+func evaluateARC(t *testing.T, dirs []string, puzzles []string) {
+	t.Helper()
+	tmp := t.TempDir()
+	ds, err := data.Open("test", dirs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,10 +89,13 @@ func TestEvaluateARC(t *testing.T) {
 	}
 	var sub map[string][]map[string]any
 	readJSON(t, filepath.Join(tmp, "submission.json"), &sub)
-	for id := range miniC {
+	for _, id := range puzzles {
 		if _, ok := sub[id]; !ok {
 			t.Errorf("submission.json has no entry for test puzzle %s (has %d)", id, len(sub))
 		}
+	}
+	if len(sub) != len(puzzles) {
+		t.Errorf("submission.json has %d puzzles, want %d", len(sub), len(puzzles))
 	}
 }
 

@@ -63,13 +63,29 @@ func NewEvaluator(cfg Config, be engine.Backend, ds *data.Dataset, localBatch in
 		return nil, err
 	}
 	e := &Evaluator{cfg: cfg, model: m, ds: ds, outDir: outDir}
-	if len(ds.Dirs) == 1 {
-		if _, err := os.Stat(filepath.Join(ds.Dirs[0], "test_puzzles.json")); err == nil {
-			e.arc, err = arc.LoadEvaluator(ds.Dirs[0], int32(ds.Meta.BlankIdentifierID), cfg.AggregatedVoting)
-			if err != nil {
-				return nil, fmt.Errorf("ARC scorer: %w", err)
-			}
+	// ARC test sets carry test_puzzles.json. Merged directories are
+	// scored together: the merged identifiers (offset per directory) name
+	// the puzzles, and every directory's test puzzles are the answers.
+	var tests []arc.NamedTask
+	var arcDirs, otherDirs []string
+	for _, d := range ds.Dirs {
+		p := filepath.Join(d, "test_puzzles.json")
+		if _, err := os.Stat(p); err != nil {
+			otherDirs = append(otherDirs, d)
+			continue
 		}
+		ts, err := arc.LoadTestPuzzles(p)
+		if err != nil {
+			return nil, fmt.Errorf("ARC scorer: %w", err)
+		}
+		tests = append(tests, ts...)
+		arcDirs = append(arcDirs, d)
+	}
+	if len(arcDirs) > 0 && len(otherDirs) > 0 {
+		return nil, fmt.Errorf("test data mixes ARC directories (%v, with test_puzzles.json) and others (%v): evaluate them separately", arcDirs, otherDirs)
+	}
+	if len(arcDirs) > 0 {
+		e.arc = arc.NewEvaluator(ds.Identifiers, tests, int32(ds.Meta.BlankIdentifierID), cfg.AggregatedVoting)
 	}
 	return e, nil
 }
