@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 )
 
@@ -35,9 +34,6 @@ type Buf interface {
 	Len() int
 	DType() DType
 }
-
-// ErrNotImplemented is wrapped by the error of an op a backend lacks.
-var ErrNotImplemented = errors.New("not implemented")
 
 // Gemm describes C = alpha * op(A) * op(B) + beta * C over Batch strided
 // matrices, row-major: op(A) is M x K (A stored K x M when TransA), op(B)

@@ -139,7 +139,7 @@ func TestNonFiniteStops(t *testing.T) {
 // ones) must reach 95% held-out exact accuracy.
 func TestLearnsSudoku(t *testing.T) {
 	if testing.Short() {
-		t.Skip("learning test takes about a minute")
+		t.Skip("the learning test trains for about 20 s")
 	}
 	dir := t.TempDir()
 	if err := BuildDemoSudoku(dir, 800, 200, 8, 3, 1, nil); err != nil {
