@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	}
 	defer trainDS.Close()
 	md := trainDS.Meta
-	cfg.Arch.SeqLen, cfg.Arch.VocabSize, cfg.Arch.NumPuzzleIdentifiers = md.SeqLen, md.VocabSize, md.NumPuzzleIdentifiers
+	cfg.Arch = WithDataset(cfg.Arch, md)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -289,6 +289,13 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	return sum, nil
 }
 
+// WithDataset returns a with the sizes a dataset decides (spec section 1):
+// seq_len, vocab_size and num_puzzle_identifiers from its metadata.
+func WithDataset(a engine.Config, md data.Metadata) engine.Config {
+	a.SeqLen, a.VocabSize, a.NumPuzzleIdentifiers = md.SeqLen, md.VocabSize, md.NumPuzzleIdentifiers
+	return a
+}
+
 func withBatch(c engine.Config, b int) engine.Config {
 	c.BatchSize = b
 	return c
@@ -315,8 +322,7 @@ func ArchForData(cfg Config) (engine.Config, error) {
 		return cfg.Arch, err
 	}
 	defer ds.Close()
-	a := cfg.Arch
-	a.SeqLen, a.VocabSize, a.NumPuzzleIdentifiers = ds.Meta.SeqLen, ds.Meta.VocabSize, ds.Meta.NumPuzzleIdentifiers
+	a := WithDataset(cfg.Arch, ds.Meta)
 	a.BatchSize = cfg.GlobalBatchSize
 	return a, a.Validate()
 }

@@ -69,7 +69,7 @@ func loadInference(ckpt, model, arch string, dataDirs []string) (*inference, err
 		if err != nil {
 			return nil, err
 		}
-		cfg.Arch.SeqLen, cfg.Arch.VocabSize, cfg.Arch.NumPuzzleIdentifiers = ds.Meta.SeqLen, ds.Meta.VocabSize, ds.Meta.NumPuzzleIdentifiers
+		cfg.Arch = trainer.WithDataset(cfg.Arch, ds.Meta)
 		ds.Close()
 	}
 	p, err := engine.LoadState(model, engine.NewLayout(cfg.Arch))
