@@ -20,65 +20,17 @@ func blockWidth(n int, kern *kernel) int {
 	return min(kern.nc, ceilDiv(n, kern.nr)*kern.nr)
 }
 
-// gemmSerial computes the whole problem on the calling goroutine.
-//
-// When C is a single N block wide, every A micro-panel is used by exactly
-// one sweep per K block, so A is packed a group of panels at a time right
-// before its sweeps, into a buffer that stays in L2, instead of packing all
-// of op(A) first: the packed copy then never makes a round trip through
-// memory, which matters for tall, narrow products such as 5184x128x128.
-func gemmSerial(p *problem, kern *kernel, ws *workspace) {
-	mr, nr, ms := kern.mr, kern.nr, kern.ms
-	mTiles := ceilDiv(p.m, mr)
-	kcs := splitK(p.k, kern.kc)
-	nc := blockWidth(p.n, kern)
-	fused := nc >= p.n
-	if fused {
-		ws.ap = grow(ws.ap, packGroupA*ms*kcs)
-	} else {
-		ws.ap = grow(ws.ap, mTiles*ms*kcs)
-	}
-	ws.bp = grow(ws.bp, nc*kcs)
-	ws.tile = grow(ws.tile, mr*nr)
-	for pc := 0; pc < p.k; pc += kcs {
-		kcb := min(kcs, p.k-pc)
-		if fused {
-			nTiles := ceilDiv(p.n, nr)
-			p.packBPanels(kern, ws.bp, 0, 0, nTiles, pc, kcb)
-			for g := 0; g < mTiles; g += packGroupA {
-				p.sweepGroup(kern, ws.ap, ws.bp, ws.tile, g, min(g+packGroupA, mTiles), nTiles, pc, kcb)
-			}
-			continue
-		}
-		p.packATiles(kern, ws.ap, 0, mTiles, pc, kcb)
-		for jc := 0; jc < p.n; jc += nc {
-			nTiles := ceilDiv(min(nc, p.n-jc), nr)
-			p.packBPanels(kern, ws.bp, jc, 0, nTiles, pc, kcb)
-			for ir := 0; ir < mTiles; ir++ {
-				p.computeRow(kern, ws.ap[ir*ms*kcb:], ws.bp, ws.tile, ir, 0, nTiles, jc, pc, kcb)
-			}
-		}
-	}
-}
-
-// sweepGroup packs A micro-panels t0..t1-1 of the K block at pc into ap
-// and sweeps each across all nTiles B micro-panels of the (only) N block.
-func (p *problem) sweepGroup(kern *kernel, ap, bp, tile []float32, t0, t1, nTiles, pc, kcb int) {
-	p.packATiles(kern, ap, t0, t1, pc, kcb)
-	for ir := t0; ir < t1; ir++ {
-		p.computeRow(kern, ap[(ir-t0)*kern.ms*kcb:], bp, tile, ir, 0, nTiles, 0, pc, kcb)
-	}
-}
-
-// Pack units group this many micro-panels, so that the contiguous cases
+// Panels are packed in groups of this many, so that the contiguous cases
 // read runs of several panels per source row (see packCopyTiles).
 const (
+	// packGroupA is the A chunk of an M slab with a single N block (see
+	// plan.setup).
 	packGroupA = 8
+	// packGroupB is the shared group of B panels of an M cut.
 	packGroupB = 4
-
-	// fusedGroup is the A panel group of a parallel compute unit when
-	// packing is fused into the sweeps: smaller than packGroupA so that the
-	// units of a 1552-row product still balance over the workers.
+	// fusedGroup is the shared group of A panels of an N cut: smaller
+	// than packGroupA so that threads starting at different groups of a
+	// 512-row product (37 panels) rarely meet.
 	fusedGroup = 4
 )
 

@@ -57,7 +57,7 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	ws := getSpare()
-	gemmSerial(&pr, kern, ws)
+	ws.serial.runSerial(&pr, kern, ws)
 	putSpare(ws)
 }
 
@@ -196,7 +196,7 @@ func (p *problem) run(kern *kernel, ws *workspace) {
 		p.scaleC()
 		return
 	}
-	gemmSerial(p, kern, ws)
+	ws.serial.runSerial(p, kern, ws)
 }
 
 // batched is a strided batch of problems.
@@ -220,9 +220,11 @@ func (bt *batched) item(i int) problem {
 // workspace holds one goroutine's packing buffers. They only grow, so a
 // steady stream of calls allocates nothing.
 type workspace struct {
-	ap   []float32 // packed A: all micro-panels of one K block
-	bp   []float32 // packed B: one kc x nc block
-	tile []float32 // mr x nr scratch tile for partial edge tiles
+	ap      []float32 // private packed A panels (a chunk of an M slab)
+	bp      []float32 // private packed B: one kc x nc block of an N slab
+	tile    []float32 // mr x nr scratch tile for partial edge tiles
+	pending []int     // shared groups another thread is still packing
+	serial  plan      // the plan of calls computed on this workspace alone
 }
 
 func grow(buf []float32, n int) []float32 {

@@ -78,9 +78,8 @@ func (t *task) awaitUnits() bool {
 }
 
 const (
-	phasePack    = iota // pack A micro-panels (first N block only) and B micro-panels
-	phaseCompute        // run micro-kernels over (A panel, run of B panels) units
-	phaseBatch          // compute whole matrices of a batch serially
+	phaseSlab  = iota // compute slabs of one super-block (see plan)
+	phaseBatch        // compute whole matrices of a batch serially
 )
 
 // The claim word packs a phase generation, the phase's unit count and the
@@ -98,7 +97,6 @@ const (
 // effect on the values it produces.
 type task struct {
 	kind     int
-	pr       problem // copied in: a pointer would make the caller's value escape
 	bt       batched
 	kern     *kernel
 	claim    atomic.Uint64 // gen<<48 | units<<24 | next
@@ -107,15 +105,9 @@ type task struct {
 	done     atomic.Int64  // units finished in the current phase
 	finished chan struct{} // a worker that finishes a phase's last unit reports here
 
-	// current block (pack and compute phases)
-	pc, kcb, jc      int
-	mTiles, nTiles   int
-	packA            bool
-	fused            bool // single N block: compute units pack their own A panels
-	kcs              int  // K block depth (the last block may be shallower)
-	nChunks, jrChunk int
-	ap, bp           []float32
-	base             int // first batch item of a batch phase
+	// current parallel call (slab phases)
+	plan plan
+	base int // first batch item of a batch phase
 }
 
 // phase runs units units of t on up to nt goroutines and returns when all
@@ -159,101 +151,33 @@ func (t *task) work(ws *workspace) (last bool) {
 // run executes unit u of the current phase.
 func (t *task) run(u int, ws *workspace) {
 	switch t.kind {
-	case phasePack:
-		if t.packA {
-			aUnits := ceilDiv(t.mTiles, packGroupA)
-			if u < aUnits {
-				t0 := u * packGroupA
-				t.pr.packATiles(t.kern, t.ap[t0*t.kern.ms*t.kcb:], t0, min(t0+packGroupA, t.mTiles), t.pc, t.kcb)
-				return
-			}
-			u -= aUnits
-		}
-		t0 := u * packGroupB
-		t.pr.packBPanels(t.kern, t.bp, t.jc, t0, min(t0+packGroupB, t.nTiles), t.pc, t.kcb)
-	case phaseCompute:
-		ws.tile = grow(ws.tile, t.kern.mr*t.kern.nr)
-		if t.fused {
-			// ws.ap is this worker's own: there is no shared packed A in
-			// this mode.
-			ws.ap = grow(ws.ap, fusedGroup*t.kern.ms*t.kcs)
-			t0 := u * fusedGroup
-			t.pr.sweepGroup(t.kern, ws.ap, t.bp, ws.tile, t0, min(t0+fusedGroup, t.mTiles), t.nTiles, t.pc, t.kcb)
-			return
-		}
-		ir, ch := u/t.nChunks, u%t.nChunks
-		jr0 := ch * t.jrChunk
-		jr1 := min(t.nTiles, jr0+t.jrChunk)
-		t.pr.computeRow(t.kern, t.ap[ir*t.kern.ms*t.kcb:], t.bp, ws.tile, ir, jr0, jr1, t.jc, t.pc, t.kcb)
+	case phaseSlab:
+		t.plan.prepare(ws)
+		t.plan.runSlab(u, ws)
 	case phaseBatch:
 		sub := t.bt.item(t.base + u)
 		sub.run(t.kern, ws)
 	}
 }
 
-// minUnitsPerThread is the number of compute units per thread below which a
-// sweep is split into chunks of B panels. A phase ends when its last unit
-// does, so on average half a unit per phase is lost to waiting; with small
-// M (512 rows: 37 panels) whole sweeps are too coarse for the 40-odd
-// phases of a long K.
-var minUnitsPerThread = 4
-
-// gemmParallel computes p with nt goroutines. Each block is packed
-// cooperatively, then its C tiles are shared out. When A has few micro-panels
-// the B panels of a sweep are split into chunks too, so that all workers
-// get units.
+// gemmParallel computes p with nt goroutines sharing slabsPerThread*nt
+// slabs (see plan), one phase per super-block.
 func (pl *pool) gemmParallel(p *problem, kern *kernel, nt int) {
 	t := &pl.t
-	mr, nr := kern.mr, kern.nr
-	mTiles := ceilDiv(p.m, mr)
-	if mTiles+ceilDiv(kern.nc, nr) > maxUnits {
-		// Beyond the claim word's unit count (m over 200 million rows).
-		gemmSerial(p, kern, pl.ws[0])
+	t.plan.setup(p, kern, nt*slabsPerThread)
+	if t.plan.slabs > maxUnits {
+		t.plan.release()
+		pl.ws[0].serial.runSerial(p, kern, pl.ws[0])
 		return
 	}
-	kcs := splitK(p.k, kern.kc)
-	nc := blockWidth(p.n, kern)
-	// Fuse A packing into the sweeps (see gemmSerial) when C is one N block
-	// wide and there are enough A panel groups to share out.
-	fused := nc >= p.n && ceilDiv(mTiles, fusedGroup) >= 4*nt
-	// The shared buffers live in the caller's workspace; with fused packing
-	// that workspace's ap is the caller's private one, like every worker's.
-	shared := pl.ws[0]
-	if !fused {
-		shared.ap = grow(shared.ap, mTiles*kern.ms*kcs)
+	nK := ceilDiv(p.k, t.plan.kcs)
+	t.kind = phaseSlab
+	for kb0 := 0; kb0 < nK; kb0 += t.plan.superBlocks() {
+		t.plan.kb0, t.plan.kb1 = kb0, min(kb0+t.plan.superBlocks(), nK)
+		t.plan.seq++
+		pl.phase(t, nt, t.plan.slabs)
 	}
-	shared.bp = grow(shared.bp, nc*kcs)
-	t.pr, t.kern, t.mTiles, t.fused, t.kcs = *p, kern, mTiles, fused, kcs
-	t.ap, t.bp = shared.ap, shared.bp
-	for pc := 0; pc < p.k; pc += kcs {
-		t.pc, t.kcb = pc, min(kcs, p.k-pc)
-		for jc := 0; jc < p.n; jc += nc {
-			t.jc = jc
-			t.nTiles = ceilDiv(min(nc, p.n-jc), nr)
-			t.packA = jc == 0 && !fused
-
-			t.kind = phasePack
-			units := ceilDiv(t.nTiles, packGroupB)
-			if t.packA {
-				units += ceilDiv(mTiles, packGroupA)
-			}
-			pl.phase(t, nt, units)
-
-			t.kind = phaseCompute
-			if fused {
-				pl.phase(t, nt, ceilDiv(mTiles, fusedGroup))
-				continue
-			}
-			t.nChunks = 1
-			if mTiles < minUnitsPerThread*nt {
-				t.nChunks = min(t.nTiles, ceilDiv(minUnitsPerThread*nt, mTiles))
-			}
-			t.jrChunk = ceilDiv(t.nTiles, t.nChunks)
-			t.nChunks = ceilDiv(t.nTiles, t.jrChunk)
-			pl.phase(t, nt, mTiles*t.nChunks)
-		}
-	}
-	t.pr, t.ap, t.bp, t.fused = problem{}, nil, nil, false
+	t.plan.release()
 }
 
 // batchedParallel distributes whole matrices over the workers when they are
