@@ -37,6 +37,10 @@ const (
 // packATiles packs A micro-panels t0..t1-1 of the K block at pc; panel t
 // goes to ap[(t-t0)*ms*kcb:].
 func (p *problem) packATiles(kern *kernel, ap []float32, t0, t1, pc, kcb int) {
+	if kern.bf16 {
+		p.packATilesBF16(kern, ap, t0, t1, pc, kcb)
+		return
+	}
 	ms, mr := kern.ms, kern.mr
 	first := t0
 	if p.transA && kern.vecPack && ms == 16 {
@@ -57,6 +61,10 @@ func (p *problem) packATiles(kern *kernel, ap []float32, t0, t1, pc, kcb int) {
 // packBPanels packs B micro-panels t0..t1-1 of the N block at jc and the K
 // block at pc into bp.
 func (p *problem) packBPanels(kern *kernel, bp []float32, jc, t0, t1, pc, kcb int) {
+	if kern.bf16 {
+		p.packBPanelsBF16(kern, bp, jc, t0, t1, pc, kcb)
+		return
+	}
 	nr := kern.nr
 	if !p.transB && kern.vecPack && nr == 32 {
 		full := min(t1, (p.n-jc)/nr)

@@ -27,6 +27,11 @@ type kernel struct {
 	// or at most 16). Kernels that may run without AVX-512 leave it false
 	// and use the Go loops, which their tests therefore keep covering.
 	vecPack bool
+
+	// bf16 marks a kernel whose packed panels hold bf16 pairs, two k steps
+	// per 32-bit slot (see bf16.go); packATiles and packBPanels pack for
+	// it, and its fn and edge take kc in k steps.
+	bf16 bool
 }
 
 // kernels lists the variants usable on this machine, fastest first; the

@@ -1,0 +1,50 @@
+package gemm
+
+import "golang.org/x/sys/cpu"
+
+// bf16Kernel is the AVX512_BF16 micro-kernel: the 14x32 tile of the fp32
+// AVX-512 kernel with VDPBF16PS in place of VFMADD231PS, so each
+// instruction does two k steps. kc counts k steps: at 512 the A
+// micro-panel holds 256 pair steps of 64 bytes, 16 KB, the L1 share the
+// fp32 kernel gets at kc = 256, and the touched part of the B block is
+// 512 KB at nc = 512, as for fp32 (see kernel_amd64.go).
+var bf16Kernel = &kernel{name: "bf16", mr: 14, nr: 32, ms: 16, kc: 512, nc: 512,
+	fn: kernelBF16x14x32, edge: kernelBF16x14x16, edgeN: 16, vecPack: true, bf16: true}
+
+// bf16Available reports whether the CPU (and OS: x/sys/cpu checks that
+// the zmm state is saved) can run the bf16 kernel and its packing:
+// AVX512_BF16 for VDPBF16PS, AVX512F for everything else.
+func bf16Available() bool {
+	return cpu.X86.HasAVX512F && cpu.X86.HasAVX512BF16
+}
+
+// kernelBF16x14x32 is the bf16 micro-kernel (see kernel.fn and bf16.go).
+//
+//go:noescape
+func kernelBF16x14x32(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+// kernelBF16x14x16 computes the left 16 columns of a bf16 14x32 tile; see
+// kernel.edge.
+//
+//go:noescape
+func kernelBF16x14x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+// dpbf16ps runs one VDPBF16PS on acc, a and b twice, with two register
+// assignments, into out[0:16] and out[16:32] (for TestDPBF16Model).
+//
+//go:noescape
+func dpbf16ps(out *[32]float32, acc *[16]float32, a, b *[16]uint32)
+
+// packPairsAVX512 writes dst[p*ds+j] = pairBF16(src[2p*ld+j],
+// src[(2p+1)*ld+j]) for p < (kc+1)/2 and j < cols (the odd element 0 when
+// 2p+1 == kc), and 0 for cols <= j < width (cols <= width <= 16).
+//
+//go:noescape
+func packPairsAVX512(dst, src *float32, ld, cols, width, kc, ds int)
+
+// cvtRowsPairsAVX512 writes dst[i*ds+p] = pairBF16(src[i*ld+2p],
+// src[i*ld+2p+1]) for i < rows (rows >= 1) and p < (kc+1)/2, the odd
+// element 0 when 2p+1 == kc.
+//
+//go:noescape
+func cvtRowsPairsAVX512(dst, src *float32, ld, rows, kc, ds int)

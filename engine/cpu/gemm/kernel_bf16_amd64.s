@@ -1,0 +1,325 @@
+#include "textflag.h"
+
+// bf16 micro-kernels (AVX512_BF16). Same contract as the fp32 kernels (see
+// the kernel type), except that the packed panels hold bf16 pairs: word p
+// of a panel lane is bf16(x[2p]) | bf16(x[2p+1])<<16 for the lane's
+// operand x along k, and kc (the number of k steps) makes (kc+1)/2 pair
+// steps. A pair step of the A panel is 16 words (14 rows used, 64 bytes),
+// of the B panel 32 words (128 bytes), exactly the fp32 layout with one
+// pair in place of one float.
+//
+// VDPBF16PS zmm1, zmm2, zmm3 computes, for each 32-bit lane i,
+//
+//	zmm1[i] = zmm1[i] + zmm2.bf16[2i+1]*zmm3.bf16[2i+1] + zmm2.bf16[2i]*zmm3.bf16[2i]
+//
+// in fp32 (the odd product is added first: Intel SDM pseudo-code, and what
+// the AMD Zen 5 it was checked on computes, see dpbf16Model), with
+// denormal inputs read as zero, denormal results flushed to zero and
+// round-to-nearest-even whatever MXCSR says. Products of two bf16 values
+// are exact in fp32, so each step rounds twice: once per addition.
+//
+// Go's assembler (1.26) does not know VDPBF16PS, so DPBF16 emits it byte by
+// byte for zmm registers given by number (0..31):
+//
+//	62                   EVEX escape
+//	P0 = R X B R' 0 0 m m   R, R' = inverted bits 3, 4 of the destination
+//	                        (ModRM.reg); B, X = inverted bits 3, 4 of the
+//	                        second source (ModRM.rm, X extends a register
+//	                        rm to 32 registers); mm = 10: the 0F38 map
+//	P1 = W v v v v 1 p p    W = 0; vvvv = inverted bits 0..3 of the first
+//	                        source; pp = 10: the F3 prefix
+//	P2 = z L L b V' a a a   z = 0 (merge), L'L = 10: 512 bits, b = 0 (no
+//	                        broadcast), V' = inverted bit 4 of the first
+//	                        source, aaa = 0: no mask
+//	52                   opcode
+//	ModRM = 11 ddd sss   register-direct; low 3 bits of destination, second source
+//
+// i.e. EVEX.512.F3.0F38.W0 52 /r. GNU objdump decodes DPBF16(0, 28, 30) as
+// "62 92 1e 40 52 c6  vdpbf16ps %zmm30,%zmm28,%zmm0" and DPBF16(27, 29, 31)
+// as "62 02 16 40 52 df  vdpbf16ps %zmm31,%zmm29,%zmm27"; TestDPBF16Model
+// and TestBF16KernelModel check what the emitted instructions compute.
+#define DPBF16(d, v, s) \
+	BYTE $0x62; \
+	BYTE $(((((d)>>3)&1)^1)<<7 | ((((s)>>4)&1)^1)<<6 | ((((s)>>3)&1)^1)<<5 | ((((d)>>4)&1)^1)<<4 | 2); \
+	BYTE $((((v)&15)^15)<<3 | 4 | 2); \
+	BYTE $(2<<5 | ((((v)>>4)&1)^1)<<3); \
+	BYTE $0x52; \
+	BYTE $(0xC0 | ((d)&7)<<3 | ((s)&7))
+
+// func dpbf16ps(out *[32]float32, acc *[16]float32, a *[16]uint32, b *[16]uint32)
+// out[0:16] and out[16:32] both get VDPBF16PS(acc, a, b), computed once in
+// Z9 (sources Z17, Z26) and once in Z26 (sources Z9, Z17): one instruction
+// at a time for the model test, with every extension bit of the encoding
+// (R, R', X, B, V') set to 1 in one of the two and 0 in the other.
+TEXT ·dpbf16ps(SB), NOSPLIT, $0-32
+	MOVQ    out+0(FP), R8
+	MOVQ    acc+8(FP), DI
+	MOVQ    a+16(FP), SI
+	MOVQ    b+24(FP), DX
+	VMOVUPS (DI), Z9
+	VMOVUPS (SI), Z17
+	VMOVUPS (DX), Z26
+	DPBF16(9, 17, 26)
+	VMOVUPS Z9, (R8)
+	VMOVUPS (DI), Z26
+	VMOVUPS (SI), Z9
+	VMOVUPS (DX), Z17
+	DPBF16(26, 9, 17)
+	VMOVUPS Z26, 64(R8)
+	VZEROUPPER
+	RET
+
+// 14 x 32 tile, the layout of kernelAVX512x14x32: Z0..Z27 accumulate (row
+// i in Z(2i), Z(2i+1)), Z28/Z29 hold a pair step of the B panel (32
+// columns), Z30/Z31 alternate as the broadcast A pair of a row. One pair
+// step is 2 loads, 14 broadcasts and 28 VDPBF16PS: 64 k-step
+// multiply-adds per column pair in the time the fp32 kernel does 32.
+#define ROWBF(off, bc, bn, r0, r1) \
+	VPBROADCASTD off(SI), bc; \
+	DPBF16(r0, 28, bn); \
+	DPBF16(r1, 29, bn)
+
+#define STOREBF_0(r0, r1) \
+	VMULPS  Z30, r0, r0; \
+	VMULPS  Z30, r1, r1; \
+	VMOVUPS r0, (DI); \
+	VMOVUPS r1, 64(DI); \
+	ADDQ    R8, DI
+
+#define STOREBF_B(r0, r1) \
+	VMULPS  Z30, r0, r0; \
+	VMULPS  Z30, r1, r1; \
+	VMULPS  (DI), Z31, Z28; \
+	VMULPS  64(DI), Z31, Z29; \
+	VADDPS  Z28, r0, r0; \
+	VADDPS  Z29, r1, r1; \
+	VMOVUPS r0, (DI); \
+	VMOVUPS r1, 64(DI); \
+	ADDQ    R8, DI
+
+// func kernelBF16x14x32(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
+TEXT ·kernelBF16x14x32(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), CX
+	INCQ CX
+	SHRQ $1, CX // pair steps
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	// Pull the C tile toward L1 while the K loop runs (see kernelAVX512x14x32).
+	MOVQ DI, R9
+	MOVQ $14, R10
+
+prefetchbf:
+	PREFETCHT0 (R9)
+	PREFETCHT0 64(R9)
+	ADDQ       R8, R9
+	DECQ       R10
+	JNZ        prefetchbf
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+
+	TESTQ CX, CX
+	JLE   storebf
+
+loopbf:
+	VMOVUPS (DX), Z28
+	VMOVUPS 64(DX), Z29
+	ROWBF(0, Z30, 30, 0, 1)
+	ROWBF(4, Z31, 31, 2, 3)
+	ROWBF(8, Z30, 30, 4, 5)
+	ROWBF(12, Z31, 31, 6, 7)
+	ROWBF(16, Z30, 30, 8, 9)
+	ROWBF(20, Z31, 31, 10, 11)
+	ROWBF(24, Z30, 30, 12, 13)
+	ROWBF(28, Z31, 31, 14, 15)
+	ROWBF(32, Z30, 30, 16, 17)
+	ROWBF(36, Z31, 31, 18, 19)
+	ROWBF(40, Z30, 30, 20, 21)
+	ROWBF(44, Z31, 31, 22, 23)
+	ROWBF(48, Z30, 30, 24, 25)
+	ROWBF(52, Z31, 31, 26, 27)
+	ADDQ $64, SI
+	ADDQ $128, DX
+	DECQ CX
+	JNZ  loopbf
+
+storebf:
+	VBROADCASTSS alpha+40(FP), Z30
+	MOVL         beta+44(FP), AX
+	TESTL        $0x7fffffff, AX // beta == 0, either sign
+	JNZ          storebetabf
+	STOREBF_0(Z0, Z1)
+	STOREBF_0(Z2, Z3)
+	STOREBF_0(Z4, Z5)
+	STOREBF_0(Z6, Z7)
+	STOREBF_0(Z8, Z9)
+	STOREBF_0(Z10, Z11)
+	STOREBF_0(Z12, Z13)
+	STOREBF_0(Z14, Z15)
+	STOREBF_0(Z16, Z17)
+	STOREBF_0(Z18, Z19)
+	STOREBF_0(Z20, Z21)
+	STOREBF_0(Z22, Z23)
+	STOREBF_0(Z24, Z25)
+	STOREBF_0(Z26, Z27)
+	VZEROUPPER
+	RET
+
+storebetabf:
+	VBROADCASTSS beta+44(FP), Z31
+	STOREBF_B(Z0, Z1)
+	STOREBF_B(Z2, Z3)
+	STOREBF_B(Z4, Z5)
+	STOREBF_B(Z6, Z7)
+	STOREBF_B(Z8, Z9)
+	STOREBF_B(Z10, Z11)
+	STOREBF_B(Z12, Z13)
+	STOREBF_B(Z14, Z15)
+	STOREBF_B(Z16, Z17)
+	STOREBF_B(Z18, Z19)
+	STOREBF_B(Z20, Z21)
+	STOREBF_B(Z22, Z23)
+	STOREBF_B(Z24, Z25)
+	STOREBF_B(Z26, Z27)
+	VZEROUPPER
+	RET
+
+// 14 x 16, the N-edge companion (see kernelAVX512x14x16): the left 16
+// columns of a 32-wide packed B panel, one accumulator per row in Z0..Z13,
+// broadcasts alternating between Z30 and Z31.
+#define ROWBF16(off, bc, bn, r) \
+	VPBROADCASTD off(SI), bc; \
+	DPBF16(r, 28, bn)
+
+#define STOREBF16_0(r) \
+	VMULPS  Z30, r, r; \
+	VMOVUPS r, (DI); \
+	ADDQ    R8, DI
+
+#define STOREBF16_B(r) \
+	VMULPS  Z30, r, r; \
+	VMULPS  (DI), Z31, Z28; \
+	VADDPS  Z28, r, r; \
+	VMOVUPS r, (DI); \
+	ADDQ    R8, DI
+
+// func kernelBF16x14x16(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
+TEXT ·kernelBF16x14x16(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), CX
+	INCQ CX
+	SHRQ $1, CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+
+	TESTQ CX, CX
+	JLE   storebf16
+
+loopbf16:
+	VMOVUPS (DX), Z28
+	ROWBF16(0, Z30, 30, 0)
+	ROWBF16(4, Z31, 31, 1)
+	ROWBF16(8, Z30, 30, 2)
+	ROWBF16(12, Z31, 31, 3)
+	ROWBF16(16, Z30, 30, 4)
+	ROWBF16(20, Z31, 31, 5)
+	ROWBF16(24, Z30, 30, 6)
+	ROWBF16(28, Z31, 31, 7)
+	ROWBF16(32, Z30, 30, 8)
+	ROWBF16(36, Z31, 31, 9)
+	ROWBF16(40, Z30, 30, 10)
+	ROWBF16(44, Z31, 31, 11)
+	ROWBF16(48, Z30, 30, 12)
+	ROWBF16(52, Z31, 31, 13)
+	ADDQ $64, SI
+	ADDQ $128, DX
+	DECQ CX
+	JNZ  loopbf16
+
+storebf16:
+	VBROADCASTSS alpha+40(FP), Z30
+	MOVL         beta+44(FP), AX
+	TESTL        $0x7fffffff, AX
+	JNZ          storebetabf16
+	STOREBF16_0(Z0)
+	STOREBF16_0(Z1)
+	STOREBF16_0(Z2)
+	STOREBF16_0(Z3)
+	STOREBF16_0(Z4)
+	STOREBF16_0(Z5)
+	STOREBF16_0(Z6)
+	STOREBF16_0(Z7)
+	STOREBF16_0(Z8)
+	STOREBF16_0(Z9)
+	STOREBF16_0(Z10)
+	STOREBF16_0(Z11)
+	STOREBF16_0(Z12)
+	STOREBF16_0(Z13)
+	VZEROUPPER
+	RET
+
+storebetabf16:
+	VBROADCASTSS beta+44(FP), Z31
+	STOREBF16_B(Z0)
+	STOREBF16_B(Z1)
+	STOREBF16_B(Z2)
+	STOREBF16_B(Z3)
+	STOREBF16_B(Z4)
+	STOREBF16_B(Z5)
+	STOREBF16_B(Z6)
+	STOREBF16_B(Z7)
+	STOREBF16_B(Z8)
+	STOREBF16_B(Z9)
+	STOREBF16_B(Z10)
+	STOREBF16_B(Z11)
+	STOREBF16_B(Z12)
+	STOREBF16_B(Z13)
+	VZEROUPPER
+	RET

@@ -1,0 +1,150 @@
+#include "textflag.h"
+
+// Packing into bf16 pairs (see bf16.go). Rounding is torch's
+// round_to_nearest_even on the fp32 bits, in integer arithmetic:
+//
+//	bf16(x) = (x + 0x7fff + (x>>16 & 1)) >> 16      (x not NaN)
+//	bf16(x) = (x | 0x00400000) >> 16                 (x NaN: quieted, stays NaN)
+//
+// which also rounds fp32 denormals to bf16 denormals and overflows to
+// infinity exactly as torch does (VCVTNEPS2BF16 instead flushes denormal
+// inputs to zero). ROUNDBF leaves the rounded value in the top 16 bits of
+// t; Z20..Z22 hold the constants 1, 0x7fff and 0x00400000, K1 is clobbered.
+#define ROUNDBF(x, t) \
+	VPSRLD $16, x, t; \
+	VPANDD Z20, t, t; \
+	VPADDD Z21, t, t; \
+	VPADDD x, t, t; \
+	VCMPPS $3, x, x, K1; \
+	VPORD  Z22, x, K1, t
+
+#define BFCONSTS \
+	MOVL         $1, AX; \
+	VPBROADCASTD AX, Z20; \
+	MOVL         $0x7fff, AX; \
+	VPBROADCASTD AX, Z21; \
+	MOVL         $0x00400000, AX; \
+	VPBROADCASTD AX, Z22; \
+	MOVL         $0xffff0000, AX; \
+	VPBROADCASTD AX, Z23
+
+// func packPairsAVX512(dst *float32, src *float32, ld int, cols int, width int, kc int, ds int)
+// For p < (kc+1)/2 and j < cols: dst[p*ds+j] = bf16(src[2p*ld+j]) |
+// bf16(src[(2p+1)*ld+j])<<16, the odd element 0 when 2p+1 == kc; lanes
+// cols <= j < width get 0 (cols <= width <= 16). The contiguous case: each
+// k step is a run of the panel's rows or columns, so a pair step combines
+// two source rows lane by lane.
+TEXT ·packPairsAVX512(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R9
+	SHLQ $2, R9
+	MOVQ ds+48(FP), R8
+	SHLQ $2, R8
+	BFCONSTS
+
+	MOVQ  cols+24(FP), CX
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K2
+	MOVQ  width+32(FP), CX
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K3
+	MOVQ  kc+40(FP), CX
+
+ploop:
+	CMPQ      CX, $2
+	JLT       ptail
+	VMOVUPS.Z (SI), K2, Z0
+	VMOVUPS.Z (SI)(R9*1), K2, Z1
+	ROUNDBF(Z0, Z2)
+	ROUNDBF(Z1, Z3)
+	VPSRLD     $16, Z2, Z2
+	VPTERNLOGD $0xF8, Z23, Z3, Z2 // Z2 |= Z3 & 0xffff0000
+	VMOVDQU32  Z2, K3, (DI)
+	LEAQ       (SI)(R9*2), SI
+	ADDQ       R8, DI
+	SUBQ       $2, CX
+	JMP        ploop
+
+ptail:
+	TESTQ     CX, CX
+	JZ        pdone
+	VMOVUPS.Z (SI), K2, Z0
+	ROUNDBF(Z0, Z2)
+	VPSRLD    $16, Z2, Z2
+	VMOVDQU32 Z2, K3, (DI)
+
+pdone:
+	VZEROUPPER
+	RET
+
+// func cvtRowsPairsAVX512(dst *float32, src *float32, ld int, rows int, kc int, ds int)
+// For i < rows and p < (kc+1)/2: dst[i*ds+p] = bf16(src[i*ld+2p]) |
+// bf16(src[i*ld+2p+1])<<16, the odd element 0 when 2p+1 == kc. The first
+// half of the transposing case: a row of the source runs along k, so
+// adjacent elements form a pair; 16 rounded floats narrow (VPMOVDW keeps
+// the low 16 bits of each dword) to 8 pair words. Nothing past the
+// (kc+1)/2 words of a destination row is written.
+TEXT ·cvtRowsPairsAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R9
+	SHLQ $2, R9
+	MOVQ ds+40(FP), R8
+	SHLQ $2, R8
+	BFCONSTS
+
+	// Tail of each row: R13 = kc mod 16 floats loaded (K2), rounded up to
+	// whole pairs for the words stored (K3).
+	MOVQ  kc+32(FP), R13
+	ANDQ  $15, R13
+	MOVL  $1, AX
+	MOVQ  R13, CX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K2
+	LEAQ  1(R13), CX
+	ANDQ  $-2, CX
+	MOVL  $1, AX
+	SHLL  CX, AX
+	DECL  AX
+	KMOVW AX, K3
+	MOVQ  rows+24(FP), BX
+
+rrow:
+	MOVQ SI, R10
+	MOVQ DI, R11
+	MOVQ kc+32(FP), CX
+
+rchunk:
+	CMPQ    CX, $16
+	JLT     rtail
+	VMOVUPS (R10), Z0
+	ROUNDBF(Z0, Z2)
+	VPSRLD  $16, Z2, Z2
+	VPMOVDW Z2, (R11)
+	ADDQ    $64, R10
+	ADDQ    $32, R11
+	SUBQ    $16, CX
+	JMP     rchunk
+
+rtail:
+	TESTQ     CX, CX
+	JZ        rnext
+	VMOVUPS.Z (R10), K2, Z0
+	ROUNDBF(Z0, Z2)
+	VPSRLD    $16, Z2, Z2
+	VPMOVDW   Z2, K3, (R11)
+
+rnext:
+	ADDQ R9, SI
+	ADDQ R8, DI
+	DECQ BX
+	JNZ  rrow
+
+	VZEROUPPER
+	RET
