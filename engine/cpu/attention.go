@@ -4,7 +4,6 @@ import (
 	"math"
 
 	"github.com/tinyrecursive/trm/engine"
-	"github.com/tinyrecursive/trm/engine/cpu/gemm"
 )
 
 // ropeJob rotates the q and k heads of rows of qkv.
@@ -43,128 +42,370 @@ func (b *Backend) Rope(qkv, cos, sin engine.Buf, batch, seq, heads, hd int, inve
 	*j = ropeJob{}
 }
 
-// softmaxJob turns score rows into probabilities and records each row's
-// log-sum-exp.
-type softmaxJob struct {
-	sc, lse []float32
-	seq     int
+// Attention runs in blocks, flash-attention style: the S x S scores of a
+// head never exist in full, only one block of them per worker, so the
+// activations are read a few times per block instead of once per GEMM
+// and softmax pass, and there is no per-call packing.
+//
+// A forward unit is one query block of one head. Per key block it writes
+// the scores S = Q K^T / sqrt(hd) into a tile, updates each row's running
+// max and sum (online softmax), rescales the row's output accumulator when
+// the max grew and adds P V; at the end it divides by the sum and records
+// lse = max + log(sum). A backward unit is one head: it recomputes P from
+// the saved lse, block by block, and accumulates dV and dK (over query
+// blocks) and dQ (over key blocks) in its own scratch. Every output element
+// is thus produced by one fixed sequence of operations, whatever the
+// thread count and whichever worker runs the unit; atomics or shared
+// accumulators would make the bits depend on the scheduling.
+//
+// Two kernels do the arithmetic, in AVX-512 or AVX2 assembly where the CPU
+// has them (attn_amd64.s) and in Go otherwise: qkTile, rows of a 4-row
+// interleaved panel times a transposed panel (the scores, and dP = dO V^T),
+// and axpyRows, rows += coefficients times rows of a matrix (P V, P^T dO,
+// dS^T Q, dS K), both over groups of 4 rows. The block sizes are constants,
+// so they never depend on the machine either.
+const (
+	attnQBlock = 64  // query rows per block, at most
+	attnKBlock = 128 // keys per block, at most: a transposed key block and its values fit in L1/L2
+)
+
+// attnPlan is the blocking of one attention call. Blocks are balanced: n
+// items in nb blocks, block i being [n*i/nb, n*(i+1)/nb).
+type attnPlan struct {
+	seq, heads, hd int
+	H, ld          int     // heads*hd, and 3*H: the row stride of qkv
+	nqb, nkb       int     // query and key blocks per head
+	bq4            int     // rows of the largest query block, rounded up to 4
+	bkp            int     // columns of the largest key block, rounded up to 16
+	scale          float32 // 1/sqrt(hd)
 }
 
-func (j *softmaxJob) run(_, lo, hi int) {
-	for r := lo; r < hi; r++ {
-		row := j.sc[r*j.seq : (r+1)*j.seq]
-		m := maxOf(row)
-		sum := expShiftSum(row, m)
-		scale(row, float32(1/sum))
-		j.lse[r] = m + float32(math.Log(sum))
+func newAttnPlan(seq, heads, hd int) attnPlan {
+	nqb, nkb := ceilDiv(seq, attnQBlock), ceilDiv(seq, attnKBlock)
+	return attnPlan{seq: seq, heads: heads, hd: hd, H: heads * hd, ld: 3 * heads * hd, nqb: nqb, nkb: nkb,
+		bq4: roundUp(ceilDiv(seq, nqb), 4), bkp: roundUp(ceilDiv(seq, nkb), 16), scale: float32(1 / math.Sqrt(float64(hd)))}
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+func roundUp(a, m int) int { return ceilDiv(a, m) * m }
+
+// qBlock and kBlock return the rows [lo, hi) of query and key block i.
+func (p *attnPlan) qBlock(i int) (lo, hi int) { return p.seq * i / p.nqb, p.seq * (i + 1) / p.nqb }
+func (p *attnPlan) kBlock(i int) (lo, hi int) { return p.seq * i / p.nkb, p.seq * (i + 1) / p.nkb }
+
+// panelLen is the size of one head's transposed keys (or values): per key
+// block an hd x bkp panel.
+func (p *attnPlan) panelLen() int { return p.hd * p.nkb * p.bkp }
+
+// packT writes the transposed key (or value) blocks of one head into
+// panels: block kb's element (c, j) at kb*hd*bkp + c*bkp + j, the columns
+// past the block's end up to a multiple of 16 zeroed (qkTile computes
+// them; they must be finite). src starts at the head's first row, row
+// stride ld.
+func (p *attnPlan) packT(panels, src []float32) {
+	for kb := 0; kb < p.nkb; kb++ {
+		j0, j1 := p.kBlock(kb)
+		nk := j1 - j0
+		panel := panels[kb*p.hd*p.bkp : (kb+1)*p.hd*p.bkp]
+		transposeTile(panel, p.bkp, src[j0*p.ld:], p.ld, nk, p.hd)
+		if nkp := roundUp(nk, 16); nkp > nk {
+			for c := 0; c < p.hd; c++ {
+				clear(panel[c*p.bkp+nk : c*p.bkp+nkp])
+			}
+		}
 	}
 }
 
-// Attention implements engine.Backend: per batch row, the scores of all
-// heads as one strided-batched GEMM (q k^T / sqrt(hd), heads hd apart in
-// the qkv rows), a softmax per score row that keeps its log-sum-exp, and
-// a second batched GEMM for p v. The S x S scores live only in a scratch
-// buffer of one batch row; the backward pass recomputes them from the lse.
-// FLOPs 4 S^2 hd per head (+ ~5 S^2 for the softmax); bytes ~(4 S hd + S^2) * 4 per head.
+// packRows4 copies rows [0, n) of src (row stride ld, hd columns) into the
+// 4-row interleaved panel ap that qkTile reads, element (r, c) at
+// ((r/4)*hd + c)*4 + r%4, and zeroes the rows up to the next multiple of 4.
+func packRows4(ap, src []float32, ld, n, hd int) {
+	for g := 0; g < ceilDiv(n, 4); g++ {
+		blk := ap[g*4*hd : (g+1)*4*hd]
+		for r := 0; r < 4; r++ {
+			if i := 4*g + r; i < n {
+				for c, v := range src[i*ld : i*ld+hd] {
+					blk[c*4+r] = v
+				}
+			} else {
+				for c := 0; c < hd; c++ {
+					blk[c*4+r] = 0
+				}
+			}
+		}
+	}
+}
+
+// attnJob is the forward pass; a unit is one query block of one head.
+type attnJob struct {
+	o, lse, x []float32
+	p         attnPlan
+	scr       []float32 // per-worker scratch, per floats apiece
+	per       int
+	ws        []workerScratch // per-worker float64 row sums
+}
+
+// attnFwdScratch is the forward's float32 scratch per worker: the
+// transposed keys of a head, the packed query block, its score tile, its
+// output accumulator and running maxima.
+func (p *attnPlan) fwdScratch() int {
+	return roundUp(p.panelLen()+2*p.bq4*p.hd+p.bq4*p.bkp+p.bq4, 16)
+}
+
+func (j *attnJob) run(w, lo, hi int) {
+	p := &j.p
+	hd, bkp, bq4 := p.hd, p.bkp, p.bq4
+	s := j.scr[w*j.per : (w+1)*j.per]
+	kt, s := s[:p.panelLen()], s[p.panelLen():]
+	ap, s := s[:bq4*hd], s[bq4*hd:]
+	acc, s := s[:bq4*hd], s[bq4*hd:]
+	sc, s := s[:bq4*bkp], s[bq4*bkp:]
+	m := s[:bq4]
+	l := j.ws[w].f64[:bq4]
+	cur := -1 // the head whose keys kt holds: consecutive units share it
+	for u := lo; u < hi; u++ {
+		bh, qb := u/p.nqb, u%p.nqb
+		b, h := bh/p.heads, bh%p.heads
+		xb := j.x[b*p.seq*p.ld:]
+		if bh != cur {
+			p.packT(kt, xb[p.H+h*hd:])
+			cur = bh
+		}
+		i0, i1 := p.qBlock(qb)
+		nq := i1 - i0
+		g := ceilDiv(nq, 4)
+		packRows4(ap, xb[i0*p.ld+h*hd:], p.ld, nq, hd)
+		clear(acc[:4*g*hd])
+		for kb := 0; kb < p.nkb; kb++ {
+			j0, j1 := p.kBlock(kb)
+			nk := j1 - j0
+			qkTile(sc, bkp, ap, hd, kt[kb*hd*bkp:], bkp, roundUp(nk, 16), g, p.scale)
+			for r := 0; r < nq; r++ {
+				row := sc[r*bkp : r*bkp+nk]
+				mb := maxOf(row)
+				if kb == 0 {
+					m[r], l[r] = mb, expShiftSum(row, mb)
+					continue
+				}
+				mn := max(m[r], mb)
+				sum := expShiftSum(row, mn)
+				if mn == m[r] {
+					l[r] += sum
+					continue
+				}
+				// The max grew: what was summed so far is e^(m_old - m_new) too large.
+				a := math.Exp(float64(m[r] - mn))
+				l[r] = l[r]*a + sum
+				scale(acc[r*hd:(r+1)*hd], float32(a))
+				m[r] = mn
+			}
+			axpyRows(acc, hd, sc, bkp, 1, xb[j0*p.ld+2*p.H+h*hd:], p.ld, nk, hd, g)
+		}
+		ob := j.o[(b*p.seq+i0)*p.H+h*hd:]
+		lb := j.lse[(b*p.heads+h)*p.seq+i0:]
+		for r := 0; r < nq; r++ {
+			dst := ob[r*p.H : r*p.H+hd]
+			copy(dst, acc[r*hd:(r+1)*hd])
+			scale(dst, float32(1/l[r]))
+			lb[r] = m[r] + float32(math.Log(l[r]))
+		}
+	}
+}
+
+// Attention implements engine.Backend in blocks (see attnPlan): units of
+// one query block of one head, each with its own slice of the scratch.
+// The lse of a row is max + log(sum of e^(s - max)), as a one-pass softmax
+// would give it.
+// FLOPs 4 S^2 hd per head (+ ~5 S^2 for the softmax); bytes: q, k, v and
+// out once per head plus k and v once per query block (4 S hd (1 + S/64) * 4).
 func (b *Backend) Attention(out, lse, qkv engine.Buf, batch, seq, heads, hd int) {
 	H := heads * hd
 	if !b.need("Attention", req{"out", out, batch * seq * H}, req{"lse", lse, batch * heads * seq}, req{"qkv", qkv, batch * seq * 3 * H}) {
 		return
 	}
-	o, l, x := f32s(out), f32s(lse), f32s(qkv)
-	qkScale := float32(1 / math.Sqrt(float64(hd)))
-	sc := b.scratch(0, heads*seq*seq)
-	j := &b.jobs.softmax
-	for bi := 0; bi < batch; bi++ {
-		xb := x[bi*seq*3*H:]
-		gemm.SgemmStridedBatched(false, true, seq, seq, hd, qkScale, xb, 3*H, hd, xb[H:], 3*H, hd, 0, sc, seq, seq*seq, heads)
-		*j = softmaxJob{sc: sc, lse: l[bi*heads*seq:], seq: seq}
-		b.pool.run(j, heads*seq, rowGrain(seq))
-		gemm.SgemmStridedBatched(false, false, seq, hd, seq, 1, sc, seq, seq*seq, xb[2*H:], 3*H, hd, 0, o[bi*seq*H:], H, hd, heads)
+	if batch*seq*heads*hd == 0 {
+		return
 	}
-	*j = softmaxJob{}
+	p := newAttnPlan(seq, heads, hd)
+	per := p.fwdScratch()
+	for w := range b.ws {
+		if cap(b.ws[w].f64) < p.bq4 {
+			b.ws[w].f64 = make([]float64, p.bq4)
+		}
+	}
+	j := &b.jobs.attn
+	*j = attnJob{o: f32s(out), lse: f32s(lse), x: f32s(qkv), p: p, scr: b.scratch(0, b.threads*per), per: per, ws: b.ws}
+	b.pool.run(j, batch*heads*p.nqb, 1)
+	*j = attnJob{}
 }
 
-// attnExpJob recomputes probability rows P = exp(S - lse) in place.
-type attnExpJob struct {
-	p, lse []float32
-	seq    int
+// attnBackJob is the backward pass; a unit is one head of one batch row.
+type attnBackJob struct {
+	dx, dO, x, o, lse []float32
+	p                 attnPlan
+	scr               []float32 // per-worker scratch, per floats apiece
+	per               int
 }
 
-func (j *attnExpJob) run(_, lo, hi int) {
-	for r := lo; r < hi; r++ {
-		expShiftSum(j.p[r*j.seq:(r+1)*j.seq], j.lse[r])
+// bwdScratch is the backward's scratch per worker: transposed keys and
+// values, the dK and dV accumulators of a head (block kb's rows at
+// kb*bkp*hd), the packed Q and dO of a query block, its P and dP tiles,
+// its dQ accumulator, lse and D = rowsum(dO * O).
+func (p *attnPlan) bwdScratch() int {
+	return roundUp(4*p.panelLen()+3*p.bq4*p.hd+2*p.bq4*p.bkp+2*p.bq4, 16)
+}
+
+func (j *attnBackJob) run(w, lo, hi int) {
+	p := &j.p
+	hd, bkp, bq4, ld, H := p.hd, p.bkp, p.bq4, p.ld, p.H
+	s := j.scr[w*j.per : (w+1)*j.per]
+	n := p.panelLen()
+	kt, vt, dk, dv, s := s[:n], s[n:2*n], s[2*n:3*n], s[3*n:4*n], s[4*n:]
+	qs, s := s[:bq4*hd], s[bq4*hd:]
+	dos, s := s[:bq4*hd], s[bq4*hd:]
+	dq, s := s[:bq4*hd], s[bq4*hd:]
+	P, s := s[:bq4*bkp], s[bq4*bkp:]
+	dP, s := s[:bq4*bkp], s[bq4*bkp:]
+	L, D := s[:bq4], s[bq4:2*bq4]
+	for bh := lo; bh < hi; bh++ {
+		b, h := bh/p.heads, bh%p.heads
+		xb, dxb := j.x[b*p.seq*ld:], j.dx[b*p.seq*ld:]
+		dob, ob := j.dO[b*p.seq*H+h*hd:], j.o[b*p.seq*H+h*hd:]
+		lb := j.lse[(b*p.heads+h)*p.seq:]
+		p.packT(kt, xb[H+h*hd:])
+		p.packT(vt, xb[2*H+h*hd:])
+		clear(dk)
+		clear(dv)
+		for qb := 0; qb < p.nqb; qb++ {
+			i0, i1 := p.qBlock(qb)
+			nq := i1 - i0
+			g := ceilDiv(nq, 4)
+			packRows4(qs, xb[i0*ld+h*hd:], ld, nq, hd)
+			packRows4(dos, dob[i0*H:], H, nq, hd)
+			for r := 0; r < nq; r++ {
+				i := i0 + r
+				L[r] = lb[i]
+				D[r] = float32(dot64(dob[i*H:i*H+hd], ob[i*H:i*H+hd]))
+			}
+			clear(dq[:4*g*hd])
+			for kb := 0; kb < p.nkb; kb++ {
+				j0, j1 := p.kBlock(kb)
+				nk := j1 - j0
+				nkp, gk := roundUp(nk, 16), ceilDiv(nk, 4)
+				// P = e^(Q K^T / sqrt(hd) - lse), the forward's scores exactly.
+				qkTile(P, bkp, qs, hd, kt[kb*hd*bkp:], bkp, nkp, g, p.scale)
+				for r := 0; r < nq; r++ {
+					expShiftSum(P[r*bkp:r*bkp+nk], L[r])
+				}
+				qkTile(dP, bkp, dos, hd, vt[kb*hd*bkp:], bkp, nkp, g, 1)
+				// dV_j += sum_i P_ij dO_i: the rows of P^T.
+				axpyRows(dv[kb*bkp*hd:], hd, P, 1, bkp, dob[i0*H:], H, nq, hd, gk)
+				for r := 0; r < nq; r++ {
+					pdsub(dP[r*bkp:r*bkp+nk], P[r*bkp:r*bkp+nk], D[r])
+				}
+				// dP now holds dS = P (dP - D); dK_j += sum_i dS_ij q_i, dQ_i += sum_j dS_ij k_j.
+				axpyRows(dk[kb*bkp*hd:], hd, dP, 1, bkp, xb[i0*ld+h*hd:], ld, nq, hd, gk)
+				axpyRows(dq, hd, dP, bkp, 1, xb[j0*ld+H+h*hd:], ld, nk, hd, g)
+			}
+			for r := 0; r < nq; r++ {
+				dst := dxb[(i0+r)*ld+h*hd : (i0+r)*ld+h*hd+hd]
+				copy(dst, dq[r*hd:(r+1)*hd])
+				scale(dst, p.scale)
+			}
+		}
+		for kb := 0; kb < p.nkb; kb++ {
+			j0, j1 := p.kBlock(kb)
+			for r := 0; r < j1-j0; r++ {
+				row := dxb[(j0+r)*ld:]
+				src := kb*bkp*hd + r*hd
+				dst := row[H+h*hd : H+h*hd+hd]
+				copy(dst, dk[src:src+hd])
+				scale(dst, p.scale)
+				copy(row[2*H+h*hd:2*H+h*hd+hd], dv[src:src+hd])
+			}
+		}
 	}
 }
 
-// attnDSJob turns dP rows into dS = P * (dP - rowsum(dO * O)).
-type attnDSJob struct {
-	p, dp, dO, o   []float32
-	seq, hd, width int
-}
-
-func (j *attnDSJob) run(_, lo, hi int) {
-	seq, hd, H := j.seq, j.hd, j.width
-	for r := lo; r < hi; r++ {
-		h, i := r/seq, r%seq
-		D := dot(j.dO[i*H+h*hd:i*H+(h+1)*hd], j.o[i*H+h*hd:i*H+(h+1)*hd])
-		pdsub(j.dp[r*seq:(r+1)*seq], j.p[r*seq:(r+1)*seq], D)
-	}
-}
-
-// AttentionBackward implements engine.Backend, per batch row with
-// strided-batched GEMMs over the heads: P = exp(q k^T/sqrt(hd) - lse)
-// recomputed, dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)),
+// AttentionBackward implements engine.Backend in blocks (see attnPlan),
+// one unit per head: P = e^(q k^T/sqrt(hd) - lse) recomputed per block,
+// dV = P^T dO, dP = dO V^T, dS = P (dP - rowsum(dO * O)),
 // dQ = dS K / sqrt(hd), dK = dS^T Q / sqrt(hd).
-// FLOPs 10 S^2 hd per head (8 for the gradients, 2 to recompute P).
+// FLOPs 10 S^2 hd per head (8 for the gradients, 2 to recompute the
+// scores); bytes: qkv, out, dout and dqkv once, q and dO once per key
+// block ((9 S hd + 2 S hd S/128) * 4).
 func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse engine.Buf, batch, seq, heads, hd int) {
 	H := heads * hd
 	if !b.need("AttentionBackward", req{"dqkv", dqkv, batch * seq * 3 * H}, req{"dout", dout, batch * seq * H},
 		req{"qkv", qkv, batch * seq * 3 * H}, req{"out", out, batch * seq * H}, req{"lse", lse, batch * heads * seq}) {
 		return
 	}
-	dx, dO, x, o, l := f32s(dqkv), f32s(dout), f32s(qkv), f32s(out), f32s(lse)
-	qkScale := float32(1 / math.Sqrt(float64(hd)))
-	P := b.scratch(0, heads*seq*seq)
-	dP := b.scratch(1, heads*seq*seq)
-	je, jd := &b.jobs.attnExp, &b.jobs.attnDS
-	for bi := 0; bi < batch; bi++ {
-		xb, db := x[bi*seq*3*H:], dx[bi*seq*3*H:]
-		dOb, ob, lb := dO[bi*seq*H:], o[bi*seq*H:], l[bi*heads*seq:]
-		gemm.SgemmStridedBatched(false, true, seq, seq, hd, qkScale, xb, 3*H, hd, xb[H:], 3*H, hd, 0, P, seq, seq*seq, heads)
-		*je = attnExpJob{p: P, lse: lb, seq: seq}
-		b.pool.run(je, heads*seq, rowGrain(seq))
-		gemm.SgemmStridedBatched(true, false, seq, hd, seq, 1, P, seq, seq*seq, dOb, H, hd, 0, db[2*H:], 3*H, hd, heads)
-		gemm.SgemmStridedBatched(false, true, seq, seq, hd, 1, dOb, H, hd, xb[2*H:], 3*H, hd, 0, dP, seq, seq*seq, heads)
-		*jd = attnDSJob{p: P, dp: dP, dO: dOb, o: ob, seq: seq, hd: hd, width: H}
-		b.pool.run(jd, heads*seq, rowGrain(seq))
-		gemm.SgemmStridedBatched(false, false, seq, hd, seq, qkScale, dP, seq, seq*seq, xb[H:], 3*H, hd, 0, db, 3*H, hd, heads)
-		gemm.SgemmStridedBatched(true, false, seq, hd, seq, qkScale, dP, seq, seq*seq, xb, 3*H, hd, 0, db[H:], 3*H, hd, heads)
+	if batch*seq*heads*hd == 0 {
+		return
 	}
-	*je, *jd = attnExpJob{}, attnDSJob{}
+	p := newAttnPlan(seq, heads, hd)
+	per := p.bwdScratch()
+	j := &b.jobs.attnBack
+	*j = attnBackJob{dx: f32s(dqkv), dO: f32s(dout), x: f32s(qkv), o: f32s(out), lse: f32s(lse), p: p,
+		scr: b.scratch(0, b.threads*per), per: per}
+	b.pool.run(j, batch*heads, 1)
+	*j = attnBackJob{}
 }
 
-// dot is a float32 dot product with four partial sums (a fixed order).
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
+// qkTile writes s[r*lds+j] = scale * sum_c a(r, c) bt[c*ldb+j] for the
+// rows r < 4*groups and columns j < n (a multiple of 16), where ap is a
+// 4-row interleaved panel (packRows4) of hd columns. Each sum runs over c
+// in order, then is scaled.
+func qkTile(s []float32, lds int, ap []float32, hd int, bt []float32, ldb, n, groups int, scale float32) {
+	if n == 0 || groups == 0 {
+		return
 	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
+	// Bounds for the assembly: the last elements it reads and writes.
+	_ = s[(4*groups-1)*lds+n-1]
+	_ = ap[4*groups*hd-1]
+	_ = bt[(hd-1)*ldb+n-1]
+	if archQKTile(s, lds, ap, hd, bt, ldb, n, groups, scale) {
+		return
 	}
-	return (s0 + s1) + (s2 + s3)
+	for r := 0; r < 4*groups; r++ {
+		row := s[r*lds : r*lds+n]
+		clear(row)
+		a := ap[(r/4)*4*hd+r%4:]
+		for c := 0; c < hd; c++ {
+			av, br := a[c*4], bt[c*ldb:c*ldb+n]
+			for k, v := range br {
+				row[k] += av * v
+			}
+		}
+		for k := range row {
+			row[k] *= scale
+		}
+	}
 }
 
-// axpy computes y += alpha * x.
-func axpy(y []float32, alpha float32, x []float32) {
-	x = x[:len(y)]
-	for i := range y {
-		y[i] += alpha * x[i]
+// axpyRows adds to the rows r < 4*groups of o (row stride ldo) the
+// combination o[r*ldo+col] += sum_k c[r*rs+k*ks] x[k*ldx+col] for k < n,
+// col < w, in increasing k. The strides of c let one kernel take the
+// coefficients from the rows of a tile (rs = ld, ks = 1) or from its
+// columns (rs = 1, ks = ld): P V and P^T dO alike.
+func axpyRows(o []float32, ldo int, c []float32, rs, ks int, x []float32, ldx, n, w, groups int) {
+	if n == 0 || groups == 0 || w == 0 {
+		return
+	}
+	_ = o[(4*groups-1)*ldo+w-1]
+	_ = c[(4*groups-1)*rs+(n-1)*ks]
+	_ = x[(n-1)*ldx+w-1]
+	col := archAxpyRows(o, ldo, c, rs, ks, x, ldx, n, w, groups)
+	if col == w {
+		return
+	}
+	for r := 0; r < 4*groups; r++ {
+		row := o[r*ldo+col : r*ldo+w]
+		for k := 0; k < n; k++ {
+			cf, xr := c[r*rs+k*ks], x[k*ldx+col:k*ldx+w]
+			for t, v := range xr {
+				row[t] += cf * v
+			}
+		}
 	}
 }

@@ -52,9 +52,8 @@ type jobs struct {
 	swiglu     swigluJob
 	swigluBack swigluBackJob
 	rope       ropeJob
-	softmax    softmaxJob
-	attnExp    attnExpJob
-	attnDS     attnDSJob
+	attn       attnJob
+	attnBack   attnBackJob
 	embed      embedJob
 	embedBack  embedBackJob
 	actReset   actResetJob
