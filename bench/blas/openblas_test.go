@@ -92,6 +92,9 @@ func operands(s shape) (a, b, c []float32, lda, ldb, ldc, sa, sb, sc int) {
 	return fill(s.batch * sa), fill(s.batch * sb), make([]float32, s.batch*sc), lda, ldb, ldc, sa, sb, sc
 }
 
+// burst is the number of timed calls of each library per iteration.
+const burst = 4
+
 // BenchmarkVsOpenBLAS times our GEMM and OpenBLAS's on each shape, each
 // iteration running both, and reports the best time of each as GFLOP/s,
 // their ratio, and both as a share of the FMA peak measured at the start of
@@ -124,29 +127,33 @@ func BenchmarkVsOpenBLAS(b *testing.B) {
 			bestOurs, bestTheirs := time.Duration(1<<62), time.Duration(1<<62)
 			b.ResetTimer()
 			for i := range b.N {
-				// Alternate which library goes first, and give each an
-				// untimed call right before its timed one: after the pause
-				// an idle core takes milliseconds to come back (measured:
+				// Alternate which library goes first, and time each in a
+				// short burst of calls after an untimed one: after the
+				// pause an idle core takes a while to come back (measured:
 				// our 1552x3072x512 product at 277 GFLOP/s right after a
 				// 100 ms sleep, 386 after a 10 ms one, while one thread
-				// alone is unaffected), so timing a call straight after
-				// the pause measures the virtual machine's wake-up, and
-				// always pausing before the same library would favour the
-				// other.
+				// alone is unaffected; 8 products of 97x64x97 take 52 us
+				// on one thread, less than the second core needs to wake),
+				// so timing one call straight after the pause measures
+				// the virtual machine's wake-up, and always pausing
+				// before the same library would favour the other.
 				first, second := ours, theirs
 				bestFirst, bestSecond := &bestOurs, &bestTheirs
 				if i%2 == 1 {
 					first, second = theirs, ours
 					bestFirst, bestSecond = &bestTheirs, &bestOurs
 				}
-				first()
-				t := time.Now()
-				first()
-				*bestFirst = min(*bestFirst, time.Since(t))
-				second()
-				t = time.Now()
-				second()
-				*bestSecond = min(*bestSecond, time.Since(t))
+				for _, lib := range []struct {
+					f    func()
+					best *time.Duration
+				}{{first, bestFirst}, {second, bestSecond}} {
+					lib.f()
+					for range burst {
+						t := time.Now()
+						lib.f()
+						*lib.best = min(*lib.best, time.Since(t))
+					}
+				}
 				b.StopTimer()
 				time.Sleep(100 * time.Millisecond)
 				b.StartTimer()
