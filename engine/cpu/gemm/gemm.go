@@ -3,19 +3,22 @@
 //
 // The implementation follows the usual packed, cache-blocked scheme:
 //
-//	for each K block (kc deep)                  -> pack all of op(A)[:, block] once
-//	  for each N block (nc wide)                -> pack op(B)[block, block] (sized for L2)
-//	    for each A micro-panel (mr rows)        -> stays in L1 for the whole sweep
-//	      for each B micro-panel (nr columns)   -> streamed from L2
-//	        micro-kernel: mr x nr tile of C held in registers
+//	for each K block (kc deep)
+//	  for each chunk of op(A) rows              -> packed into micro-panels (mr rows)
+//	    for each N block (nc wide)              -> op(B) block packed once per K block (sized for L2)
+//	      for each A micro-panel (mr rows)      -> stays in L1 for the whole sweep
+//	        for each B micro-panel (nr columns) -> streamed from L2
+//	          micro-kernel: mr x nr tile of C held in registers
 //
-// With several threads each block is done in two phases, packing then
-// computing, and the work of a phase is split into units (groups of panels
-// to pack, runs of C tiles to compute) that workers claim dynamically. Dynamic claiming only changes who computes a tile, never how:
-// every element of C is produced by exactly one micro-kernel call per K
-// block, the K blocks are visited in a fixed order, and the K partition
-// depends only on k and the kernel variant. Results are therefore bit-identical
-// for any thread count or scheduling.
+// With several threads, C is cut into slabs along M or N (slab.go): the
+// operand along the cut is packed privately by the slab's thread, the
+// other is packed once, by whichever thread first needs each group of its
+// panels, and shared; there is no barrier between K blocks. The cut only
+// changes who computes a tile, never how: every element of C is produced
+// by exactly one micro-kernel call per K block, the K blocks are visited
+// in a fixed order, and the K partition depends only on k and the kernel
+// variant. Results are therefore bit-identical for any thread count or
+// scheduling.
 package gemm
 
 import (
