@@ -48,10 +48,16 @@ func StepConfigs() []struct {
 
 // BenchmarkStep times one training step (forward, loss head, backward; no
 // optimizer) from a fresh carry, so every slot runs the full recursion.
+// The GEMM precision is the CPU backend's default (fp32) unless
+// TRM_CPU_GEMM says otherwise.
 func BenchmarkStep(b *testing.B) {
 	for _, sc := range StepConfigs() {
 		b.Run(sc.Name, func(b *testing.B) {
-			be := cpu.New(0)
+			// TRM_CPU_GEMM=bf16 times the bf16 GEMM mode (see cpu.NewFromEnv).
+			be, err := cpu.NewFromEnv(0)
+			if err != nil {
+				b.Fatal(err)
+			}
 			m, err := engine.NewModel(sc.Cfg, be, engine.Options{Backward: true})
 			if err != nil {
 				b.Fatal(err)

@@ -20,7 +20,8 @@ func openBackend(spec string, threads int) (engine.Backend, error) {
 		if _, err := wantsParallel("cpu"); err != nil {
 			return nil, err
 		}
-		return cpu.New(threads), nil
+		// TRM_CPU_GEMM=bf16 selects bf16 GEMM operands (AVX512_BF16 only).
+		return cpu.NewFromEnv(threads)
 	case spec == "cuda" || strings.HasPrefix(spec, "cuda:"):
 		if cudaBackend == nil {
 			return nil, fmt.Errorf("--device %s: this trm-train was built without CUDA; build it with `make cuda` (go build -tags cuda) on a machine with the CUDA toolkit, or use --device cpu", spec)

@@ -22,6 +22,7 @@ import (
 // Backend runs the engine's ops on the CPU.
 type Backend struct {
 	threads int
+	gemm    GemmMode     // GEMM precision (NewWithOptions); fp32 from New
 	err     error        // first error since the last Sync
 	scr     [2][]float32 // op scratch (attention scores), grown on demand and kept
 	pool    *pool        // long-lived workers
@@ -93,7 +94,12 @@ func New(threads int) *Backend {
 }
 
 // Name implements engine.Backend.
-func (b *Backend) Name() string { return fmt.Sprintf("cpu(%d threads)", b.threads) }
+func (b *Backend) Name() string {
+	if b.gemm != GemmFP32 {
+		return fmt.Sprintf("cpu(%d threads, %v GEMM)", b.threads, b.gemm)
+	}
+	return fmt.Sprintf("cpu(%d threads)", b.threads)
+}
 
 // Threads returns the number of worker goroutines.
 func (b *Backend) Threads() int { return b.threads }
@@ -344,11 +350,16 @@ func (b *Backend) Gemm(g engine.Gemm) {
 		return
 	}
 	a, bb, c := f32s(g.A), f32s(g.B), f32s(g.C)
-	if batch == 1 {
+	switch {
+	case b.gemm == GemmBF16 && batch == 1:
+		gemm.SgemmBF16(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, bb, g.Ldb, g.Beta, c, g.Ldc)
+	case b.gemm == GemmBF16:
+		gemm.SgemmStridedBatchedBF16(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, g.StrideA, bb, g.Ldb, g.StrideB, g.Beta, c, g.Ldc, g.StrideC, batch)
+	case batch == 1:
 		gemm.Sgemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, bb, g.Ldb, g.Beta, c, g.Ldc)
-		return
+	default:
+		gemm.SgemmStridedBatched(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, g.StrideA, bb, g.Ldb, g.StrideB, g.Beta, c, g.Ldc, g.StrideC, batch)
 	}
-	gemm.SgemmStridedBatched(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, g.StrideA, bb, g.Ldb, g.StrideB, g.Beta, c, g.Ldc, g.StrideC, batch)
 }
 
 // copyJob copies rows (or, for a single row, column ranges).

@@ -536,3 +536,49 @@ func TestSgemmBF16ZeroAllocs(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkSgemmPrecision times SgemmBF16 and Sgemm on the engine's shapes
+// (benchShapes), one after the other per shape, so that with -count N the
+// two alternate on the shared machine; GFLOP/s counts 2mnk per call.
+func BenchmarkSgemmPrecision(b *testing.B) {
+	skipNoBF16(b)
+	for _, s := range benchShapes {
+		for _, prec := range []string{"fp32", "bf16"} {
+			b.Run(s.name+"/"+prec, func(b *testing.B) { benchPrecision(b, s, prec == "bf16") })
+		}
+	}
+}
+
+func benchPrecision(b *testing.B, s benchShape, bf16 bool) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	ar, ac := s.m, s.k
+	if s.transA {
+		ar, ac = s.k, s.m
+	}
+	br, bc := s.k, s.n
+	if s.transB {
+		br, bc = s.n, s.k
+	}
+	sa, sb, sc := ar*ac, br*bc, s.m*s.n
+	a := randSlice(rng, s.batch*sa)
+	bm := randSlice(rng, s.batch*sb)
+	c := make([]float32, s.batch*sc)
+	gemm, batched := Sgemm, SgemmStridedBatched
+	if bf16 {
+		gemm, batched = SgemmBF16, SgemmStridedBatchedBF16
+	}
+	call := func() {
+		if s.batch == 1 {
+			gemm(s.transA, s.transB, s.m, s.n, s.k, 1, a, ac, bm, bc, 0, c, s.n)
+			return
+		}
+		batched(s.transA, s.transB, s.m, s.n, s.k, 1, a, ac, sa, bm, bc, sb, 0, c, s.n, sc, s.batch)
+	}
+	call()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		call()
+	}
+	flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(s.batch)
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}

@@ -1,0 +1,92 @@
+package cpu
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/tinyrecursive/trm/engine/cpu/gemm"
+)
+
+// GemmMode selects the precision of the backend's matrix products, like
+// the CUDA backend's mode of the same name.
+type GemmMode int
+
+// GEMM modes.
+const (
+	// GemmFP32 is true fp32 (package gemm's Sgemm): golden parity with the
+	// PyTorch reference within float32 tolerances. The default.
+	GemmFP32 GemmMode = iota
+	// GemmBF16 rounds both operands of every product to bf16 and
+	// accumulates in fp32 (gemm.SgemmBF16, VDPBF16PS): the reference's
+	// bf16 training precision and the CUDA backend's default, about twice
+	// the fp32 GEMM's arithmetic rate. It needs AVX512_BF16.
+	GemmBF16
+)
+
+func (m GemmMode) String() string {
+	switch m {
+	case GemmFP32:
+		return "fp32"
+	case GemmBF16:
+		return "bf16"
+	}
+	return fmt.Sprintf("GemmMode(%d)", int(m))
+}
+
+// GemmEnv is the environment variable NewFromEnv reads the GEMM mode from.
+const GemmEnv = "TRM_CPU_GEMM"
+
+// ParseGemmMode parses "fp32" or "bf16" (and "" as the default, fp32).
+func ParseGemmMode(s string) (GemmMode, error) {
+	switch s {
+	case "", "fp32":
+		return GemmFP32, nil
+	case "bf16":
+		return GemmBF16, nil
+	}
+	return 0, fmt.Errorf("%q: want fp32 or bf16", s)
+}
+
+// Options configure a Backend.
+type Options struct {
+	// Threads is the number of worker goroutines (0: all cores).
+	Threads int
+	// Gemm is the GEMM precision (default fp32).
+	Gemm GemmMode
+}
+
+// NewWithOptions returns a CPU backend. Asking for bf16 GEMMs on a CPU
+// without AVX512_BF16 is an error: there is no silent fallback to fp32,
+// which would train at a different precision than asked.
+func NewWithOptions(opt Options) (*Backend, error) {
+	switch opt.Gemm {
+	case GemmFP32:
+	case GemmBF16:
+		if !gemm.BF16Supported() {
+			return nil, fmt.Errorf("cpu backend: bf16 GEMMs need a CPU with AVX512_BF16 (VDPBF16PS), and this one lacks it; use fp32")
+		}
+	default:
+		return nil, fmt.Errorf("cpu backend: unknown GEMM mode %v", opt.Gemm)
+	}
+	b := New(opt.Threads)
+	b.gemm = opt.Gemm
+	return b, nil
+}
+
+// NewFromEnv returns a backend with threads workers (0: all cores) and the
+// GEMM mode named by TRM_CPU_GEMM=fp32|bf16 (unset or empty: fp32); an
+// invalid value, or bf16 where the CPU lacks AVX512_BF16, is an error.
+func NewFromEnv(threads int) (*Backend, error) {
+	mode, err := ParseGemmMode(os.Getenv(GemmEnv))
+	if err != nil {
+		return nil, fmt.Errorf("%s=%w", GemmEnv, err)
+	}
+	b, err := NewWithOptions(Options{Threads: threads, Gemm: mode})
+	if err != nil {
+		return nil, fmt.Errorf("%s=%s: %w", GemmEnv, mode, err)
+	}
+	return b, nil
+}
+
+// GemmMode returns the backend's GEMM precision.
+func (b *Backend) GemmMode() GemmMode { return b.gemm }

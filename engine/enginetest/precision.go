@@ -1,0 +1,126 @@
+package enginetest
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/tinyrecursive/trm/engine"
+)
+
+// RunPrecision compares a reduced-precision backend (f, e.g. bf16 GEMM
+// operands) with a full-precision one (ref) under tol (BF16Step for bf16):
+// one training step from a fresh carry for every StepConfig (three
+// parameter seeds) and for every golden case, on the reference's weights
+// and batch. The floating-point outputs are compared (losses, logits,
+// halting logits, carries, every gradient); see BF16Steps for why not the
+// integer ones. The determinism of f across thread counts is a separate
+// check (RunDeterminism).
+func RunPrecision(t *testing.T, f, ref Factory, tol Tolerance) {
+	t.Run("Steps", func(t *testing.T) {
+		for name, cfg := range StepConfigs() {
+			t.Run(name, func(t *testing.T) {
+				for seed := uint64(1); seed <= 3; seed++ {
+					want := precisionStep(t, ref(), cfg, seed)
+					got := precisionStep(t, f(), cfg, seed)
+					tol.Check(t, fmt.Sprintf("training step, seed %d", seed), got, want)
+				}
+			})
+		}
+	})
+	t.Run("Golden", func(t *testing.T) {
+		for _, dir := range GoldenCases(t) {
+			t.Run(filepath.Base(dir), func(t *testing.T) {
+				cfg, err := engine.LoadConfig(filepath.Join(dir, "config.json"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				params, err := engine.LoadState(filepath.Join(dir, "weights.safetensors"), engine.NewLayout(cfg))
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch := openGolden(t, filepath.Join(dir, "batch.safetensors"))
+				in, labels, pids := batch.i32("inputs"), batch.i32("labels"), batch.i32("puzzle_identifiers")
+				want := precisionGolden(t, ref(), cfg, params, in, labels, pids)
+				got := precisionGolden(t, f(), cfg, params, in, labels, pids)
+				for i, name := range []string{"logits", "q_halt_logits", "q_continue_logits", "lm_loss", "z_H", "z_L", "gradients", "puzzle gradients"} {
+					tol.Check(t, name, got[i], want[i])
+				}
+			})
+		}
+	})
+}
+
+// precisionStep runs a training step (forward, loss, backward) of cfg from
+// a fresh carry, with parameters from seed, and returns the losses,
+// logits, carry and gradients.
+func precisionStep(t *testing.T, be engine.Backend, cfg engine.Config, seed uint64) []float64 {
+	t.Helper()
+	m, err := engine.NewModel(cfg, be, engine.Options{Backward: true, ExplorationSeed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetParams(engine.InitParams(m.Layout, seed)); err != nil {
+		t.Fatal(err)
+	}
+	B, L := cfg.BatchSize, cfg.SeqLen
+	in, labels, pids := make([]int32, B*L), make([]int32, B*L), make([]int32, B)
+	for i := range in {
+		in[i] = int32((i * 7) % cfg.VocabSize)
+		labels[i] = int32((i * 3) % cfg.VocabSize)
+	}
+	for i := range pids {
+		pids[i] = int32(i % cfg.NumPuzzleIdentifiers)
+	}
+	if err := m.SetBatch(in, labels, pids); err != nil {
+		t.Fatal(err)
+	}
+	c := m.NewCarry()
+	if err := m.Step(c, engine.StepOptions{Train: true, Backward: true, GradScale: 1 / float32(B)}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Result(c, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zH, zL, err := m.CarryState(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, l, err := m.Gradients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := append([]float64(nil), r.LMLoss...)
+	for _, v := range [][]float32{r.Logits, r.QHalt, r.QContinue, zH, zL, g, l} {
+		out = append(out, f64(v)...)
+	}
+	return out
+}
+
+// precisionGolden runs a golden case's training step and returns its
+// floating-point outputs in the order RunPrecision names them.
+func precisionGolden(t *testing.T, be engine.Backend, cfg engine.Config, p *engine.Params, in, labels, pids []int32) [][]float64 {
+	t.Helper()
+	m := newGoldenModel(t, be, cfg, p, true)
+	if err := m.SetBatch(in, labels, pids); err != nil {
+		t.Fatal(err)
+	}
+	c := m.NewCarry()
+	if err := m.Step(c, engine.StepOptions{Train: true, Backward: true, GradScale: 1}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Result(c, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zH, zL, err := m.CarryState(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, l, err := m.Gradients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return [][]float64{f64(r.Logits), f64(r.QHalt), f64(r.QContinue), r.LMLoss, f64(zH), f64(zL), f64(g), f64(l)}
+}
