@@ -47,9 +47,14 @@ func TestMain(m *testing.M) {
 }
 
 // shape is one GEMM of a training step of the benchmark configs
-// (bench.StepConfigs): B*S = 16*97 = 1552 rows at hidden 512, the MLP
-// 2*1536, the sequence MLP of the MLP-T config on [B*H, S] = 8192 x 97,
-// the small config's 64*81 rows at hidden 128, and attention per head.
+// (bench.StepConfigs), as the CPU backend issues them: every distinct
+// product of the three steps except the tiny ones of the heads (a few
+// MFLOP each). Sudoku: B*S = 16*97 = 1552 rows at hidden 512, the MLP
+// 2*1536, attention projections 3*512 and 512; the sequence MLP of the
+// MLP-T config on [B*H, S] = 8192 x 97 (hidden 2*512); the small config's
+// 64*97 = 6208 rows at hidden 128 (MLP 2*512, qkv 384). Forward products
+// are NT (x W^T), input gradients NN, weight gradients TN. Attention
+// itself is the CPU backend's blocked kernel, not a GEMM.
 type shape struct {
 	name           string
 	transA, transB bool
@@ -59,15 +64,34 @@ type shape struct {
 var shapes = []shape{
 	{"fwd_up_NT_1552x3072x512", false, true, 1552, 3072, 512, 1},
 	{"fwd_down_NT_1552x512x1536", false, true, 1552, 512, 1536, 1},
+	{"fwd_qkv_NT_1552x1536x512", false, true, 1552, 1536, 512, 1},
+	{"fwd_o_NT_1552x512x512", false, true, 1552, 512, 512, 1},
 	{"dX_up_NN_1552x512x3072", false, false, 1552, 512, 3072, 1},
+	{"dX_down_NN_1552x1536x512", false, false, 1552, 1536, 512, 1},
+	{"dX_qkv_NN_1552x512x1536", false, false, 1552, 512, 1536, 1},
+	{"dX_o_NN_1552x512x512", false, false, 1552, 512, 512, 1},
 	{"dW_up_TN_3072x512x1552", true, false, 3072, 512, 1552, 1},
 	{"dW_down_TN_512x1536x1552", true, false, 512, 1536, 1552, 1},
+	{"dW_qkv_TN_1536x512x1552", true, false, 1536, 512, 1552, 1},
+	{"dW_o_TN_512x512x1552", true, false, 512, 512, 1552, 1},
 	{"mlpt_up_NT_8192x1024x97", false, true, 8192, 1024, 97, 1},
 	{"mlpt_down_NT_8192x97x512", false, true, 8192, 97, 512, 1},
-	{"mlpt_dW_TN_1024x97x8192", true, false, 1024, 97, 8192, 1},
+	{"mlpt_dX_up_NN_8192x97x1024", false, false, 8192, 97, 1024, 1},
+	{"mlpt_dX_down_NN_8192x512x97", false, false, 8192, 512, 97, 1},
+	{"mlpt_dW_up_TN_1024x97x8192", true, false, 1024, 97, 8192, 1},
+	{"mlpt_dW_down_TN_97x512x8192", true, false, 97, 512, 8192, 1},
 	{"small_qkv_NT_6208x384x128", false, true, 6208, 384, 128, 1},
-	{"attn_QK_NT_8x97x97x64", false, true, 97, 97, 64, 8},
-	{"attn_PV_NN_8x97x64x97", false, false, 97, 64, 97, 8},
+	{"small_o_NT_6208x128x128", false, true, 6208, 128, 128, 1},
+	{"small_up_NT_6208x1024x128", false, true, 6208, 1024, 128, 1},
+	{"small_down_NT_6208x128x512", false, true, 6208, 128, 512, 1},
+	{"small_dX_up_NN_6208x128x1024", false, false, 6208, 128, 1024, 1},
+	{"small_dX_down_NN_6208x512x128", false, false, 6208, 512, 128, 1},
+	{"small_dX_qkv_NN_6208x128x384", false, false, 6208, 128, 384, 1},
+	{"small_dX_o_NN_6208x128x128", false, false, 6208, 128, 128, 1},
+	{"small_dW_up_TN_1024x128x6208", true, false, 1024, 128, 6208, 1},
+	{"small_dW_down_TN_128x512x6208", true, false, 128, 512, 6208, 1},
+	{"small_dW_qkv_TN_384x128x6208", true, false, 384, 128, 6208, 1},
+	{"small_dW_o_TN_128x128x6208", true, false, 128, 128, 6208, 1},
 }
 
 // operands returns random A, B, C for s, with leading dimensions of the
