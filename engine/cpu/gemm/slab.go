@@ -67,7 +67,7 @@ type plan struct {
 	mTiles int  // micro-panels of A (mr rows each)
 	nTiles int  // micro-panels of B (nr columns each)
 	slabs  int  // number of slabs
-	per    int  // panels of the cut dimension per slab
+	cut    int  // panels along the cut dimension
 	kcs    int  // K block depth
 	ncT    int  // N block width in B panels
 	chunk  int  // A panels packed at a time in an M slab
@@ -97,8 +97,7 @@ func (pl *plan) setup(p *problem, kern *kernel, slabs int) {
 		cut = pl.nTiles
 	}
 	pl.slabs = min(slabs, cut)
-	pl.per = ceilDiv(cut, pl.slabs)
-	pl.slabs = ceilDiv(cut, pl.per)
+	pl.cut = cut
 	if pl.splitN {
 		pl.group = fusedGroup
 		pl.groups = ceilDiv(pl.mTiles, pl.group)
@@ -175,12 +174,9 @@ func (pl *plan) wait(st *atomic.Uint64) {
 
 // runSlab computes slab s over the K blocks of the current super-block.
 func (pl *plan) runSlab(s int, ws *workspace) {
-	t0 := s * pl.per
-	cut := pl.mTiles
-	if pl.splitN {
-		cut = pl.nTiles
-	}
-	t1 := min(t0+pl.per, cut)
+	// Balanced slabs (sizes differ by at most one panel): 37 panels in 4
+	// slabs of 10, 10, 10 and 7 would leave two threads 20 and 17.
+	t0, t1 := s*pl.cut/pl.slabs, (s+1)*pl.cut/pl.slabs
 	for kb := pl.kb0; kb < pl.kb1; kb++ {
 		pc := kb * pl.kcs
 		kcb := min(pl.kcs, pl.p.k-pc)
