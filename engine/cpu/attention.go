@@ -62,11 +62,17 @@ func (b *Backend) Rope(qkv, cos, sin engine.Buf, batch, seq, heads, hd int, inve
 // has them (attn_amd64.s) and in Go otherwise: qkTile, rows of a 4-row
 // interleaved panel times a transposed panel (the scores, and dP = dO V^T),
 // and axpyRows, rows += coefficients times rows of a matrix (P V, P^T dO,
-// dS^T Q, dS K), both over groups of 4 rows. The block sizes are constants,
-// so they never depend on the machine either.
-const (
-	attnQBlock = 64  // query rows per block, at most
-	attnKBlock = 128 // keys per block, at most: a transposed key block and its values fit in L1/L2
+// dS^T Q, dS K), both over groups of 4 rows. The block sizes are fixed
+// (variables only so that tests can shrink them), so they never depend on
+// the machine either.
+var (
+	// attnQBlock is the most query rows per block: a Sudoku or maze
+	// sequence (81-97 tokens with the puzzle prefix) is one block.
+	attnQBlock = 128
+	// attnKBlock is the most keys per block: up to it a row's softmax is
+	// one pass; ARC's 916 keys are two blocks, whose score tile (128 x
+	// 464 floats) stays in L2.
+	attnKBlock = 512
 )
 
 // attnPlan is the blocking of one attention call. Blocks are balanced: n
@@ -122,17 +128,30 @@ func (p *attnPlan) packT(panels, src []float32) {
 func packRows4(ap, src []float32, ld, n, hd int) {
 	for g := 0; g < ceilDiv(n, 4); g++ {
 		blk := ap[g*4*hd : (g+1)*4*hd]
+		c0 := 0
+		if 4*g+4 <= n {
+			c0 = archPack4(blk, src[4*g*ld:], ld, hd)
+		}
 		for r := 0; r < 4; r++ {
 			if i := 4*g + r; i < n {
-				for c, v := range src[i*ld : i*ld+hd] {
-					blk[c*4+r] = v
+				for c, v := range src[i*ld+c0 : i*ld+hd] {
+					blk[(c0+c)*4+r] = v
 				}
 			} else {
-				for c := 0; c < hd; c++ {
+				for c := c0; c < hd; c++ {
 					blk[c*4+r] = 0
 				}
 			}
 		}
+	}
+}
+
+// padInf sets the scores of a tile row's padding columns to -Inf, whose
+// exponential is exactly 0 in every exp variant: the softmax then runs on
+// whole vectors and never falls back to the scalar exp for a row's tail.
+func padInf(x []float32) {
+	for i := range x {
+		x[i] = float32(math.Inf(-1))
 	}
 }
 
@@ -171,6 +190,9 @@ func (j *attnJob) run(w, lo, hi int) {
 			p.packT(kt, xb[p.H+h*hd:])
 			cur = bh
 		}
+		if u+1 < hi {
+			j.prefetch(u + 1)
+		}
 		i0, i1 := p.qBlock(qb)
 		nq := i1 - i0
 		g := ceilDiv(nq, 4)
@@ -179,9 +201,11 @@ func (j *attnJob) run(w, lo, hi int) {
 		for kb := 0; kb < p.nkb; kb++ {
 			j0, j1 := p.kBlock(kb)
 			nk := j1 - j0
-			qkTile(sc, bkp, ap, hd, kt[kb*hd*bkp:], bkp, roundUp(nk, 16), g, p.scale)
+			nkp := roundUp(nk, 16)
+			qkTile(sc, bkp, ap, hd, kt[kb*hd*bkp:], bkp, nkp, g, p.scale)
 			for r := 0; r < nq; r++ {
-				row := sc[r*bkp : r*bkp+nk]
+				row := sc[r*bkp : r*bkp+nkp]
+				padInf(row[nk:])
 				mb := maxOf(row)
 				if kb == 0 {
 					m[r], l[r] = mb, expShiftSum(row, mb)
@@ -211,6 +235,27 @@ func (j *attnJob) run(w, lo, hi int) {
 		}
 	}
 }
+
+// prefetch fetches what unit u reads and writes first: its queries and
+// output rows, and the keys and values when it starts a new head (if they
+// fit in L2 with room to spare).
+func (j *attnJob) prefetch(u int) {
+	p := &j.p
+	bh, qb := u/p.nqb, u%p.nqb
+	b, h := bh/p.heads, bh%p.heads
+	i0, i1 := p.qBlock(qb)
+	xb := j.x[b*p.seq*p.ld:]
+	prefetch(xb[i0*p.ld+h*p.hd:], p.ld, i1-i0, p.hd)
+	prefetch(j.o[(b*p.seq+i0)*p.H+h*p.hd:], p.H, i1-i0, p.hd)
+	if qb == 0 && p.seq*p.hd <= attnPrefetchMax {
+		prefetch(xb[p.H+h*p.hd:], p.ld, p.seq, p.hd)
+		prefetch(xb[2*p.H+h*p.hd:], p.ld, p.seq, p.hd)
+	}
+}
+
+// attnPrefetchMax bounds the floats of one head's keys (or values) that a
+// unit prefetches for the next (128 KB: keys and values of a short sequence).
+const attnPrefetchMax = 1 << 15
 
 // Attention implements engine.Backend in blocks (see attnPlan): units of
 // one query block of one head, each with its own slice of the scratch.
@@ -268,6 +313,9 @@ func (j *attnBackJob) run(w, lo, hi int) {
 	dP, s := s[:bq4*bkp], s[bq4*bkp:]
 	L, D := s[:bq4], s[bq4:2*bq4]
 	for bh := lo; bh < hi; bh++ {
+		if bh+1 < hi && p.seq*hd <= attnPrefetchMax/2 {
+			j.prefetch(bh + 1)
+		}
 		b, h := bh/p.heads, bh%p.heads
 		xb, dxb := j.x[b*p.seq*ld:], j.dx[b*p.seq*ld:]
 		dob, ob := j.dO[b*p.seq*H+h*hd:], j.o[b*p.seq*H+h*hd:]
@@ -295,13 +343,15 @@ func (j *attnBackJob) run(w, lo, hi int) {
 				// P = e^(Q K^T / sqrt(hd) - lse), the forward's scores exactly.
 				qkTile(P, bkp, qs, hd, kt[kb*hd*bkp:], bkp, nkp, g, p.scale)
 				for r := 0; r < nq; r++ {
-					expShiftSum(P[r*bkp:r*bkp+nk], L[r])
+					row := P[r*bkp : r*bkp+nkp]
+					padInf(row[nk:])
+					expShiftSum(row, L[r])
 				}
 				qkTile(dP, bkp, dos, hd, vt[kb*hd*bkp:], bkp, nkp, g, 1)
 				// dV_j += sum_i P_ij dO_i: the rows of P^T.
 				axpyRows(dv[kb*bkp*hd:], hd, P, 1, bkp, dob[i0*H:], H, nq, hd, gk)
 				for r := 0; r < nq; r++ {
-					pdsub(dP[r*bkp:r*bkp+nk], P[r*bkp:r*bkp+nk], D[r])
+					pdsub(dP[r*bkp:r*bkp+nkp], P[r*bkp:r*bkp+nkp], D[r])
 				}
 				// dP now holds dS = P (dP - D); dK_j += sum_i dS_ij q_i, dQ_i += sum_j dS_ij k_j.
 				axpyRows(dk[kb*bkp*hd:], hd, dP, 1, bkp, xb[i0*ld+h*hd:], ld, nq, hd, gk)
@@ -325,6 +375,20 @@ func (j *attnBackJob) run(w, lo, hi int) {
 			}
 		}
 	}
+}
+
+// prefetch fetches the rows of head bh that the backward reads (q, k, v,
+// dO and O) and writes (dq, dk, dv), for short sequences only.
+func (j *attnBackJob) prefetch(bh int) {
+	p := &j.p
+	b, h := bh/p.heads, bh%p.heads
+	xb, dxb := j.x[b*p.seq*p.ld:], j.dx[b*p.seq*p.ld:]
+	for part := 0; part < 3; part++ {
+		prefetch(xb[part*p.H+h*p.hd:], p.ld, p.seq, p.hd)
+		prefetch(dxb[part*p.H+h*p.hd:], p.ld, p.seq, p.hd)
+	}
+	prefetch(j.dO[b*p.seq*p.H+h*p.hd:], p.H, p.seq, p.hd)
+	prefetch(j.o[b*p.seq*p.H+h*p.hd:], p.H, p.seq, p.hd)
 }
 
 // AttentionBackward implements engine.Backend in blocks (see attnPlan),

@@ -100,10 +100,11 @@ func checkClose(t *testing.T, what string, got []float32, want []float64, abs, r
 	}
 }
 
-// attnShapes are awkward attention shapes: sequences of 1, below, at and
-// past the 4-row groups, the 16-column tiles and the query (64) and key
-// (128) blocks, which none of them divides; head sizes below a vector,
-// with Go tails after the vector columns, and the 64 of the presets.
+// attnSeqs and attnHDs make awkward attention shapes: sequences of 1,
+// below, at and past the 4-row groups and the 16-column tiles, which none
+// of the block sizes divides (production 128 x 512, test 16 x 32); head
+// sizes below a vector, with Go tails after the vector columns, and the
+// 64 of the presets.
 var attnSeqs = []int{1, 7, 17, 63, 65, 97, 130, 300}
 var attnHDs = []int{5, 8, 24, 64, 80}
 
@@ -130,10 +131,22 @@ func attnCase(be *Backend, x, dout []float32, batch, seq, heads, hd int) (out, l
 	return out, lse, dx
 }
 
+// forEachAttnBlocks runs f with the production block sizes and with small
+// ones (16 query rows, 32 keys), under which the test sequences span many
+// blocks that do not divide them, so the online softmax rescales often.
+func forEachAttnBlocks(t *testing.T, name string, f func(t *testing.T)) {
+	q, k := attnQBlock, attnKBlock
+	defer func() { attnQBlock, attnKBlock = q, k }()
+	for _, bs := range [][2]int{{q, k}, {16, 32}} {
+		attnQBlock, attnKBlock = bs[0], bs[1]
+		t.Run(fmt.Sprintf("%s/bq%d-bk%d", name, bs[0], bs[1]), f)
+	}
+}
+
 // TestAttentionBlocked checks the blocked forward and backward of every
-// SIMD variant against float64 attention on the awkward shapes, with
-// scores spread enough that a row's max changes from key block to key
-// block (the online softmax rescales).
+// SIMD variant against float64 attention on the awkward shapes, with the
+// production and small blocks; with the small ones a row's max changes
+// from key block to key block, so the online softmax rescales.
 func TestAttentionBlocked(t *testing.T) {
 	if testing.Short() {
 		attnSeqs = []int{1, 7, 65, 130}
@@ -150,7 +163,7 @@ func TestAttentionBlocked(t *testing.T) {
 			dout := randVec(rng, batch*seq*heads*hd, 1)
 			wo, wl, wdx := refAttn64(x, dout, batch, seq, heads, hd)
 			forEachSIMD(t, func(t *testing.T) {
-				t.Run(fmt.Sprintf("seq%d-hd%d", seq, hd), func(t *testing.T) {
+				forEachAttnBlocks(t, fmt.Sprintf("seq%d-hd%d", seq, hd), func(t *testing.T) {
 					out, lse, dx := attnCase(New(2), x, dout, batch, seq, heads, hd)
 					checkClose(t, "out", out, wo, 2e-6, 1e-5)
 					checkClose(t, "lse", lse, wl, 5e-7, 2e-7)
@@ -169,31 +182,54 @@ func TestAttentionThreads(t *testing.T) {
 		x := randVec(rng, s.batch*s.seq*3*s.heads*s.hd, 2)
 		dout := randVec(rng, s.batch*s.seq*s.heads*s.hd, 1)
 		forEachSIMD(t, func(t *testing.T) {
-			o1, l1, d1 := attnCase(New(1), x, dout, s.batch, s.seq, s.heads, s.hd)
-			for _, threads := range []int{2, 3} {
-				o, l, d := attnCase(New(threads), x, dout, s.batch, s.seq, s.heads, s.hd)
-				for _, c := range []struct {
-					name   string
-					a, ref []float32
-				}{{"out", o, o1}, {"lse", l, l1}, {"dqkv", d, d1}} {
-					for i := range c.ref {
-						if math.Float32bits(c.a[i]) != math.Float32bits(c.ref[i]) {
-							t.Fatalf("%+v: %s [%d] on %d threads %v, on 1 thread %v", s, c.name, i, threads, c.a[i], c.ref[i])
-						}
-					}
-				}
-			}
+			forEachAttnBlocks(t, fmt.Sprintf("seq%d", s.seq), func(t *testing.T) { testAttnThreads(t, x, dout, s.batch, s.seq, s.heads, s.hd) })
 		})
 	}
 }
 
-// TestAttentionTiles checks the two tile kernels of every variant against
-// float64 sums on odd sizes and strides, and that they leave everything
-// outside their tile alone.
+// testAttnThreads requires the same bits from 2 and 3 threads as from 1.
+func testAttnThreads(t *testing.T, x, dout []float32, batch, seq, heads, hd int) {
+	o1, l1, d1 := attnCase(New(1), x, dout, batch, seq, heads, hd)
+	for _, threads := range []int{2, 3} {
+		o, l, d := attnCase(New(threads), x, dout, batch, seq, heads, hd)
+		for _, c := range []struct {
+			name   string
+			a, ref []float32
+		}{{"out", o, o1}, {"lse", l, l1}, {"dqkv", d, d1}} {
+			for i := range c.ref {
+				if math.Float32bits(c.a[i]) != math.Float32bits(c.ref[i]) {
+					t.Fatalf("%s [%d] on %d threads %v, on 1 thread %v", c.name, i, threads, c.a[i], c.ref[i])
+				}
+			}
+		}
+	}
+}
+
+// TestAttentionTiles checks the tile kernels of every variant against
+// float64 sums (the packing against its definition) on odd sizes and
+// strides, and that they leave everything outside their tile alone.
 func TestAttentionTiles(t *testing.T) {
 	forEachSIMD(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(15, 16))
 		for _, hd := range []int{1, 5, 8, 16, 17, 33, 64, 80, 113} {
+			// packRows4: full and partial groups, vector columns and tails.
+			for _, n := range []int{1, 4, 7, 13} {
+				ld := hd + 9
+				src := randVec(rng, n*ld, 1)
+				ap := randVec(rng, roundUp(n, 4)*hd, 1) // stale contents: pad rows must be zeroed
+				packRows4(ap, src, ld, n, hd)
+				for r := 0; r < roundUp(n, 4); r++ {
+					for c := 0; c < hd; c++ {
+						want := float32(0)
+						if r < n {
+							want = src[r*ld+c]
+						}
+						if got := ap[((r/4)*hd+c)*4+r%4]; got != want {
+							t.Fatalf("packRows4 n %d hd %d (%d, %d): %v, want %v", n, hd, r, c, got, want)
+						}
+					}
+				}
+			}
 			for _, groups := range []int{1, 3} {
 				for _, n := range []int{16, 32, 48, 112} {
 					rows := 4 * groups

@@ -68,3 +68,44 @@ func axpyRows512(o *float32, ldo int, c *float32, rs, ks int, x *float32, ldx, n
 //
 //go:noescape
 func axpyRows256(o *float32, ldo int, c *float32, rs, ks int, x *float32, ldx, n, groups, nv int)
+
+// archPack4 runs packRows4's vector variant on one group of 4 full rows
+// and returns the number of columns done (a multiple of the width).
+func archPack4(blk, src []float32, ld, hd int) int {
+	k := vecLen(hd)
+	if k == 0 {
+		return 0
+	}
+	_ = src[3*ld+k-1]
+	_ = blk[4*k-1]
+	if simdLevel == simdAVX512 {
+		pack4x512(&blk[0], &src[0], ld, k)
+	} else {
+		pack4x256(&blk[0], &src[0], ld, k)
+	}
+	return k
+}
+
+// pack4x512 and pack4x256 write ap[c*4+r] = src[r*ld+c] for r < 4 and
+// c < n, a positive multiple of 16 (8).
+//
+//go:noescape
+func pack4x512(ap, src *float32, ld, n int)
+
+//go:noescape
+func pack4x256(ap, src *float32, ld, n int)
+
+// prefetch asks for the cache lines of rows of n floats, ld apart,
+// starting at x[0]: a head's rows are 256 bytes every few KB, a pattern
+// the hardware prefetchers do not follow, so a unit fetches the next
+// unit's rows while it computes.
+func prefetch(x []float32, ld, rows, n int) {
+	if rows <= 0 || n <= 0 {
+		return
+	}
+	_ = x[(rows-1)*ld+n-1]
+	prefetchRows(&x[0], ld, rows, (n*4+63)/64+1)
+}
+
+//go:noescape
+func prefetchRows(p *float32, ld, rows, lines int)

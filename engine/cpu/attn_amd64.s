@@ -533,3 +533,117 @@ ax1k256:
 	JNZ         ax1g256
 	VZEROUPPER
 	RET
+
+// ---------------------------------------------------------------- packing
+
+// func pack4x512(ap, src *float32, ld, n int)
+// ap[c*4+r] = src[r*ld+c] for r < 4, c < n (a positive multiple of 16):
+// per 16 columns, 4 loads, a 4 x 4 transpose inside each 128-bit lane
+// (unpacks) and one of the lanes themselves (VSHUFF32X4), 4 stores.
+TEXT ·pack4x512(SB), NOSPLIT, $0-32
+	MOVQ ap+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $2, R8
+	LEAQ (R8)(R8*2), R9
+	MOVQ n+24(FP), CX
+
+pk512:
+	VMOVUPS    (SI), Z0
+	VMOVUPS    (SI)(R8*1), Z1
+	VMOVUPS    (SI)(R8*2), Z2
+	VMOVUPS    (SI)(R9*1), Z3
+	VUNPCKLPS  Z1, Z0, Z4
+	VUNPCKHPS  Z1, Z0, Z5
+	VUNPCKLPS  Z3, Z2, Z6
+	VUNPCKHPS  Z3, Z2, Z7
+	VUNPCKLPD  Z6, Z4, Z8              // columns 0, 4, 8, 12 (one per lane)
+	VUNPCKHPD  Z6, Z4, Z9              // 1, 5, 9, 13
+	VUNPCKLPD  Z7, Z5, Z10             // 2, 6, 10, 14
+	VUNPCKHPD  Z7, Z5, Z11             // 3, 7, 11, 15
+	VSHUFF32X4 $0x44, Z9, Z8, Z12      // 0 4 1 5
+	VSHUFF32X4 $0x44, Z11, Z10, Z13    // 2 6 3 7
+	VSHUFF32X4 $0xee, Z9, Z8, Z14      // 8 12 9 13
+	VSHUFF32X4 $0xee, Z11, Z10, Z15    // 10 14 11 15
+	VSHUFF32X4 $0x88, Z13, Z12, Z0     // 0 1 2 3
+	VSHUFF32X4 $0xdd, Z13, Z12, Z1     // 4 5 6 7
+	VSHUFF32X4 $0x88, Z15, Z14, Z2     // 8 9 10 11
+	VSHUFF32X4 $0xdd, Z15, Z14, Z3     // 12 13 14 15
+	VMOVUPS    Z0, (DI)
+	VMOVUPS    Z1, 64(DI)
+	VMOVUPS    Z2, 128(DI)
+	VMOVUPS    Z3, 192(DI)
+	ADDQ       $64, SI
+	ADDQ       $256, DI
+	SUBQ       $16, CX
+	JNZ        pk512
+	VZEROUPPER
+	RET
+
+// func pack4x256(ap, src *float32, ld, n int)
+// pack4x512 on 8 columns at a time (AVX): the lane transpose is VPERM2F128.
+TEXT ·pack4x256(SB), NOSPLIT, $0-32
+	MOVQ ap+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	SHLQ $2, R8
+	LEAQ (R8)(R8*2), R9
+	MOVQ n+24(FP), CX
+
+pk256:
+	VMOVUPS    (SI), Y0
+	VMOVUPS    (SI)(R8*1), Y1
+	VMOVUPS    (SI)(R8*2), Y2
+	VMOVUPS    (SI)(R9*1), Y3
+	VUNPCKLPS  Y1, Y0, Y4
+	VUNPCKHPS  Y1, Y0, Y5
+	VUNPCKLPS  Y3, Y2, Y6
+	VUNPCKHPS  Y3, Y2, Y7
+	VUNPCKLPD  Y6, Y4, Y8              // columns 0 | 4
+	VUNPCKHPD  Y6, Y4, Y9              // 1 | 5
+	VUNPCKLPD  Y7, Y5, Y10             // 2 | 6
+	VUNPCKHPD  Y7, Y5, Y11             // 3 | 7
+	VPERM2F128 $0x20, Y9, Y8, Y0       // 0 1
+	VPERM2F128 $0x20, Y11, Y10, Y1     // 2 3
+	VPERM2F128 $0x31, Y9, Y8, Y2       // 4 5
+	VPERM2F128 $0x31, Y11, Y10, Y3     // 6 7
+	VMOVUPS    Y0, (DI)
+	VMOVUPS    Y1, 32(DI)
+	VMOVUPS    Y2, 64(DI)
+	VMOVUPS    Y3, 96(DI)
+	ADDQ       $32, SI
+	ADDQ       $128, DI
+	SUBQ       $8, CX
+	JNZ        pk256
+	VZEROUPPER
+	RET
+
+// func prefetchRows(p *float32, ld, rows, lines int)
+// PREFETCHT0 of the first lines cache lines of rows rows ld floats apart.
+// A prefetch never faults, so the last line may lie past a slice's end.
+TEXT ·prefetchRows(SB), NOSPLIT, $0-32
+	MOVQ  p+0(FP), SI
+	MOVQ  ld+8(FP), R8
+	SHLQ  $2, R8
+	MOVQ  rows+16(FP), CX
+	MOVQ  lines+24(FP), DX
+	TESTQ CX, CX
+	JZ    pfDone
+	TESTQ DX, DX
+	JZ    pfDone
+
+pfRow:
+	MOVQ SI, AX
+	MOVQ DX, BX
+
+pfLine:
+	PREFETCHT0 (AX)
+	ADDQ       $64, AX
+	DECQ       BX
+	JNZ        pfLine
+	ADDQ       R8, SI
+	DECQ       CX
+	JNZ        pfRow
+
+pfDone:
+	RET

@@ -11,3 +11,7 @@ func archQKTile(s []float32, lds int, ap []float32, hd int, bt []float32, ldb, n
 func archAxpyRows(o []float32, ldo int, c []float32, rs, ks int, x []float32, ldx, n, w, groups int) int {
 	return 0
 }
+
+func archPack4(blk, src []float32, ld, hd int) int { return 0 }
+
+func prefetch(x []float32, ld, rows, n int) {}
