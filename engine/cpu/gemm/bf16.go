@@ -148,8 +148,20 @@ func (k *kernel) pairSteps(kcb int) int {
 // of the K block at pc, panel t at ap[(t-t0)*ms*kcb:].
 func (p *problem) packATilesBF16(kern *kernel, ap []float32, t0, t1, pc, kcb int) {
 	ms, mr := kern.ms, kern.mr
+	first := t0
+	if p.transA && kern.vecPack && ms == 16 {
+		// Full panels (all mr rows valid) pair of rows by pair of rows
+		// across the group, as packATiles does for fp32.
+		full := min(t1, p.m/mr)
+		if full > t0 {
+			_ = p.a[(pc+kcb-1)*p.lda+full*mr-1]
+			_ = ap[(full-first-1)*ms*kcb+ms*kern.pairSteps(kcb)-1]
+			packPairsTiles(&ap[0], &p.a[pc*p.lda+t0*mr], p.lda, kcb, full-t0, mr, ms*kcb, 1, 1<<mr-1, ms*4)
+			t0 = full
+		}
+	}
 	for t := t0; t < t1; t++ {
-		dst := ap[(t-t0)*ms*kcb:][:ms*kern.pairSteps(kcb)]
+		dst := ap[(t-first)*ms*kcb:][:ms*kern.pairSteps(kcb)]
 		i0 := t * mr
 		mv := min(mr, p.m-i0)
 		if p.transA {
@@ -168,6 +180,15 @@ func (p *problem) packATilesBF16(kern *kernel, ap []float32, t0, t1, pc, kcb int
 func (p *problem) packBPanelsBF16(kern *kernel, bp []float32, jc, t0, t1, pc, kcb int) {
 	nr := kern.nr
 	kp := kern.pairSteps(kcb)
+	if !p.transB && kern.vecPack && nr == 32 {
+		full := min(t1, (p.n-jc)/nr)
+		if full > t0 {
+			_ = p.b[(pc+kcb-1)*p.ldb+jc+full*nr-1]
+			_ = bp[(full-1)*nr*kcb+nr*kp-1]
+			packPairsTiles(&bp[t0*nr*kcb], &p.b[pc*p.ldb+jc+t0*nr], p.ldb, kcb, full-t0, nr, nr*kcb, 2, 0xffff, nr*4)
+			t0 = full
+		}
+	}
 	for t := t0; t < t1; t++ {
 		dst := bp[t*nr*kcb:][:nr*kp]
 		j0 := jc + t*nr

@@ -48,3 +48,12 @@ func packPairsAVX512(dst, src *float32, ld, cols, width, kc, ds int)
 //
 //go:noescape
 func cvtRowsPairsAVX512(dst, src *float32, ld, rows, kc, ds int)
+
+// packPairsTiles packs tiles adjacent full micro-panels of the contiguous
+// case in bf16 pairs, pair step by pair step across the panels: for
+// p < (kc+1)/2, t < tiles and v < vecs (1 or 2), the 16 lanes (those
+// outside mask read as zero) at src[2p*ld+t*srcAdv+16v], paired with the
+// row below (zero past kc), go to dst[t*dstAdv+p*step/4+16v].
+//
+//go:noescape
+func packPairsTiles(dst, src *float32, ld, kc, tiles, srcAdv, dstAdv, vecs, mask, step int)

@@ -19,3 +19,7 @@ func packPairsAVX512(dst, src *float32, ld, cols, width, kc, ds int) {
 func cvtRowsPairsAVX512(dst, src *float32, ld, rows, kc, ds int) {
 	panic("gemm: no bf16 kernel on this architecture")
 }
+
+func packPairsTiles(dst, src *float32, ld, kc, tiles, srcAdv, dstAdv, vecs, mask, step int) {
+	panic("gemm: no bf16 kernel on this architecture")
+}

@@ -148,3 +148,98 @@ rnext:
 
 	VZEROUPPER
 	RET
+
+// PAIRVEC rounds the lanes of the vector at off(R8) (row 2p, mask K2) and
+// off(R8)(R9) (row 2p+1) into pair words stored whole at off(BX).
+#define PAIRVEC(off) \
+	VMOVUPS.Z  off(R8), K2, Z0; \
+	VMOVUPS.Z  off(R8)(R9*1), K2, Z1; \
+	ROUNDBF(Z0, Z2); \
+	ROUNDBF(Z1, Z3); \
+	VPSRLD     $16, Z2, Z2; \
+	VPTERNLOGD $0xF8, Z23, Z3, Z2; \
+	VMOVDQU32  Z2, off(BX)
+
+// PAIRVEC1 is PAIRVEC for the last k step of an odd kc: the odd element is 0.
+#define PAIRVEC1(off) \
+	VMOVUPS.Z off(R8), K2, Z0; \
+	ROUNDBF(Z0, Z2); \
+	VPSRLD    $16, Z2, Z2; \
+	VMOVDQU32 Z2, off(BX)
+
+// func packPairsTiles(dst *float32, src *float32, ld int, kc int, tiles int, srcAdv int, dstAdv int, vecs int, mask int, step int)
+// packCopyTiles for bf16 pairs: for p < (kc+1)/2, t < tiles and v < vecs
+// (1 or 2), the 16 lanes (those outside mask read as zero) at
+// src[2p*ld + t*srcAdv + 16v] paired with those one row below (zero past
+// kc) are stored whole at dst[t*dstAdv + p*step/4 + 16v]. Going pair of
+// rows by pair of rows across all the panels reads each source row as one
+// run; rows four ahead are prefetched (see packCopyTiles).
+TEXT ·packPairsTiles(SB), NOSPLIT, $0-80
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  ld+16(FP), R9
+	SHLQ  $2, R9               // source row stride in bytes
+	MOVQ  kc+24(FP), CX
+	MOVQ  srcAdv+40(FP), R10
+	SHLQ  $2, R10              // source bytes per panel
+	MOVQ  dstAdv+48(FP), R11
+	SHLQ  $2, R11              // destination bytes per panel
+	MOVQ  mask+64(FP), AX
+	KMOVW AX, K2
+	MOVQ  step+72(FP), R13     // destination bytes per pair step
+	BFCONSTS
+	LEAQ  (R9)(R9*1), DX
+	LEAQ  (DX)(DX*1), DX       // four source rows ahead: first byte of a piece
+	LEAQ  -4(DX)(R10*1), R12   // and its last float
+	LEAQ  (R9)(DX*1), R14      // five rows ahead
+	LEAQ  (R9)(R12*1), R15
+
+trow:
+	CMPQ CX, $2
+	JLT  ttail1
+	MOVQ SI, R8
+	MOVQ DI, BX
+	MOVQ tiles+32(FP), AX
+
+ttile:
+	PREFETCHT0 (R8)(DX*1)
+	PREFETCHT0 (R8)(R12*1)
+	PREFETCHT0 (R8)(R14*1)
+	PREFETCHT0 (R8)(R15*1)
+	PAIRVEC(0)
+	CMPQ       vecs+56(FP), $2
+	JNE        tnext
+	PAIRVEC(64)
+
+tnext:
+	ADDQ R10, R8
+	ADDQ R11, BX
+	DECQ AX
+	JNZ  ttile
+	LEAQ (SI)(R9*2), SI
+	ADDQ R13, DI
+	SUBQ $2, CX
+	JMP  trow
+
+ttail1:
+	TESTQ CX, CX
+	JZ    tdone1
+	MOVQ  SI, R8
+	MOVQ  DI, BX
+	MOVQ  tiles+32(FP), AX
+
+ttile1:
+	PAIRVEC1(0)
+	CMPQ vecs+56(FP), $2
+	JNE  tnext1
+	PAIRVEC1(64)
+
+tnext1:
+	ADDQ R10, R8
+	ADDQ R11, BX
+	DECQ AX
+	JNZ  ttile1
+
+tdone1:
+	VZEROUPPER
+	RET
