@@ -267,11 +267,18 @@ func TestPackPairsVectorMatchesScalar(t *testing.T) {
 	rng := rand.New(rand.NewPCG(47, 48))
 	specials := []float32{float32(math.NaN()), math.Float32frombits(0xff800001), float32(math.Inf(1)), float32(math.Inf(-1)),
 		math.Float32frombits(0x00012345), math.Float32frombits(0x807fffff), 1 + 0x1p-8, 1 + 3*0x1p-8, math.MaxFloat32, 0, float32(math.Copysign(0, -1))}
-	fill := func(n int) []float32 {
+	// noDenormals: without them, the transposing case converts whole
+	// 32-float blocks with VCVTNE2PS2BF16 (NaN and infinities included);
+	// with them, it rounds in integer arithmetic.
+	fill := func(n int, noDenormals bool) []float32 {
 		s := randSlice(rng, n)
 		for i := range s {
 			if rng.IntN(8) == 0 {
-				s[i] = specials[rng.IntN(len(specials))]
+				v := specials[rng.IntN(len(specials))]
+				if noDenormals && v != 0 && math.Abs(float64(v)) < minNormal32 {
+					v = float32(math.Inf(1))
+				}
+				s[i] = v
 			}
 		}
 		return s
@@ -289,10 +296,10 @@ func TestPackPairsVectorMatchesScalar(t *testing.T) {
 		var src []float32
 		ld := kc + rng.IntN(5)
 		if trans {
-			src = fill((rows-1)*ld + kc)
+			src = fill((rows-1)*ld+kc, it%4 == 2)
 		} else {
 			ld = rows + rng.IntN(5)
-			src = fill((kc-1)*ld + rows)
+			src = fill((kc-1)*ld+rows, false)
 		}
 		n := (kp-1)*ds + width + 8
 		got := make([]float32, n)

@@ -18,6 +18,22 @@
 	VCMPPS $3, x, x, K1; \
 	VPORD  Z22, x, K1, t
 
+// CVTNE2(d, v, s) is VCVTNE2PS2BF16 zmm(d), zmm(v), zmm(s) (registers by
+// number), which Go's assembler does not know: EVEX.512.F2.0F38.W0 72 /r,
+// encoded as DPBF16 in kernel_bf16_amd64.s except pp = 11 (F2) and the
+// opcode. It rounds the 16 floats of zmm(s) to bf16 into words 0..15 of
+// zmm(d) and those of zmm(v) into words 16..31, to nearest even, NaN
+// quieted, but with denormal inputs flushed to zero (torch keeps them), so
+// cvtRowsPairsAVX512 uses it only on blocks without denormals. GNU objdump
+// decodes CVTNE2(2, 1, 0) as "62 f2 77 48 72 d0  vcvtne2ps2bf16 %zmm0,%zmm1,%zmm2".
+#define CVTNE2(d, v, s) \
+	BYTE $0x62; \
+	BYTE $(((((d)>>3)&1)^1)<<7 | ((((s)>>4)&1)^1)<<6 | ((((s)>>3)&1)^1)<<5 | ((((d)>>4)&1)^1)<<4 | 2); \
+	BYTE $((((v)&15)^15)<<3 | 4 | 3); \
+	BYTE $(2<<5 | ((((v)>>4)&1)^1)<<3); \
+	BYTE $0x72; \
+	BYTE $(0xC0 | ((d)&7)<<3 | ((s)&7))
+
 #define BFCONSTS \
 	MOVL         $1, AX; \
 	VPBROADCASTD AX, Z20; \
@@ -86,9 +102,12 @@ pdone:
 // For i < rows and p < (kc+1)/2: dst[i*ds+p] = bf16(src[i*ld+2p]) |
 // bf16(src[i*ld+2p+1])<<16, the odd element 0 when 2p+1 == kc. The first
 // half of the transposing case: a row of the source runs along k, so
-// adjacent elements form a pair; 16 rounded floats narrow (VPMOVDW keeps
-// the low 16 bits of each dword) to 8 pair words. Nothing past the
-// (kc+1)/2 words of a destination row is written.
+// adjacent elements form a pair. Blocks of 32 floats without denormals
+// take one VCVTNE2PS2BF16 (same results as the integer rounding there);
+// the others, and the rest of a row, are rounded 16 at a time in integer
+// arithmetic and narrowed (VPMOVDW keeps the low 16 bits of each dword)
+// to 8 pair words. Nothing past the (kc+1)/2 words of a destination row
+// is written.
 TEXT ·cvtRowsPairsAVX512(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
@@ -120,6 +139,26 @@ rrow:
 	MOVQ DI, R11
 	MOVQ kc+32(FP), CX
 
+	// 32 floats at a time: adjacent floats are the two halves of a pair,
+	// so VCVTNE2PS2BF16's 32 words in source order are 16 pair words. A
+	// block holding a denormal goes the integer way, which rounds it as
+	// torch does.
+rchunk32:
+	CMPQ       CX, $32
+	JLT        rchunk
+	VMOVUPS    (R10), Z0
+	VMOVUPS    64(R10), Z1
+	VFPCLASSPSZ $0x20, Z0, K4
+	VFPCLASSPSZ $0x20, Z1, K5
+	KORTESTW   K5, K4
+	JNZ        rchunk
+	CVTNE2(2, 1, 0)
+	VMOVDQU32  Z2, (R11)
+	ADDQ       $128, R10
+	ADDQ       $64, R11
+	SUBQ       $32, CX
+	JMP        rchunk32
+
 rchunk:
 	CMPQ    CX, $16
 	JLT     rtail
@@ -130,7 +169,7 @@ rchunk:
 	ADDQ    $64, R10
 	ADDQ    $32, R11
 	SUBQ    $16, CX
-	JMP     rchunk
+	JMP     rchunk32
 
 rtail:
 	TESTQ     CX, CX
