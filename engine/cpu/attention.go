@@ -164,7 +164,7 @@ type attnJob struct {
 	ws        []workerScratch // per-worker float64 row sums
 }
 
-// attnFwdScratch is the forward's float32 scratch per worker: the
+// fwdScratch is the forward's float32 scratch per worker: the
 // transposed keys of a head, the packed query block, its score tile, its
 // output accumulator and running maxima.
 func (p *attnPlan) fwdScratch() int {
@@ -262,7 +262,7 @@ const attnPrefetchMax = 1 << 15
 // The lse of a row is max + log(sum of e^(s - max)), as a one-pass softmax
 // would give it.
 // FLOPs 4 S^2 hd per head (+ ~5 S^2 for the softmax); bytes: q, k, v and
-// out once per head plus k and v once per query block (4 S hd (1 + S/64) * 4).
+// out once per head plus k and v once per query block (4 S hd (1 + S/128) * 4).
 func (b *Backend) Attention(out, lse, qkv engine.Buf, batch, seq, heads, hd int) {
 	H := heads * hd
 	if !b.need("Attention", req{"out", out, batch * seq * H}, req{"lse", lse, batch * heads * seq}, req{"qkv", qkv, batch * seq * 3 * H}) {
@@ -397,7 +397,7 @@ func (j *attnBackJob) prefetch(bh int) {
 // dQ = dS K / sqrt(hd), dK = dS^T Q / sqrt(hd).
 // FLOPs 10 S^2 hd per head (8 for the gradients, 2 to recompute the
 // scores); bytes: qkv, out, dout and dqkv once, q and dO once per key
-// block ((9 S hd + 2 S hd S/128) * 4).
+// block ((9 S hd + 2 S hd S/512) * 4).
 func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse engine.Buf, batch, seq, heads, hd int) {
 	H := heads * hd
 	if !b.need("AttentionBackward", req{"dqkv", dqkv, batch * seq * 3 * H}, req{"dout", dout, batch * seq * H},
