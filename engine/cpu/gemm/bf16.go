@@ -14,9 +14,8 @@ import (
 // Packed format: a lane of a packed micro-panel holds one operand row or
 // column along k; in a bf16 panel each 32-bit slot holds a pair of k steps,
 // pairBF16(x[2p], x[2p+1]), so a K block of kcb steps takes (kcb+1)/2
-// slots per lane and an odd kcb pads the last pair with a zero (zero times
-// the zero pad of the other operand: a finite 0 even when the other
-// operand's last element is infinite). Panels keep the fp32 strides in the
+// slots per lane and an odd kcb pads the last pair with a zero (in both
+// operands, so the pad product is 0*0, never inf*0 = NaN). Panels keep the fp32 strides in the
 // packing buffers (an A panel starts every ms*kcb slots, a B panel every
 // nr*kcb) and fill the first half of them, so the driver's offsets and
 // buffer sizes serve both formats unchanged; the untouched halves cost

@@ -544,12 +544,22 @@ func TestSgemmBF16ZeroAllocs(t *testing.T) {
 	}
 }
 
+// mlpTShapes are the token-mixing products of the Sudoku mlp_t step (B 16,
+// H 512, S 97, It 512), where K or N is the short sequence: forward
+// up and down, and the backward products of down.
+var mlpTShapes = []benchShape{
+	{"mlpt_up_NT_8192x1024x97", false, true, 8192, 1024, 97, 1},
+	{"mlpt_down_NT_8192x97x512", false, true, 8192, 97, 512, 1},
+	{"mlpt_dX_NN_8192x512x97", false, false, 8192, 512, 97, 1},
+	{"mlpt_dW_TN_97x512x8192", true, false, 97, 512, 8192, 1},
+}
+
 // BenchmarkSgemmPrecision times SgemmBF16 and Sgemm on the engine's shapes
-// (benchShapes), one after the other per shape, so that with -count N the
+// (benchShapes and mlpTShapes), one after the other per shape, so that with -count N the
 // two alternate on the shared machine; GFLOP/s counts 2mnk per call.
 func BenchmarkSgemmPrecision(b *testing.B) {
 	skipNoBF16(b)
-	for _, s := range benchShapes {
+	for _, s := range append(benchShapes, mlpTShapes...) {
 		for _, prec := range []string{"fp32", "bf16"} {
 			b.Run(s.name+"/"+prec, func(b *testing.B) { benchPrecision(b, s, prec == "bf16") })
 		}

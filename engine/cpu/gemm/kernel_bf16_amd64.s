@@ -14,9 +14,11 @@
 //
 // in fp32 (the odd product is added first: Intel SDM pseudo-code, and what
 // the AMD Zen 5 it was checked on computes, see dpbf16Model), with
-// denormal inputs read as zero, denormal results flushed to zero and
-// round-to-nearest-even whatever MXCSR says. Products of two bf16 values
-// are exact in fp32, so each step rounds twice: once per addition.
+// denormal inputs (the accumulator included) read as zero, each
+// intermediate and final result flushed to a zero of its sign when
+// denormal, and round-to-nearest-even whatever MXCSR says. Each addition
+// is fused with its product (which is not rounded, nor flushed), so a
+// pair step rounds twice, once per addition.
 //
 // Go's assembler (1.26) does not know VDPBF16PS, so DPBF16 emits it byte by
 // byte for zmm registers given by number (0..31):
