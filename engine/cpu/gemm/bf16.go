@@ -1,9 +1,6 @@
 package gemm
 
-import (
-	"fmt"
-	"math"
-)
+import "math"
 
 // The bf16 GEMM (SgemmBF16) is the fp32 GEMM with both operands rounded to
 // bf16 while they are packed and products summed in fp32 by VDPBF16PS,
@@ -42,67 +39,14 @@ func BF16Supported() bool { return bf16Kernel != nil && bf16Available() }
 // deterministic: bit-identical for any thread count. It panics when
 // BF16Supported reports false.
 func SgemmBF16(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	kern := bf16KernelOrPanic()
-	pr := problem{
-		transA: transA, transB: transB,
-		m: m, n: n, k: k,
-		alpha: alpha, beta: beta,
-		a: a, b: b, c: c,
-		lda: lda, ldb: ldb, ldc: ldc,
-	}
-	pr.validate(0, 0, 0, 1)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 || alpha == 0 {
-		pr.scaleC()
-		return
-	}
-	nt := int(threads.Load())
-	if nt > 1 && m*n*k >= minParallelWork && thePool.mu.TryLock() {
-		thePool.ensure(nt)
-		thePool.gemmParallel(&pr, kern, nt)
-		thePool.mu.Unlock()
-		return
-	}
-	ws := getSpare()
-	ws.serial.runSerial(&pr, kern, ws)
-	putSpare(ws)
+	sgemm(bf16KernelOrPanic(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // SgemmStridedBatchedBF16 is SgemmStridedBatched with bf16 operands: batch
 // independent SgemmBF16s, matrix i of A starting at a[i*strideA:],
 // likewise B and C, each computed exactly as SgemmBF16 would.
 func SgemmStridedBatchedBF16(transA, transB bool, m, n, k int, alpha float32, a []float32, lda, strideA int, b []float32, ldb, strideB int, beta float32, c []float32, ldc, strideC int, batch int) {
-	kern := bf16KernelOrPanic()
-	if batch < 0 {
-		panic(fmt.Sprintf("gemm: batch = %d < 0", batch))
-	}
-	pr := problem{
-		transA: transA, transB: transB,
-		m: m, n: n, k: k,
-		alpha: alpha, beta: beta,
-		a: a, b: b, c: c,
-		lda: lda, ldb: ldb, ldc: ldc,
-	}
-	pr.validate(strideA, strideB, strideC, batch)
-	if batch == 0 || m == 0 || n == 0 {
-		return
-	}
-	bt := batched{pr: pr, strideA: strideA, strideB: strideB, strideC: strideC, batch: batch}
-	nt := int(threads.Load())
-	if nt > 1 && batch*m*n*k >= minParallelWork && thePool.mu.TryLock() {
-		thePool.ensure(nt)
-		thePool.batchedParallel(&bt, kern, nt)
-		thePool.mu.Unlock()
-		return
-	}
-	ws := getSpare()
-	for i := 0; i < batch; i++ {
-		sub := bt.item(i)
-		sub.run(kern, ws)
-	}
-	putSpare(ws)
+	sgemmStridedBatched(bf16KernelOrPanic(), transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch)
 }
 
 func bf16KernelOrPanic() *kernel {

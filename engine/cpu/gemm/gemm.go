@@ -36,6 +36,11 @@ import (
 // Sgemm is safe for concurrent use; a call that finds the worker pool busy
 // runs on the calling goroutine alone (with identical results).
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemm(activeKernel(), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemm is Sgemm with the given micro-kernel (SgemmBF16 passes the bf16 one).
+func sgemm(kern *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	pr := problem{
 		transA: transA, transB: transB,
 		m: m, n: n, k: k,
@@ -51,7 +56,6 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		pr.scaleC()
 		return
 	}
-	kern := activeKernel()
 	nt := int(threads.Load())
 	if nt > 1 && m*n*k >= minParallelWork && thePool.mu.TryLock() {
 		thePool.ensure(nt)
@@ -70,6 +74,11 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 // serially); large ones are run one after another, each using all workers.
 // Either way every matrix is computed exactly as Sgemm would.
 func SgemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a []float32, lda, strideA int, b []float32, ldb, strideB int, beta float32, c []float32, ldc, strideC int, batch int) {
+	sgemmStridedBatched(activeKernel(), transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch)
+}
+
+// sgemmStridedBatched is SgemmStridedBatched with the given micro-kernel.
+func sgemmStridedBatched(kern *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda, strideA int, b []float32, ldb, strideB int, beta float32, c []float32, ldc, strideC int, batch int) {
 	if batch < 0 {
 		panic(fmt.Sprintf("gemm: batch = %d < 0", batch))
 	}
@@ -85,7 +94,6 @@ func SgemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a []fl
 		return
 	}
 	bt := batched{pr: pr, strideA: strideA, strideB: strideB, strideC: strideC, batch: batch}
-	kern := activeKernel()
 	nt := int(threads.Load())
 	if nt > 1 && batch*m*n*k >= minParallelWork && thePool.mu.TryLock() {
 		thePool.ensure(nt)
