@@ -55,6 +55,10 @@ type Options struct {
 	Gemm GemmMode
 }
 
+// bf16Supported reports whether the bf16 GEMM can run here; a variable so
+// that a test can play a CPU without AVX512_BF16.
+var bf16Supported = gemm.BF16Supported
+
 // NewWithOptions returns a CPU backend. Asking for bf16 GEMMs on a CPU
 // without AVX512_BF16 is an error: there is no silent fallback to fp32,
 // which would train at a different precision than asked.
@@ -62,7 +66,7 @@ func NewWithOptions(opt Options) (*Backend, error) {
 	switch opt.Gemm {
 	case GemmFP32:
 	case GemmBF16:
-		if !gemm.BF16Supported() {
+		if !bf16Supported() {
 			return nil, fmt.Errorf("cpu backend: bf16 GEMMs need a CPU with AVX512_BF16 (VDPBF16PS), and this one lacks it; use fp32")
 		}
 	default:
