@@ -163,15 +163,16 @@ func packTrans(kern *kernel, dst, src []float32, ld, rows, width, kc, ds int) {
 	}
 }
 
-// computeRow runs the micro-kernel for A micro-panel ir (packed in ap)
-// against B
-// micro-panels jr0..jr1 of the current N block starting at column jc.
+// computeRow runs the micro-kernel for the A micro-panel ir, whose k steps
+// start at a and are sa bytes apart (a packed panel: sa = ms*4), against
+// B micro-panels jr0..jr1 of the current N block starting at column jc:
+// packed panel jr at bp[jr*nr*kcb:], or, with directB, every full panel
+// read in place from op(B) = B (see plan.direct).
 // The first K block applies beta; later ones accumulate (beta = 1).
 // Partial tiles are computed into the scratch tile with beta = 0 and merged
 // with exactly the rounding steps the kernel uses for full tiles
 // (t = alpha*acc; C = beta*C + t), so tile position never changes results.
-func (p *problem) computeRow(kern *kernel, ap, bp, tile []float32, ir, jr0, jr1, jc, pc, kcb int) {
-	_ = ap[kern.ms*kcb-1]
+func (p *problem) computeRow(kern *kernel, a *float32, sa int, bp []float32, directB bool, tile []float32, ir, jr0, jr1, jc, pc, kcb int) {
 	mr, nr := kern.mr, kern.nr
 	i0 := ir * mr
 	mv := min(mr, p.m-i0)
@@ -179,11 +180,26 @@ func (p *problem) computeRow(kern *kernel, ap, bp, tile []float32, ir, jr0, jr1,
 	if pc > 0 {
 		beta = 1
 	}
-	a := &ap[0]
+	packedA := sa == kern.ms*4
 	for jr := jr0; jr < jr1; jr++ {
 		j0 := jc + jr*nr
 		nv := min(nr, p.n-j0)
-		b := &bp[jr*nr*kcb]
+		var b *float32
+		sb := nr * 4
+		if directB && nv == nr {
+			b, sb = &p.b[pc*p.ldb+j0], p.ldb*4
+		} else {
+			b = &bp[jr*nr*kcb]
+		}
+		if !packedA || sb != nr*4 {
+			if mv == mr && nv == nr {
+				kern.strided(kcb, a, b, &p.c[i0*p.ldc+j0], p.ldc, p.alpha, beta, sa, sb)
+				continue
+			}
+			kern.strided(kcb, a, b, &tile[0], nr, p.alpha, 0, sa, sb)
+			p.mergeTile(tile, nr, i0, j0, mv, nv, beta)
+			continue
+		}
 		fn, w := kern.fn, nr
 		if nv <= kern.edgeN {
 			fn, w = kern.edge, kern.edgeN
@@ -193,16 +209,23 @@ func (p *problem) computeRow(kern *kernel, ap, bp, tile []float32, ir, jr0, jr1,
 			continue
 		}
 		fn(kcb, a, b, &tile[0], nr, p.alpha, 0)
-		for i := 0; i < mv; i++ {
-			row := p.c[(i0+i)*p.ldc+j0:][:nv]
-			t := tile[i*nr:][:nv]
-			if beta == 0 {
-				copy(row, t)
-				continue
-			}
-			for j, v := range t {
-				row[j] = float32(beta*row[j]) + v
-			}
+		p.mergeTile(tile, nr, i0, j0, mv, nv, beta)
+	}
+}
+
+// mergeTile stores the mv x nv corner of a scratch tile whose rows are nr
+// apart (alpha already applied) into C at (i0, j0): C = t, or
+// C = beta*C + t.
+func (p *problem) mergeTile(tile []float32, nr, i0, j0, mv, nv int, beta float32) {
+	for i := 0; i < mv; i++ {
+		row := p.c[(i0+i)*p.ldc+j0:][:nv]
+		t := tile[i*nr:][:nv]
+		if beta == 0 {
+			copy(row, t)
+			continue
+		}
+		for j, v := range t {
+			row[j] = float32(beta*row[j]) + v
 		}
 	}
 }

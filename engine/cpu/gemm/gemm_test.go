@@ -421,3 +421,36 @@ func TestSgemmThreadCountChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestSgemmDirectMatchesPacked checks that reading panels in place (see
+// plan.directA) gives exactly the bits of packing them: the strided
+// kernel must do the packed kernel's arithmetic, operation for operation,
+// and the partial panels, still packed, must line up with the in-place
+// ones. The shapes cover M and N cuts, partial panels on both sides,
+// several K blocks, a padded leading dimension and a stride beyond
+// maxDirectStride (which must fall back to packing).
+func TestSgemmDirectMatchesPacked(t *testing.T) {
+	shapes := [][3]int{{128, 128, 700}, {97, 512, 600}, {300, 97, 530}, {14, 32, 17}, {15, 33, 300}, {1100, 40, 64}}
+	rng := rand.New(rand.NewPCG(11, 12))
+	defer func(d bool) { useDirect = d }(useDirect)
+	for _, s := range shapes {
+		for tr := 0; tr < 4; tr++ {
+			tc := newCase(rng, tr&1 != 0, tr&2 != 0, s[0], s[1], s[2], 0.75, []float32{0, 1, 0.5}[tr%3], tr%2)
+			for _, nt := range []int{1, 2, 3} {
+				var packed, direct []float32
+				withThreads(nt, func() {
+					useDirect = false
+					packed = tc.run()
+					useDirect = true
+					direct = tc.run()
+				})
+				for i := range packed {
+					if math.Float32bits(packed[i]) != math.Float32bits(direct[i]) {
+						t.Fatalf("%v threads=%d: in place %g, packed %g at %d", tc, nt, direct[i], packed[i], i)
+					}
+				}
+				tc.check(t, direct)
+			}
+		}
+	}
+}

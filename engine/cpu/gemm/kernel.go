@@ -28,6 +28,12 @@ type kernel struct {
 	// and use the Go loops, which their tests therefore keep covering.
 	vecPack bool
 
+	// strided, when set, is fn with the k steps of the A and B panels sa
+	// and sb bytes apart (fn has them ms*4 and nr*4 apart), computing
+	// exactly what fn computes; the driver uses it to read panels that
+	// already exist in the caller's matrices in place (see plan.direct).
+	strided func(kc int, a, b, c *float32, ldc int, alpha, beta float32, sa, sb int)
+
 	// bf16 marks a kernel whose packed panels hold bf16 pairs, two k steps
 	// per 32-bit slot (see bf16.go); packATiles and packBPanels pack for
 	// it, and its fn and edge take kc in k steps.

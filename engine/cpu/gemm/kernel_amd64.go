@@ -19,7 +19,7 @@ import "golang.org/x/sys/cpu"
 // less than the run-to-run noise (BenchmarkBlocking), so the Zen 4 sizing
 // above is kept: it is the one that also fits the smaller L1.
 var (
-	avx512Kernel = &kernel{name: "avx512", mr: 14, nr: 32, ms: 16, kc: 256, nc: 512, fn: kernelAVX512x14x32, edge: kernelAVX512x14x16, edgeN: 16, vecPack: true}
+	avx512Kernel = &kernel{name: "avx512", mr: 14, nr: 32, ms: 16, kc: 256, nc: 512, fn: kernelAVX512x14x32, edge: kernelAVX512x14x16, edgeN: 16, vecPack: true, strided: kernelAVX512x14x32S}
 	avx2Kernel   = &kernel{name: "avx2", mr: 6, nr: 16, ms: 6, kc: 256, nc: 512, fn: kernelAVX2x6x16}
 )
 
@@ -38,6 +38,12 @@ func registerArchKernels() {
 //
 //go:noescape
 func kernelAVX512x14x32(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+// kernelAVX512x14x32S is kernelAVX512x14x32 with the k steps of A and B
+// sa and sb bytes apart (see kernel.strided).
+//
+//go:noescape
+func kernelAVX512x14x32S(kc int, a, b, c *float32, ldc int, alpha, beta float32, sa, sb int)
 
 // kernelAVX512x14x16 computes the left 16 columns of a 14x32 tile from the
 // same packed panels; see kernel.edge.

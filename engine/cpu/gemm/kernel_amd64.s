@@ -367,3 +367,131 @@ storebeta16:
 	STORE16_B(Z13)
 	VZEROUPPER
 	RET
+
+// func kernelAVX512x14x32S(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32, sa int, sb int)
+//
+// kernelAVX512x14x32 with the k steps of A and B sa and sb bytes apart
+// instead of 64 and 128, so that an operand already laid out as a panel
+// in the caller's matrix (op(A) = A^T: 14 consecutive floats of a row of A
+// per k step; op(B) = B: 32 consecutive floats of a row of B) is read in
+// place instead of packed. The arithmetic is the packed kernel's, operation
+// for operation, so where a panel comes from never changes the result.
+// Strided rows defeat the L1 streamer less than the packed sequence would
+// suggest, but still get a software prefetch 8 k steps ahead.
+TEXT ·kernelAVX512x14x32S(SB), NOSPLIT, $0-64
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+	MOVQ sa+48(FP), R11
+	MOVQ sb+56(FP), R12
+
+	MOVQ DI, R9
+	MOVQ $14, R10
+
+prefetchS512:
+	PREFETCHT0 (R9)
+	PREFETCHT0 64(R9)
+	ADDQ       R8, R9
+	DECQ       R10
+	JNZ        prefetchS512
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+
+	TESTQ CX, CX
+	JLE   storeS512
+
+loopS512:
+	PREFETCHT0 (SI)(R11*8)
+	PREFETCHT0 (DX)(R12*8)
+	PREFETCHT0 64(DX)(R12*8)
+	VMOVUPS    (DX), Z28
+	VMOVUPS    64(DX), Z29
+	ROW512(0, Z30, Z0, Z1)
+	ROW512(4, Z31, Z2, Z3)
+	ROW512(8, Z30, Z4, Z5)
+	ROW512(12, Z31, Z6, Z7)
+	ROW512(16, Z30, Z8, Z9)
+	ROW512(20, Z31, Z10, Z11)
+	ROW512(24, Z30, Z12, Z13)
+	ROW512(28, Z31, Z14, Z15)
+	ROW512(32, Z30, Z16, Z17)
+	ROW512(36, Z31, Z18, Z19)
+	ROW512(40, Z30, Z20, Z21)
+	ROW512(44, Z31, Z22, Z23)
+	ROW512(48, Z30, Z24, Z25)
+	ROW512(52, Z31, Z26, Z27)
+	ADDQ       R11, SI
+	ADDQ       R12, DX
+	DECQ       CX
+	JNZ        loopS512
+
+storeS512:
+	VBROADCASTSS alpha+40(FP), Z30
+	MOVL         beta+44(FP), AX
+	TESTL        $0x7fffffff, AX // beta == 0, either sign
+	JNZ          storebetaS512
+	STORE512_0(Z0, Z1)
+	STORE512_0(Z2, Z3)
+	STORE512_0(Z4, Z5)
+	STORE512_0(Z6, Z7)
+	STORE512_0(Z8, Z9)
+	STORE512_0(Z10, Z11)
+	STORE512_0(Z12, Z13)
+	STORE512_0(Z14, Z15)
+	STORE512_0(Z16, Z17)
+	STORE512_0(Z18, Z19)
+	STORE512_0(Z20, Z21)
+	STORE512_0(Z22, Z23)
+	STORE512_0(Z24, Z25)
+	STORE512_0(Z26, Z27)
+	VZEROUPPER
+	RET
+
+storebetaS512:
+	VBROADCASTSS beta+44(FP), Z31
+	STORE512_B(Z0, Z1)
+	STORE512_B(Z2, Z3)
+	STORE512_B(Z4, Z5)
+	STORE512_B(Z6, Z7)
+	STORE512_B(Z8, Z9)
+	STORE512_B(Z10, Z11)
+	STORE512_B(Z12, Z13)
+	STORE512_B(Z14, Z15)
+	STORE512_B(Z16, Z17)
+	STORE512_B(Z18, Z19)
+	STORE512_B(Z20, Z21)
+	STORE512_B(Z22, Z23)
+	STORE512_B(Z24, Z25)
+	STORE512_B(Z26, Z27)
+	VZEROUPPER
+	RET

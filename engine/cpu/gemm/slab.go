@@ -45,6 +45,30 @@ const sharedBudget = 4 << 20
 // the cost is little, since no operand is packed twice either way.
 var slabsPerThread = 2
 
+// useDirect enables reading panels in place (see plan.directA); tests and
+// benchmarks turn it off to compare with packing everything.
+var useDirect = true
+
+// Panels read in place: with op(A) = A^T, the mr values of a k step of an
+// A micro-panel are consecutive in A's row pc+q, and with op(B) = B the nr
+// values of a B micro-panel likewise, so the kernel can read them where
+// they are, rows ld apart, instead of from a packed copy. Packing such a
+// panel is a plain copy that buys only alignment and locality, and for a
+// weight gradient (TN) with small M and N over a long K each element is
+// used only M or N times after being copied: 128x128x6208 spent a quarter
+// of its time packing. Only full panels are read in place; the partial
+// last one of each operand is still packed, zero-padded, and the strided
+// kernel does exactly the arithmetic of the packed one, so results do not
+// depend on where a panel was read.
+
+// maxDirectStride is the longest row (in floats) of a matrix whose panels
+// are read in place: a k step further down a 3072-float row is 12 KB away,
+// so one panel's 256 steps touch 768 pages and the TLB misses cost more
+// than the copy saves (3072x512x1552 TN: 354 GFLOP/s packed, 328 in
+// place), while with 128- to 512-float rows reading in place gained 5% to
+// 55% (128x128x6208 TN: 182 -> 280).
+const maxDirectStride = 1024
+
 // chunkBytes bounds the private packed A of an M slab that is reused
 // across N blocks (1 MB: it is re-read from L2 or L3 once per N block).
 const chunkBytes = 1 << 20
@@ -78,6 +102,11 @@ type plan struct {
 	kb1    int  // end of the current super-block
 	seq    uint64
 
+	// directA and directB: full panels of op(A) = A^T and op(B) = B are
+	// read in place by the strided kernel instead of packed (see direct).
+	directA, directB bool
+	fullA, fullB     int // full panels of A (mr rows) and B (nr columns)
+
 	shared []float32
 	states []atomic.Uint64
 }
@@ -89,6 +118,9 @@ func (pl *plan) setup(p *problem, kern *kernel, slabs int) {
 	pl.nTiles = ceilDiv(p.n, kern.nr)
 	pl.kcs = splitK(p.k, kern.kc)
 	pl.ncT = blockWidth(p.n, kern) / kern.nr
+	pl.directA = useDirect && kern.strided != nil && p.transA && p.lda <= maxDirectStride
+	pl.directB = useDirect && kern.strided != nil && !p.transB && p.ldb <= maxDirectStride
+	pl.fullA, pl.fullB = p.m/kern.mr, p.n/kern.nr
 	// Cut the dimension with more panels: the finer the cut, the closer
 	// the slabs are to equal work.
 	pl.splitN = slabs > 1 && pl.nTiles > pl.mTiles
@@ -98,12 +130,15 @@ func (pl *plan) setup(p *problem, kern *kernel, slabs int) {
 	}
 	pl.slabs = min(slabs, cut)
 	pl.cut = cut
+	// Shared groups are small enough for every slab to start on its own
+	// group: with 128 columns (4 panels) in one group, one thread would
+	// pack all of B for each K block while the others waited.
 	if pl.splitN {
-		pl.group = fusedGroup
+		pl.group = max(1, min(fusedGroup, pl.mTiles/pl.slabs))
 		pl.groups = ceilDiv(pl.mTiles, pl.group)
 		pl.perK = pl.mTiles * kern.ms * pl.kcs
 	} else {
-		pl.group = packGroupB
+		pl.group = max(1, min(packGroupB, min(pl.ncT, pl.nTiles)/pl.slabs))
 		pl.groups = ceilDiv(pl.nTiles, pl.group)
 		pl.perK = pl.nTiles * kern.nr * pl.kcs
 		// With one N block every A panel is used by one sweep per K block:
@@ -201,12 +236,32 @@ func (pl *plan) slabM(ws *workspace, s, t0, t1, pc, kcb int, shared []float32, s
 	p, k := &pl.p, pl.kern
 	for c0 := t0; c0 < t1; c0 += pl.chunk {
 		c1 := min(c0+pl.chunk, t1)
-		p.packATiles(k, ws.ap, c0, c1, pc, kcb)
+		switch {
+		case !pl.directA:
+			p.packATiles(k, ws.ap, c0, c1, pc, kcb)
+		case c1 > pl.fullA:
+			p.packATiles(k, ws.ap, pl.fullA, c1, pc, kcb) // the partial panel
+		}
 		for j0 := 0; j0 < pl.nTiles; j0 += pl.ncT {
 			j1 := min(j0+pl.ncT, pl.nTiles)
-			pl.ensureB(ws, s, j0, j1, pc, kcb, shared, states)
+			switch {
+			case !pl.directB:
+				pl.ensureB(ws, s, j0, j1, pc, kcb, shared, states)
+			case j1 > pl.fullB:
+				pl.ensureB(ws, s, pl.fullB, j1, pc, kcb, shared, states) // the partial panel
+			}
 			for ir := c0; ir < c1; ir++ {
-				p.computeRow(k, ws.ap[(ir-c0)*k.ms*kcb:], shared, ws.tile, ir, j0, j1, 0, pc, kcb)
+				var a *float32
+				sa := k.ms * 4
+				switch {
+				case !pl.directA:
+					a = &ws.ap[(ir-c0)*k.ms*kcb]
+				case ir < pl.fullA:
+					a, sa = &p.a[pc*p.lda+ir*k.mr], p.lda*4
+				default:
+					a = &ws.ap[0]
+				}
+				p.computeRow(k, a, sa, shared, pl.directB, ws.tile, ir, j0, j1, 0, pc, kcb)
 			}
 		}
 	}
@@ -242,15 +297,28 @@ func (pl *plan) slabN(ws *workspace, s, t0, t1, pc, kcb int, shared []float32, s
 	for j0 := t0; j0 < t1; j0 += pl.ncT {
 		nT := min(pl.ncT, t1-j0)
 		jc := j0 * k.nr
-		p.packBPanels(k, ws.bp, jc, 0, nT, pc, kcb)
+		switch {
+		case !pl.directB:
+			p.packBPanels(k, ws.bp, jc, 0, nT, pc, kcb)
+		case j0+nT > pl.fullB:
+			p.packBPanels(k, ws.bp, jc, pl.fullB-j0, nT, pc, kcb) // the partial panel
+		}
 		sweep := func(g int) {
 			for ir := g * pl.group; ir < min((g+1)*pl.group, pl.mTiles); ir++ {
-				p.computeRow(k, shared[ir*k.ms*kcb:], ws.bp, ws.tile, ir, 0, nT, jc, pc, kcb)
+				a, sa := &shared[ir*k.ms*kcb], k.ms*4
+				if pl.directA && ir < pl.fullA {
+					a, sa = &p.a[pc*p.lda+ir*k.mr], p.lda*4
+				}
+				p.computeRow(k, a, sa, ws.bp, pl.directB, ws.tile, ir, 0, nT, jc, pc, kcb)
 			}
 		}
 		pending := ws.pending[:0]
 		for i, first := 0, pl.start(s, pl.groups); i < pl.groups; i++ {
 			g := (first + i) % pl.groups
+			if pl.directA && (g+1)*pl.group <= pl.fullA {
+				sweep(g) // read in place: nothing to pack
+				continue
+			}
 			switch pl.claim(&states[g]) {
 			case groupMine:
 				t := g * pl.group
