@@ -8,9 +8,12 @@ package bench
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/tinyrecursive/trm/bench/fmapeak"
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/engine/cpu"
 )
@@ -51,6 +54,11 @@ func StepConfigs() []struct {
 // The GEMM precision is the CPU backend's default (fp32) unless
 // TRM_CPU_GEMM says otherwise.
 func BenchmarkStep(b *testing.B) {
+	// The machine's FMA peak on all threads, measured in the same run so
+	// that the share of it is comparable across machines and loads.
+	threads := runtime.GOMAXPROCS(0)
+	peak := fmapeak.Measure(threads, 300*time.Millisecond)
+	b.Logf("FMA peak on %d threads: %.1f GFLOP/s", threads, peak)
 	for _, sc := range StepConfigs() {
 		b.Run(sc.Name, func(b *testing.B) {
 			// TRM_CPU_GEMM=bf16 times the bf16 GEMM mode (see cpu.NewFromEnv).
@@ -99,7 +107,11 @@ func BenchmarkStep(b *testing.B) {
 			// CPU seconds (all threads) per step: on a shared machine the
 			// wall time inflates with other load, the work done does not.
 			b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/step")
-			b.ReportMetric(engine.MatmulFLOPs(sc.Cfg, true)/sec/1e9, "matmul-GFLOP/s")
+			gflops := engine.MatmulFLOPs(sc.Cfg, true) / sec / 1e9
+			b.ReportMetric(gflops, "matmul-GFLOP/s")
+			if peak > 0 {
+				b.ReportMetric(100*gflops/peak, "%peak")
+			}
 			b.ReportMetric(0, "ns/op")
 		})
 	}
