@@ -24,7 +24,7 @@ type Backend struct {
 	threads int
 	gemm    GemmMode     // GEMM precision (NewWithOptions); fp32 from New
 	err     error        // first error since the last Sync
-	scr     [2][]float32 // op scratch (attention scores), grown on demand and kept
+	scr     []float32 // op scratch (attention's per-worker tiles), grown on demand and kept
 	pool    *pool        // long-lived workers
 	jobs    jobs         // one job struct per op, reused by every call
 	ws      []workerScratch
@@ -69,13 +69,13 @@ type workerScratch struct {
 	f64 []float64
 }
 
-// scratch returns scratch buffer i with at least n elements. Ops run one
-// at a time on a backend, so one set serves every op.
-func (b *Backend) scratch(i, n int) []float32 {
-	if cap(b.scr[i]) < n {
-		b.scr[i] = make([]float32, n)
+// scratch returns the scratch buffer with at least n elements. Ops run one
+// at a time on a backend, so one buffer serves every op.
+func (b *Backend) scratch(n int) []float32 {
+	if cap(b.scr) < n {
+		b.scr = make([]float32, n)
 	}
-	return b.scr[i][:n]
+	return b.scr[:n]
 }
 
 var _ engine.Backend = (*Backend)(nil)
