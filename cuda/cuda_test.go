@@ -52,9 +52,8 @@ func TestConformanceGraphs(t *testing.T) {
 type tol struct{ Abs, Rel float64 }
 
 var (
-	opTol   = tol{1e-5, 1e-4} // fp32 kernels vs the CPU's fp32 (different summation orders)
-	exact   = tol{0, 0}
-	bf16Tol = tol{3e-2, 3e-2} // whole steps with bf16 GEMM operands (8-bit mantissas)
+	opTol = tol{1e-5, 1e-4} // fp32 kernels vs the CPU's fp32 (different summation orders)
+	exact = tol{0, 0}
 )
 
 func (tl tol) check(t *testing.T, name string, got, want []float64) {
@@ -501,21 +500,30 @@ func stepOutputs(t *testing.T, be engine.Backend, cfg engine.Config) []float64 {
 }
 
 // TestStepsVsCPU runs whole training steps (three, on a persistent carry)
-// of every StepConfig in bf16 mode with graphs and compares with the CPU
-// backend: bf16 operands give errors of about 2^-8 relative per product,
-// hence bf16Tol. The fp32 eager and graph runs must also agree bitwise.
+// of every StepConfig in fp32 with and without graphs and compares with
+// the CPU backend; the eager and graph runs must agree bitwise.
 func TestStepsVsCPU(t *testing.T) {
 	for name, cfg := range enginetest.StepConfigs() {
 		t.Run(name, func(t *testing.T) {
 			want := stepOutputs(t, cpu.New(0), cfg)
-			got := stepOutputs(t, factory(t, bf16Graphs)(), cfg)
-			bf16Tol.check(t, "bf16 graphs vs cpu", got, want)
 			e := stepOutputs(t, factory(t, fp32Eager)(), cfg)
 			g := stepOutputs(t, factory(t, fp32Graphs)(), cfg)
 			exact.check(t, "fp32 graphs vs fp32 eager", g, e)
 			opTol.check(t, "fp32 vs cpu", e, want)
 		})
 	}
+}
+
+// TestBF16VsCPU compares one training step of the default bf16 mode (with
+// graphs) with the CPU backend's fp32, under the suite's BF16Step rule,
+// the one the CPU backend's own bf16 GEMM mode passes. It is one step from
+// a fresh carry on purpose: the CPU's bf16 mode, measured against its
+// fp32, drifts from 0.05 after one step of the mlp_t configs to 0.10 after
+// two and 0.42 after three, where a halting logit within bf16 noise of
+// zero flips and a slot resets (see enginetest.BF16Step), so a three-step
+// comparison in bf16 would test luck, not the kernels.
+func TestBF16VsCPU(t *testing.T) {
+	enginetest.RunPrecision(t, factory(t, bf16Graphs), func() engine.Backend { return cpu.New(0) }, enginetest.BF16Step)
 }
 
 // TestGraphsReplay checks that graph mode really captures and replays a
