@@ -279,7 +279,7 @@ func (b *Backend) Attention(out, lse, qkv engine.Buf, batch, seq, heads, hd int)
 		}
 	}
 	j := &b.jobs.attn
-	*j = attnJob{o: f32s(out), lse: f32s(lse), x: f32s(qkv), p: p, scr: b.scratch(b.threads*per), per: per, ws: b.ws}
+	*j = attnJob{o: f32s(out), lse: f32s(lse), x: f32s(qkv), p: p, scr: b.scratch(b.threads * per), per: per, ws: b.ws}
 	b.pool.run(j, batch*heads*p.nqb, 1)
 	*j = attnJob{}
 }
@@ -411,7 +411,7 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse engine.Buf, batch,
 	per := p.bwdScratch()
 	j := &b.jobs.attnBack
 	*j = attnBackJob{dx: f32s(dqkv), dO: f32s(dout), x: f32s(qkv), o: f32s(out), lse: f32s(lse), p: p,
-		scr: b.scratch(b.threads*per), per: per}
+		scr: b.scratch(b.threads * per), per: per}
 	b.pool.run(j, batch*heads, 1)
 	*j = attnBackJob{}
 }

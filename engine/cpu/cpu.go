@@ -22,11 +22,11 @@ import (
 // Backend runs the engine's ops on the CPU.
 type Backend struct {
 	threads int
-	gemm    GemmMode     // GEMM precision (NewWithOptions); fp32 from New
-	err     error        // first error since the last Sync
+	gemm    GemmMode  // GEMM precision (NewWithOptions); fp32 from New
+	err     error     // first error since the last Sync
 	scr     []float32 // op scratch (attention's per-worker tiles), grown on demand and kept
-	pool    *pool        // long-lived workers
-	jobs    jobs         // one job struct per op, reused by every call
+	pool    *pool     // long-lived workers
+	jobs    jobs      // one job struct per op, reused by every call
 	ws      []workerScratch
 	parts   []float64 // SumSquares chunk sums
 	sign    signScratch
