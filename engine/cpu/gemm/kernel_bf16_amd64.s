@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "tile14_amd64.h"
 
 // bf16 micro-kernels (AVX512_BF16). Same contract as the fp32 kernels (see
 // the kernel type), except that the packed panels hold bf16 pairs: word p
@@ -81,24 +82,6 @@ TEXT ·dpbf16ps(SB), NOSPLIT, $0-32
 	DPBF16(r0, 28, bn); \
 	DPBF16(r1, 29, bn)
 
-#define STOREBF_0(r0, r1) \
-	VMULPS  Z30, r0, r0; \
-	VMULPS  Z30, r1, r1; \
-	VMOVUPS r0, (DI); \
-	VMOVUPS r1, 64(DI); \
-	ADDQ    R8, DI
-
-#define STOREBF_B(r0, r1) \
-	VMULPS  Z30, r0, r0; \
-	VMULPS  Z30, r1, r1; \
-	VMULPS  (DI), Z31, Z28; \
-	VMULPS  64(DI), Z31, Z29; \
-	VADDPS  Z28, r0, r0; \
-	VADDPS  Z29, r1, r1; \
-	VMOVUPS r0, (DI); \
-	VMOVUPS r1, 64(DI); \
-	ADDQ    R8, DI
-
 // func kernelBF16x14x32(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
 TEXT ·kernelBF16x14x32(SB), NOSPLIT, $0-48
 	MOVQ kc+0(FP), CX
@@ -121,34 +104,7 @@ prefetchbf:
 	DECQ       R10
 	JNZ        prefetchbf
 
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
-	VPXORD Z16, Z16, Z16
-	VPXORD Z17, Z17, Z17
-	VPXORD Z18, Z18, Z18
-	VPXORD Z19, Z19, Z19
-	VPXORD Z20, Z20, Z20
-	VPXORD Z21, Z21, Z21
-	VPXORD Z22, Z22, Z22
-	VPXORD Z23, Z23, Z23
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	VPXORD Z26, Z26, Z26
-	VPXORD Z27, Z27, Z27
+	ZERO_14x32
 
 	TESTQ CX, CX
 	JLE   storebf
@@ -180,39 +136,13 @@ storebf:
 	MOVL         beta+44(FP), AX
 	TESTL        $0x7fffffff, AX // beta == 0, either sign
 	JNZ          storebetabf
-	STOREBF_0(Z0, Z1)
-	STOREBF_0(Z2, Z3)
-	STOREBF_0(Z4, Z5)
-	STOREBF_0(Z6, Z7)
-	STOREBF_0(Z8, Z9)
-	STOREBF_0(Z10, Z11)
-	STOREBF_0(Z12, Z13)
-	STOREBF_0(Z14, Z15)
-	STOREBF_0(Z16, Z17)
-	STOREBF_0(Z18, Z19)
-	STOREBF_0(Z20, Z21)
-	STOREBF_0(Z22, Z23)
-	STOREBF_0(Z24, Z25)
-	STOREBF_0(Z26, Z27)
+	STORE_14x32_0
 	VZEROUPPER
 	RET
 
 storebetabf:
 	VBROADCASTSS beta+44(FP), Z31
-	STOREBF_B(Z0, Z1)
-	STOREBF_B(Z2, Z3)
-	STOREBF_B(Z4, Z5)
-	STOREBF_B(Z6, Z7)
-	STOREBF_B(Z8, Z9)
-	STOREBF_B(Z10, Z11)
-	STOREBF_B(Z12, Z13)
-	STOREBF_B(Z14, Z15)
-	STOREBF_B(Z16, Z17)
-	STOREBF_B(Z18, Z19)
-	STOREBF_B(Z20, Z21)
-	STOREBF_B(Z22, Z23)
-	STOREBF_B(Z24, Z25)
-	STOREBF_B(Z26, Z27)
+	STORE_14x32_B
 	VZEROUPPER
 	RET
 
@@ -222,18 +152,6 @@ storebetabf:
 #define ROWBF16(off, bc, bn, r) \
 	VPBROADCASTD off(SI), bc; \
 	DPBF16(r, 28, bn)
-
-#define STOREBF16_0(r) \
-	VMULPS  Z30, r, r; \
-	VMOVUPS r, (DI); \
-	ADDQ    R8, DI
-
-#define STOREBF16_B(r) \
-	VMULPS  Z30, r, r; \
-	VMULPS  (DI), Z31, Z28; \
-	VADDPS  Z28, r, r; \
-	VMOVUPS r, (DI); \
-	ADDQ    R8, DI
 
 // func kernelBF16x14x16(kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
 TEXT ·kernelBF16x14x16(SB), NOSPLIT, $0-48
@@ -246,20 +164,7 @@ TEXT ·kernelBF16x14x16(SB), NOSPLIT, $0-48
 	MOVQ ldc+32(FP), R8
 	SHLQ $2, R8
 
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
+	ZERO_14x16
 
 	TESTQ CX, CX
 	JLE   storebf16
@@ -290,38 +195,12 @@ storebf16:
 	MOVL         beta+44(FP), AX
 	TESTL        $0x7fffffff, AX
 	JNZ          storebetabf16
-	STOREBF16_0(Z0)
-	STOREBF16_0(Z1)
-	STOREBF16_0(Z2)
-	STOREBF16_0(Z3)
-	STOREBF16_0(Z4)
-	STOREBF16_0(Z5)
-	STOREBF16_0(Z6)
-	STOREBF16_0(Z7)
-	STOREBF16_0(Z8)
-	STOREBF16_0(Z9)
-	STOREBF16_0(Z10)
-	STOREBF16_0(Z11)
-	STOREBF16_0(Z12)
-	STOREBF16_0(Z13)
+	STORE_14x16_0
 	VZEROUPPER
 	RET
 
 storebetabf16:
 	VBROADCASTSS beta+44(FP), Z31
-	STOREBF16_B(Z0)
-	STOREBF16_B(Z1)
-	STOREBF16_B(Z2)
-	STOREBF16_B(Z3)
-	STOREBF16_B(Z4)
-	STOREBF16_B(Z5)
-	STOREBF16_B(Z6)
-	STOREBF16_B(Z7)
-	STOREBF16_B(Z8)
-	STOREBF16_B(Z9)
-	STOREBF16_B(Z10)
-	STOREBF16_B(Z11)
-	STOREBF16_B(Z12)
-	STOREBF16_B(Z13)
+	STORE_14x16_B
 	VZEROUPPER
 	RET
