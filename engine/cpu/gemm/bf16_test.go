@@ -599,15 +599,3 @@ func benchPrecision(b *testing.B, s benchShape, bf16 bool) {
 	flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(s.batch)
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
-
-// BenchmarkBF16MicroKernel is BenchmarkMicroKernel for the bf16 kernel
-// (kc in k steps, so GFLOP/s compare directly with the fp32 kernels'),
-// next to the fp32 AVX-512 kernel for the same time window.
-func BenchmarkBF16MicroKernel(b *testing.B) {
-	skipNoBF16(b)
-	for _, k := range []*kernel{avx512Kernel, bf16Kernel} {
-		for _, kc := range []int{k.kc, 64} {
-			b.Run(fmt.Sprintf("%s/kc=%d", k.name, kc), func(b *testing.B) { benchKernel(b, k, kc) })
-		}
-	}
-}
