@@ -170,6 +170,13 @@ func (pl *pool) gemmParallel(p *problem, kern *kernel, nt int) {
 		pl.ws[0].serial.runSerial(p, kern, pl.ws[0])
 		return
 	}
+	// Size every worker's buffers here rather than when a worker first
+	// runs a slab: which workers take slabs varies from call to call, so
+	// lazy growth would allocate now and then for many calls, where this
+	// allocates only on the first call of a larger shape.
+	for _, ws := range pl.ws[:nt] {
+		t.plan.prepare(ws)
+	}
 	nK := ceilDiv(p.k, t.plan.kcs)
 	t.kind = phaseSlab
 	for kb0 := 0; kb0 < nK; kb0 += t.plan.superBlocks() {
@@ -188,6 +195,16 @@ func (pl *pool) batchedParallel(bt *batched, kern *kernel, nt int) {
 	if bt.batch >= nt && (per < 1<<22 || bt.batch >= 4*nt) {
 		t := &pl.t
 		t.kind, t.bt, t.kern = phaseBatch, *bt, kern
+		// Size every worker's serial buffers for these matrices now, as
+		// gemmParallel does for slabs: which worker takes which matrix
+		// varies, so growing them lazily would allocate now and then.
+		if item := bt.item(0); item.k > 0 && item.alpha != 0 {
+			for _, ws := range pl.ws[:nt] {
+				ws.serial.setup(&item, kern, 1)
+				ws.serial.prepare(ws)
+				ws.serial.release()
+			}
+		}
 		for t.base = 0; t.base < bt.batch; t.base += maxUnits {
 			pl.phase(t, nt, min(maxUnits, bt.batch-t.base))
 		}
