@@ -5,11 +5,12 @@ import (
 	"sync/atomic"
 )
 
-// A call is computed in slabs: C is cut along one dimension into one slab
-// per thread, and each thread computes its slab from start to finish with
-// no barrier between K blocks. The operand along the cut (A's rows for an M
+// A call is computed in slabs: C is cut along one dimension into a few
+// slabs per thread (slabsPerThread), and the thread that claims a slab
+// computes it from start to finish with no barrier between K blocks. The operand along the cut (A's rows for an M
 // cut, B's columns for an N cut) is private to the slab, packed by its
-// thread into its own workspace. The other operand is shared: every slab
+// thread into its own workspace (or read in place, see useDirect). The
+// other operand is shared: every slab
 // needs all of it, so it is packed once, cooperatively and lazily. It is
 // cut into groups of micro-panels, each with a state word; the first thread
 // that needs a group claims it with a compare-and-swap and packs it, a
