@@ -109,27 +109,33 @@ func (g goldenFile) i32(key string) []int32 {
 	return out
 }
 
+// loadGoldenCase reads a golden case's configuration, the reference's
+// weights and its batch.
+func loadGoldenCase(t *testing.T, dir string) (cfg engine.Config, params *engine.Params, in, labels, pids []int32) {
+	t.Helper()
+	cfg, err := engine.LoadConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err = engine.LoadState(filepath.Join(dir, "weights.safetensors"), engine.NewLayout(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := openGolden(t, filepath.Join(dir, "batch.safetensors"))
+	in, labels, pids = batch.i32("inputs"), batch.i32("labels"), batch.i32("puzzle_identifiers")
+	if len(pids) != cfg.BatchSize {
+		t.Fatalf("%s: batch has %d rows, config batch_size %d", dir, len(pids), cfg.BatchSize)
+	}
+	return cfg, params, in, labels, pids
+}
+
 // RunGolden checks a backend against every golden case: one training step
 // (outputs, new carry, losses, metrics, halting, every gradient) and three
 // evaluation steps.
 func RunGolden(t *testing.T, newBackend Factory) {
 	for _, dir := range GoldenCases(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			cfg, err := engine.LoadConfig(filepath.Join(dir, "config.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			params, err := engine.LoadState(filepath.Join(dir, "weights.safetensors"), engine.NewLayout(cfg))
-			if err != nil {
-				t.Fatal(err)
-			}
-			batch := openGolden(t, filepath.Join(dir, "batch.safetensors"))
-			in := batch.i32("inputs")
-			labels := batch.i32("labels")
-			pids := batch.i32("puzzle_identifiers")
-			if len(pids) != cfg.BatchSize {
-				t.Fatalf("batch has %d rows, config batch_size %d", len(pids), cfg.BatchSize)
-			}
+			cfg, params, in, labels, pids := loadGoldenCase(t, dir)
 			t.Run("train_step", func(t *testing.T) {
 				checkTrainStep(t, newBackend(), cfg, params, in, labels, pids, openGolden(t, filepath.Join(dir, "expected.safetensors")))
 			})

@@ -31,16 +31,7 @@ func RunPrecision(t *testing.T, f, ref Factory, tol Tolerance) {
 	t.Run("Golden", func(t *testing.T) {
 		for _, dir := range GoldenCases(t) {
 			t.Run(filepath.Base(dir), func(t *testing.T) {
-				cfg, err := engine.LoadConfig(filepath.Join(dir, "config.json"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				params, err := engine.LoadState(filepath.Join(dir, "weights.safetensors"), engine.NewLayout(cfg))
-				if err != nil {
-					t.Fatal(err)
-				}
-				batch := openGolden(t, filepath.Join(dir, "batch.safetensors"))
-				in, labels, pids := batch.i32("inputs"), batch.i32("labels"), batch.i32("puzzle_identifiers")
+				cfg, params, in, labels, pids := loadGoldenCase(t, dir)
 				want := precisionGolden(t, ref(), cfg, params, in, labels, pids)
 				got := precisionGolden(t, f(), cfg, params, in, labels, pids)
 				for i, name := range []string{"logits", "q_halt_logits", "q_continue_logits", "lm_loss", "z_H", "z_L", "gradients", "puzzle gradients"} {
@@ -52,8 +43,8 @@ func RunPrecision(t *testing.T, f, ref Factory, tol Tolerance) {
 }
 
 // precisionStep runs a training step (forward, loss, backward) of cfg from
-// a fresh carry, with parameters from seed, and returns the losses,
-// logits, carry and gradients.
+// a fresh carry, with parameters from seed, and returns its outputs (see
+// trainStepOutputs) as one vector.
 func precisionStep(t *testing.T, be engine.Backend, cfg engine.Config, seed uint64) []float64 {
 	t.Helper()
 	m, err := engine.NewModel(cfg, be, engine.Options{Backward: true, ExplorationSeed: 3})
@@ -75,25 +66,9 @@ func precisionStep(t *testing.T, be engine.Backend, cfg engine.Config, seed uint
 	if err := m.SetBatch(in, labels, pids); err != nil {
 		t.Fatal(err)
 	}
-	c := m.NewCarry()
-	if err := m.Step(c, engine.StepOptions{Train: true, Backward: true, GradScale: 1 / float32(B)}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := m.Result(c, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zH, zL, err := m.CarryState(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, l, err := m.Gradients()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := append([]float64(nil), r.LMLoss...)
-	for _, v := range [][]float32{r.Logits, r.QHalt, r.QContinue, zH, zL, g, l} {
-		out = append(out, f64(v)...)
+	var out []float64
+	for _, v := range trainStepOutputs(t, m, 1/float32(B)) {
+		out = append(out, v...)
 	}
 	return out
 }
@@ -106,8 +81,17 @@ func precisionGolden(t *testing.T, be engine.Backend, cfg engine.Config, p *engi
 	if err := m.SetBatch(in, labels, pids); err != nil {
 		t.Fatal(err)
 	}
+	return trainStepOutputs(t, m, 1)
+}
+
+// trainStepOutputs runs one training step of m (batch set) from a fresh
+// carry and returns its floating-point outputs in the order RunPrecision
+// names them: logits, q_halt and q_continue logits, lm loss, z_H, z_L,
+// gradients, puzzle gradients.
+func trainStepOutputs(t *testing.T, m *engine.Model, gradScale float32) [][]float64 {
+	t.Helper()
 	c := m.NewCarry()
-	if err := m.Step(c, engine.StepOptions{Train: true, Backward: true, GradScale: 1}); err != nil {
+	if err := m.Step(c, engine.StepOptions{Train: true, Backward: true, GradScale: gradScale}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := m.Result(c, true)
