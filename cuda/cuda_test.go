@@ -462,15 +462,8 @@ func stepOutputs(t *testing.T, be engine.Backend, cfg engine.Config) []float64 {
 	if err := m.SetParams(engine.InitParams(m.Layout, 9)); err != nil {
 		t.Fatal(err)
 	}
-	B, L := cfg.BatchSize, cfg.SeqLen
-	in, labels, pids := make([]int32, B*L), make([]int32, B*L), make([]int32, B)
-	for i := range in {
-		in[i] = int32((i * 7) % cfg.VocabSize)
-		labels[i] = int32((i * 3) % cfg.VocabSize)
-	}
-	for i := range pids {
-		pids[i] = int32(i % cfg.NumPuzzleIdentifiers)
-	}
+	B := cfg.BatchSize
+	in, labels, pids := enginetest.PatternBatch(cfg, 3)
 	if err := m.SetBatch(in, labels, pids); err != nil {
 		t.Fatal(err)
 	}

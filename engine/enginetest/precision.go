@@ -54,15 +54,8 @@ func precisionStep(t *testing.T, be engine.Backend, cfg engine.Config, seed uint
 	if err := m.SetParams(engine.InitParams(m.Layout, seed)); err != nil {
 		t.Fatal(err)
 	}
-	B, L := cfg.BatchSize, cfg.SeqLen
-	in, labels, pids := make([]int32, B*L), make([]int32, B*L), make([]int32, B)
-	for i := range in {
-		in[i] = int32((i * 7) % cfg.VocabSize)
-		labels[i] = int32((i * 3) % cfg.VocabSize)
-	}
-	for i := range pids {
-		pids[i] = int32(i % cfg.NumPuzzleIdentifiers)
-	}
+	B := cfg.BatchSize
+	in, labels, pids := PatternBatch(cfg, 3)
 	if err := m.SetBatch(in, labels, pids); err != nil {
 		t.Fatal(err)
 	}

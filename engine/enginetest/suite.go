@@ -47,15 +47,7 @@ func deterministicStep(t *testing.T, be engine.Backend, cfg engine.Config) []flo
 	if err := m.SetParams(engine.InitParams(m.Layout, 5)); err != nil {
 		t.Fatal(err)
 	}
-	B, L := cfg.BatchSize, cfg.SeqLen
-	in, labels, pids := make([]int32, B*L), make([]int32, B*L), make([]int32, B)
-	for i := range in {
-		in[i] = int32((i * 7) % cfg.VocabSize)
-		labels[i] = int32((i * 5) % cfg.VocabSize)
-	}
-	for i := range pids {
-		pids[i] = int32(i % cfg.NumPuzzleIdentifiers)
-	}
+	in, labels, pids := PatternBatch(cfg, 5)
 	if err := m.SetBatch(in, labels, pids); err != nil {
 		t.Fatal(err)
 	}
@@ -80,4 +72,21 @@ func deterministicStep(t *testing.T, be engine.Backend, cfg engine.Config) []flo
 		out = append(out, f64(l)...)
 	}
 	return out
+}
+
+// PatternBatch returns a batch of cfg's shape that needs no random source:
+// inputs 7i mod V and labels labelStride*i mod V at flat position i, puzzle
+// identifier b mod num_puzzle_identifiers for row b. The suite's whole-step
+// checks and the CUDA backend's comparisons with the CPU share it.
+func PatternBatch(cfg engine.Config, labelStride int) (in, labels, pids []int32) {
+	B, L := cfg.BatchSize, cfg.SeqLen
+	in, labels, pids = make([]int32, B*L), make([]int32, B*L), make([]int32, B)
+	for i := range in {
+		in[i] = int32((i * 7) % cfg.VocabSize)
+		labels[i] = int32((i * labelStride) % cfg.VocabSize)
+	}
+	for i := range pids {
+		pids[i] = int32(i % cfg.NumPuzzleIdentifiers)
+	}
+	return in, labels, pids
 }
