@@ -564,3 +564,18 @@ func (b *Backend) SumSquares(dst, x engine.Buf) {
 }
 
 func countLaunch(b *Backend) { atomicAdd(&b.stats.Launches, 1) }
+
+// Axpby implements engine.Backend. The kernel is looked up before the
+// launch so that a fatbin or kernel table without trm_axpby is a clear
+// error at Sync rather than a launch of an empty function handle.
+func (b *Backend) Axpby(dst, x, y engine.Buf, alpha, beta float32) {
+	n := dst.Len()
+	if !b.need("Axpby", engine.F32, "dst", dst, n, "a", x, n, "b", y, n) {
+		return
+	}
+	if _, ok := b.dev.fns["trm_axpby"]; !ok {
+		b.failf("Axpby", "kernel trm_axpby is not loaded (kernelNames in cuda/device.go)")
+		return
+	}
+	b.elementwise(fmt.Sprintf("Axpby %d", n), "trm_axpby", n, ptr(dst), ptr(x), ptr(y), f64arg(float64(alpha)), f64arg(float64(beta)), i64arg(n))
+}

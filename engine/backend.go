@@ -126,6 +126,14 @@ type Backend interface {
 	Transpose(dst, src Buf, batch, rows, cols int)
 	// Add writes dst = a + b elementwise (dst may alias a or b).
 	Add(dst, a, b Buf)
+	// Axpby writes dst = alpha*a + beta*b elementwise over dst's length
+	// (dst may alias a or b; b is read even when beta is 0). The general
+	// linear combination of two vectors: a difference (1, -1), a scaled
+	// copy (b = a), an in-place axpy (dst = b). Each product is rounded to
+	// float32 before the sum, except that a GPU may fuse one product into
+	// the sum; with alpha and beta in {0, +-1} or powers of two the
+	// products are exact and every backend gives the same bits.
+	Axpby(dst, a, b Buf, alpha, beta float32)
 	// Fill sets every element of dst to v.
 	Fill(dst Buf, v float32)
 

@@ -1,4 +1,4 @@
-// Data movement and elementwise ops: Copy2D, Transpose, Add, Fill, EMA.
+// Data movement and elementwise ops: Copy2D, Transpose, Add, Axpby, Fill, EMA.
 // All are memory-bound; the numbers below are the floor each one moves.
 #include "common.cuh"
 
@@ -39,6 +39,17 @@ TRM_KERNEL void trm_transpose(float *__restrict__ dst, const float *__restrict__
 // written by the same thread). FLOPs 1 per element; bytes 12 per element.
 TRM_KERNEL void trm_add(float *dst, const float *a, const float *b, i64 n) {
     for (i64 i = gs_start(); i < n; i += gs_step()) dst[i] = a[i] + b[i];
+}
+
+// trm_axpby: dst = alpha * a + beta * b (dst may alias a or b: each element
+// is read and written by the same thread). The scalars travel as double and
+// are rounded to float once, exactly. nvcc may fuse one product into the
+// sum (engine.Backend's Axpby allows it); with alpha, beta in {0, +-1} the
+// result is the same bits as the CPU backend's.
+// FLOPs 3 per element; bytes 12 per element.
+TRM_KERNEL void trm_axpby(float *dst, const float *a, const float *b, double alpha, double beta, i64 n) {
+    float x = (float)alpha, y = (float)beta;
+    for (i64 i = gs_start(); i < n; i += gs_step()) dst[i] = x * a[i] + y * b[i];
 }
 
 // trm_fill_f32/f64/i32: every element = v (the i32 fill truncates toward

@@ -17,8 +17,7 @@ type Optim struct {
 	m, v   engine.Buf // [NumTrained] moments
 	shadow engine.Buf // [NumTrained] EMA of the trained parameters, or nil
 	norm   engine.Buf // [1] f64, a squared norm read back each step
-	delta  engine.Buf // [NumTrained] -theta before the update, then the update itself
-	one    engine.Buf // [1] = 1: negation as a K=1 product keeps the Backend free of a scale op
+	delta  engine.Buf // [NumTrained] theta before the update, then the update itself
 	// Step counts optimizer steps taken (the next step is Step+1).
 	Step int
 }
@@ -29,8 +28,7 @@ func NewOptim(cfg Config, model *engine.Model) *Optim {
 	be := model.Backend()
 	n := model.Layout.NumTrained
 	o := &Optim{cfg: cfg, model: model, be: be, m: be.Alloc(engine.F32, n), v: be.Alloc(engine.F32, n), norm: be.Alloc(engine.F64, 1),
-		delta: be.Alloc(engine.F32, n), one: be.Alloc(engine.F32, 1)}
-	be.Fill(o.one, 1)
+		delta: be.Alloc(engine.F32, n)}
 	if cfg.EMA {
 		o.shadow = be.Alloc(engine.F32, n)
 		params, _, _, _ := model.ParamBuffers()
@@ -75,9 +73,10 @@ func (o *Optim) Apply(pids, rowGrads engine.Buf, rows, totalSteps int, lossFinit
 	}
 	n := o.model.Layout.NumTrained
 	if !cfg.FreezeWeights {
-		// delta = -theta (a 1 x n x 1 product with alpha -1), then
-		// theta_new + delta after the update.
-		be.Gemm(engine.Gemm{M: 1, N: n, K: 1, Alpha: -1, A: o.one, Lda: 1, B: params, Ldb: n, C: o.delta, Ldc: n})
+		// delta = theta before the update, then theta_new - delta: plain
+		// elementwise ops, exact in fp32 whatever the backend's GEMM
+		// precision (a GEMM would round theta to bf16 in bf16 mode).
+		be.Copy2D(o.delta, 0, params, 0, 1, n)
 		be.AdamATan2(params, grads, o.m, o.v, engine.AdamHyper{LR: info.LR, Beta1: cfg.Beta1, Beta2: cfg.Beta2, WeightDecay: cfg.WeightDecay, Step: step})
 	}
 	if puzzle != nil {
@@ -88,7 +87,7 @@ func (o *Optim) Apply(pids, rowGrads engine.Buf, rows, totalSteps int, lossFinit
 		be.EMA(o.shadow, params, float32(cfg.EMARate))
 	}
 	if !cfg.FreezeWeights {
-		be.Add(o.delta, params, o.delta)
+		be.Axpby(o.delta, params, o.delta, 1, -1)
 		be.SumSquares(o.norm, o.delta)
 		be.Download(sq, o.norm)
 	}

@@ -47,6 +47,7 @@ type jobs struct {
 	copy       copyJob
 	transpose  transposeJob
 	add        addJob
+	axpby      axpbyJob
 	fill       fillJob
 	addRMSNorm addRMSNormJob
 	rmsBack    rmsBackJob
@@ -447,6 +448,34 @@ func (b *Backend) Add(dst, x, y engine.Buf) {
 	*j = addJob{f32s(dst), f32s(x), f32s(y)}
 	b.pool.run(j, n, grainElems)
 	*j = addJob{}
+}
+
+// axpbyJob is the elementwise linear combination alpha*p + beta*q.
+type axpbyJob struct {
+	d, p, q     []float32
+	alpha, beta float32
+}
+
+func (j *axpbyJob) run(_, lo, hi int) {
+	d, p, q := j.d[lo:hi], j.p[lo:hi], j.q[lo:hi]
+	al, be := j.alpha, j.beta
+	for i := range d {
+		// The conversions round each product, so the compiler cannot fuse
+		// one into the sum (Go allows fusing x*y + z otherwise).
+		d[i] = float32(al*p[i]) + float32(be*q[i])
+	}
+}
+
+// Axpby implements engine.Backend.
+func (b *Backend) Axpby(dst, x, y engine.Buf, alpha, beta float32) {
+	n := dst.Len()
+	if !b.need("Axpby", req{"a", x, n}, req{"b", y, n}) {
+		return
+	}
+	j := &b.jobs.axpby
+	*j = axpbyJob{f32s(dst), f32s(x), f32s(y), alpha, beta}
+	b.pool.run(j, n, grainElems)
+	*j = axpbyJob{}
 }
 
 // fillJob sets float32 elements to v.

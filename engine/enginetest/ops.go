@@ -194,6 +194,18 @@ func testMoves(t *testing.T, h *harness) {
 		ws[i] = float64(x[i] + y[i])
 	}
 	Exact.Check(t, "Add", f64(h.down(s)), ws)
+	// Axpby: a difference is exact on every backend (products by +-1), in
+	// place over its second operand; other scalars may be fused on a GPU.
+	h.be.Axpby(s, h.up(x), s, 1, -1)
+	for i := range x {
+		ws[i] = float64(x[i] - float32(ws[i]))
+	}
+	Exact.Check(t, "Axpby(1, -1) into b", f64(h.down(s)), ws)
+	h.be.Axpby(s, h.up(x), h.up(y), 0.75, -1.5)
+	for i := range x {
+		ws[i] = 0.75*float64(x[i]) - 1.5*float64(y[i])
+	}
+	opTol.Check(t, "Axpby(0.75, -1.5)", f64(h.down(s)), ws)
 	h.be.Fill(s, 2.5)
 	for _, v := range h.down(s) {
 		if v != 2.5 {

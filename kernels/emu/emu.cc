@@ -20,6 +20,9 @@ void emu_copy2d(LAUNCH_ARGS, float *d, i64 ds, const float *s, i64 ss, i64 r, i6
 void emu_transpose(LAUNCH_ARGS, float *d, const float *s, i64 r, i64 c) { emu_launch(G, B, trm_transpose, d, s, r, c); }
 void emu_add(LAUNCH_ARGS, float *d, const float *a, const float *b, i64 n) { emu_launch(G, B, trm_add, d, a, b, n); }
 void emu_fill_f32(LAUNCH_ARGS, float *d, double v, i64 n) { emu_launch(G, B, trm_fill_f32, d, v, n); }
+void emu_axpby(LAUNCH_ARGS, float *d, const float *a, const float *b, double x, double y, i64 n) {
+    emu_launch(G, B, trm_axpby, d, a, b, x, y, n);
+}
 void emu_ema(LAUNCH_ARGS, float *s, const float *p, double r, i64 n) { emu_launch(G, B, trm_ema, s, p, r, n); }
 void emu_add_rmsnorm(LAUNCH_ARGS, float *y, float *rs, const float *a, const float *b, i64 r, i64 c, double eps) {
     emu_launch(G, B, trm_add_rmsnorm, y, rs, a, b, r, c, eps);

@@ -23,6 +23,7 @@ void emu_copy2d(int, int, int, int, int, float *, i64, const float *, i64, i64, 
 void emu_transpose(int, int, int, int, int, float *, const float *, i64, i64);
 void emu_add(int, int, int, int, int, float *, const float *, const float *, i64);
 void emu_fill_f32(int, int, int, int, int, float *, double, i64);
+void emu_axpby(int, int, int, int, int, float *, const float *, const float *, double, double, i64);
 void emu_ema(int, int, int, int, int, float *, const float *, double, i64);
 void emu_add_rmsnorm(int, int, int, int, int, float *, float *, const float *, const float *, i64, i64, double);
 void emu_rmsnorm_backward(int, int, int, int, int, float *, const float *, const float *, const float *, i64, i64);
@@ -97,6 +98,11 @@ func Transpose(d Dims, dst, src []float32, rows, cols int) {
 func Add(d Dims, dst, x, y []float32, n int) {
 	a, b, c, e, f := d.c()
 	C.emu_add(a, b, c, e, f, fp(dst), fp(x), fp(y), i(n))
+}
+
+func Axpby(d Dims, dst, x, y []float32, alpha, beta float64, n int) {
+	a, b, c, e, f := d.c()
+	C.emu_axpby(a, b, c, e, f, fp(dst), fp(x), fp(y), C.double(alpha), C.double(beta), i(n))
 }
 
 func EMA(d Dims, s, p []float32, rate float64, n int) {

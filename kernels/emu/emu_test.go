@@ -133,6 +133,19 @@ func TestMoves(t *testing.T) {
 	want := r.f(nans(n))
 	r.be.Add(want, r.f(a), r.f(b))
 	check(t, "Add", dst, r.getF(want), exact)
+	for _, c := range [][2]float32{{1, -1}, {0.75, -1.5}, {0, 2}} {
+		dst := nans(n)
+		Axpby(grid(n), dst, a, b, float64(c[0]), float64(c[1]), n)
+		want := r.f(nans(n))
+		r.be.Axpby(want, r.f(a), r.f(b), c[0], c[1])
+		check(t, fmt.Sprintf("Axpby %v", c), dst, r.getF(want), exact)
+	}
+	// In place over b, as the optimizer's update norm uses it.
+	inPlace := clone(b)
+	Axpby(grid(n), inPlace, a, inPlace, 1, -1, n)
+	wantIn := r.f(b)
+	r.be.Axpby(wantIn, r.f(a), wantIn, 1, -1)
+	check(t, "Axpby in place", inPlace, r.getF(wantIn), exact)
 	s := clone(a)
 	EMA(grid(n), s, b, 0.999, n)
 	ws := r.f(a)
