@@ -4,7 +4,7 @@
 // interface. The CPU backend in engine/cpu is the reference every other
 // backend is checked against.
 //
-// Dimension names follow spec/trm.md everywhere: B batch, L seq_len, P
+// Dimension names are the same everywhere: B batch, L seq_len, P
 // puzzle-embedding positions, S = P + L, H hidden_size, V vocab_size, nh
 // num_heads, hd = H / nh, I = inter(H), It = inter(S).
 package engine
@@ -60,8 +60,9 @@ type Config struct {
 	LossType             string  `json:"loss_type"`
 }
 
-// DefaultConfig returns the reference architecture defaults (trm.yaml).
-// The dataset fields (seq_len, vocab_size, num_puzzle_identifiers) are
+// DefaultConfig returns the reference architecture defaults (its
+// config/arch/trm.yaml, puzzle_emb_ndim following hidden_size as its
+// ${.hidden_size} says). The dataset fields (seq_len, vocab_size, num_puzzle_identifiers) are
 // those of Sudoku-Extreme; a dataset's dataset.json overrides them.
 // forward_dtype is float32: the CPU computes in float32 (the reference's
 // bfloat16 is a GPU setting).
@@ -93,7 +94,9 @@ func DefaultConfig() Config {
 }
 
 // ParseConfig reads a JSON config over DefaultConfig: keys absent from the
-// JSON keep their defaults. Unknown keys are an error (a typo such as
+// JSON keep their defaults, except that puzzle_emb_ndim follows a new
+// hidden_size when the JSON does not give it and the base had them equal
+// (the reference's puzzle_emb_ndim: ${.hidden_size}). Unknown keys are an error (a typo such as
 // "hidden_sise" would otherwise silently train the default), and so is any
 // invalid combination (see Validate). name is used in error messages.
 func ParseConfig(data []byte, name string) (Config, error) {
@@ -123,6 +126,12 @@ func ParseConfigOver(base Config, data []byte, name string) (Config, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return cfg, fmt.Errorf("%s: trailing data after the config object", name)
 	}
+	var given map[string]json.RawMessage
+	if err := json.Unmarshal(data, &given); err == nil {
+		if _, ok := given["puzzle_emb_ndim"]; !ok {
+			cfg.FollowHiddenSize(base.HiddenSize)
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("%s: %w", name, err)
 	}
@@ -138,9 +147,10 @@ func LoadConfig(path string) (Config, error) {
 	return ParseConfig(data, path)
 }
 
-// Validate reports the first problem with the config as an error that names
-// the offending key. It rejects the combinations the reference crashes on
-// or silently builds differently (spec section 1).
+// Validate reports every problem with the config in one error that names
+// the offending keys. It rejects the combinations the reference crashes on
+// or silently builds differently, and sizes above their documented limits
+// (see Limits), so no later allocation can be unbounded.
 func (c Config) Validate() error {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
@@ -213,10 +223,21 @@ func (c Config) Validate() error {
 	default:
 		bad("unknown loss_type %q (want %s or %s)", c.LossType, LossStablemax, LossSoftmax)
 	}
+	c.checkBounds(bad)
 	if len(errs) > 0 {
 		return errors.New("invalid config: " + strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// FollowHiddenSize applies the reference's puzzle_emb_ndim:
+// ${.hidden_size} after hidden_size changed from old: a puzzle_emb_ndim
+// that equalled the old hidden_size takes the new one. One that differed
+// was set on purpose (0 for no puzzle embedding, say) and is kept.
+func (c *Config) FollowHiddenSize(old int) {
+	if c.PuzzleEmbNdim == old && c.PuzzleEmbNdim != 0 {
+		c.PuzzleEmbNdim = c.HiddenSize
+	}
 }
 
 // PuzzleLen is P, the number of sequence positions the puzzle embedding

@@ -6,9 +6,9 @@ import (
 	"strings"
 )
 
-// Preset is a named paper configuration. The training issue adds the
-// training recipe to the same entries, so one registry answers "what does
-// --preset arc1 mean".
+// Preset is a named paper configuration: the model and its training
+// recipe in one entry, so one registry answers "what does --preset arc1
+// mean".
 type Preset struct {
 	Name        string
 	Description string
@@ -16,8 +16,8 @@ type Preset struct {
 	Recipe      Recipe
 }
 
-// Recipe is the training part of a paper configuration (spec section 6,
-// "Paper recipes"); the trainer turns it into its own config.
+// Recipe is the training part of a paper configuration, as the paper's
+// training commands give it; the trainer turns it into its own config.
 type Recipe struct {
 	GlobalBatchSize      int
 	Epochs, EvalInterval int
@@ -40,8 +40,7 @@ var (
 		WeightDecay: 0.1, PuzzleEmbWeightDecay: 0.1, LRWarmupSteps: 2000, LRMinRatio: 1, Beta1: 0.9, Beta2: 0.95, EMA: true, EMARate: 0.999}
 )
 
-// presets is the one registry of paper configurations (spec section 6,
-// "Paper recipes"). Dataset-dependent keys (seq_len, vocab_size,
+// presets is the one registry of paper configurations. Dataset-dependent keys (seq_len, vocab_size,
 // num_puzzle_identifiers) hold the values of the paper's datasets; a
 // dataset's dataset.json replaces them at training time.
 var presets = map[string]Preset{}
@@ -56,26 +55,26 @@ func addPreset(name, desc string, r Recipe, edit func(*Config)) {
 }
 
 func init() {
-	addPreset("sudoku-mlp", "Sudoku-Extreme, mlp_t without positions (paper: 87.4% exact)", sudokuRecipe, func(c *Config) {
+	addPreset("sudoku-mlp", "Sudoku-Extreme 9x9: token-mixing MLP (mlp_t) without positions, 3x6 cycles, 50k epochs (paper: 87.4% exact)", sudokuRecipe, func(c *Config) {
 		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 81, 11, 1
 		c.HCycles, c.LCycles = 3, 6
 		c.MLPT, c.PosEncodings = true, PosNone
 	})
-	addPreset("sudoku-att", "Sudoku-Extreme, attention with rope (paper: 74.7% exact)", sudokuRecipe, func(c *Config) {
+	addPreset("sudoku-att", "Sudoku-Extreme 9x9: attention with rope, 3x6 cycles, 50k epochs (paper: 74.7% exact)", sudokuRecipe, func(c *Config) {
 		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 81, 11, 1
 		c.HCycles, c.LCycles = 3, 6
 	})
-	addPreset("maze", "Maze-Hard 30x30, attention with rope (paper: 85.3% exact)", sudokuRecipe, func(c *Config) {
+	addPreset("maze", "Maze-Hard 30x30: attention with rope, 3x4 cycles, 50k epochs (paper: 85.3% exact)", sudokuRecipe, func(c *Config) {
 		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 900, 6, 1
 		c.HCycles, c.LCycles = 3, 4
 	})
 	// ARC puzzle tables have one row per augmented puzzle; the row count
 	// comes from the built dataset, so the preset keeps 1 until then.
-	addPreset("arc1", "ARC-AGI-1, attention with rope (paper: 44.6% pass@2)", arcRecipe, func(c *Config) {
+	addPreset("arc1", "ARC-AGI-1: attention with rope, 3x4 cycles, 100k epochs (paper: 44.6% pass@2)", arcRecipe, func(c *Config) {
 		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 900, 12, 1
 		c.HCycles, c.LCycles = 3, 4
 	})
-	addPreset("arc2", "ARC-AGI-2, attention with rope (paper: 7.8% pass@2)", arcRecipe, func(c *Config) {
+	addPreset("arc2", "ARC-AGI-2: attention with rope, 3x4 cycles, 100k epochs (paper: 7.8% pass@2)", arcRecipe, func(c *Config) {
 		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 900, 12, 1
 		c.HCycles, c.LCycles = 3, 4
 	})
@@ -90,6 +89,22 @@ func LookupPreset(name string) (Preset, error) {
 	return p, nil
 }
 
+// PresetInfo is a preset's name and its one-line description, for
+// listings.
+type PresetInfo struct {
+	Name        string
+	Description string
+}
+
+// Presets lists every preset with its description, sorted by name.
+func Presets() []PresetInfo {
+	var out []PresetInfo
+	for _, n := range PresetNames() {
+		out = append(out, PresetInfo{Name: n, Description: presets[n].Description})
+	}
+	return out
+}
+
 // PresetNames lists the registry's names, sorted.
 func PresetNames() []string {
 	names := make([]string, 0, len(presets))
@@ -101,8 +116,8 @@ func PresetNames() []string {
 }
 
 // ResolveConfig interprets arg as a preset name or, failing that, as the
-// path of a JSON config file. This is what every CLI command taking a model
-// uses.
+// path of a JSON model config file. This is what every CLI command taking
+// a model uses.
 func ResolveConfig(arg string) (Config, error) {
 	if p, ok := presets[arg]; ok {
 		return p.Model, nil
