@@ -175,7 +175,7 @@ func statePickle(ts []fakeTensor, o pickleOptions) []byte {
 
 // zipCheckpoint packs a pickle and storages like torch.save's zip format.
 // extra holds additional entries (e.g. "byteorder").
-func zipCheckpoint(t *testing.T, pkl []byte, storages map[string][]byte, extra map[string]string) []byte {
+func zipCheckpoint(t testing.TB, pkl []byte, storages map[string][]byte, extra map[string]string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)

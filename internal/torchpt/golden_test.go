@@ -123,7 +123,7 @@ func TestGoldenStridedIsColumnMajor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck, err := parse(data)
+	ck, err := parse(data, Options{}.withDefaults(), &budget{max: DefaultMaxBytes})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,10 +16,11 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
-	"os"
+	"math/bits"
 	"strings"
 
 	"github.com/tinyrecursive/trm/internal/safetensors"
@@ -32,25 +33,67 @@ var legacyMagic, _ = new(big.Int).SetString("1950a86a20f9469cfc6c", 16)
 // legacyProtocolVersion is torch.serialization.PROTOCOL_VERSION.
 const legacyProtocolVersion = 1001
 
-// Load reads the state dict saved at path. It returns every tensor by its
-// raw key (prefixes such as "_orig_mod.model." are kept; see CanonicalKey)
-// and the keys in the order the file lists them.
+// Load reads the state dict saved at path with the default Options. It
+// returns every tensor by its raw key (prefixes such as
+// "_orig_mod.model." are kept; see CanonicalKey) and the keys in the
+// order the file lists them.
 func Load(path string) (map[string]safetensors.Tensor, []string, error) {
-	data, err := os.ReadFile(path)
+	return LoadWith(path, Options{})
+}
+
+// LoadWith is Load under explicit bounds. path must be a regular file (a
+// FIFO or device is refused instead of blocking or reading forever); a zip
+// archive is read entry by entry, a legacy file whole (so it must fit
+// Options.MaxBytes).
+func LoadWith(path string, o Options) (map[string]safetensors.Tensor, []string, error) {
+	o = o.withDefaults()
+	f, size, err := safetensors.OpenRegular(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("torchpt: %w", err)
 	}
-	return Decode(data, path)
+	defer f.Close()
+	head := make([]byte, min(size, 512))
+	if _, err := f.ReadAt(head, 0); err != nil {
+		return nil, nil, fmt.Errorf("torchpt: %s: %w", path, err)
+	}
+	var ck *checkpoint
+	b := &budget{max: o.MaxBytes}
+	if isZip(head) {
+		ck, err = parseZip(f, size, o, b)
+	} else if err = checkFormat(head); err == nil {
+		if err = b.take(size, "reading the legacy-format file"); err == nil {
+			data := make([]byte, size)
+			if _, err = f.ReadAt(data, 0); err == nil {
+				ck, err = parseLegacy(data, o, b)
+			}
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("torchpt: %s: %w", path, err)
+	}
+	return ck.materializeAll(path)
 }
 
-// Decode reads a state dict from the bytes of a torch.save file. name
-// (usually the path) labels error messages. The returned tensors do not
-// alias data.
+// Decode reads a state dict from the bytes of a torch.save file with the
+// default Options. name (usually the path) labels error messages. The
+// returned tensors do not alias data.
 func Decode(data []byte, name string) (map[string]safetensors.Tensor, []string, error) {
-	ck, err := parse(data)
+	return DecodeWith(data, name, Options{})
+}
+
+// DecodeWith is Decode under explicit bounds; data itself is not counted
+// against Options.MaxBytes, only what decoding allocates.
+func DecodeWith(data []byte, name string, o Options) (map[string]safetensors.Tensor, []string, error) {
+	o = o.withDefaults()
+	ck, err := parse(data, o, &budget{max: o.MaxBytes})
 	if err != nil {
 		return nil, nil, fmt.Errorf("torchpt: %s: %w", name, err)
 	}
+	return ck.materializeAll(name)
+}
+
+// materializeAll copies every planned view out of its storage.
+func (ck *checkpoint) materializeAll(name string) (map[string]safetensors.Tensor, []string, error) {
 	out := make(map[string]safetensors.Tensor, len(ck.keys))
 	for _, k := range ck.keys {
 		t, err := ck.refs[k].materialize()
@@ -79,20 +122,32 @@ type checkpoint struct {
 	refs map[string]*tensorRef
 }
 
-// parse detects the format and returns the state dict's tensor views with
-// their storage bytes attached.
-func parse(data []byte) (*checkpoint, error) {
+func isZip(head []byte) bool { return bytes.HasPrefix(head, []byte("PK\x03\x04")) }
+
+// checkFormat refuses what is neither format, judging by the first bytes
+// (at least 262 of them when the file has them).
+func checkFormat(head []byte) error {
 	switch {
-	case bytes.HasPrefix(data, []byte("PK\x03\x04")):
-		return parseZip(data)
-	case len(data) > 262 && string(data[257:262]) == "ustar":
-		return nil, fmt.Errorf("tar-format checkpoint (torch < 0.4) is not supported")
-	case len(data) >= 2 && data[0] == opProto:
-		return parseLegacy(data)
-	case len(data) == 0:
-		return nil, fmt.Errorf("empty file")
+	case len(head) > 262 && string(head[257:262]) == "ustar":
+		return fmt.Errorf("tar-format checkpoint (torch < 0.4) is not supported")
+	case len(head) >= 2 && head[0] == opProto:
+		return nil
+	case len(head) == 0:
+		return fmt.Errorf("empty file")
 	}
-	return nil, fmt.Errorf("not a torch.save file (neither a zip archive nor a legacy pickle stream)")
+	return fmt.Errorf("not a torch.save file (neither a zip archive nor a legacy pickle stream)")
+}
+
+// parse detects the format and returns the state dict's tensor views with
+// their storage bytes attached and every view checked against b.
+func parse(data []byte, o Options, b *budget) (*checkpoint, error) {
+	if isZip(data) {
+		return parseZip(bytes.NewReader(data), int64(len(data)), o, b)
+	}
+	if err := checkFormat(data); err != nil {
+		return nil, err
+	}
+	return parseLegacy(data, o, b)
 }
 
 // stateDict turns the unpickled top-level object into ordered tensor views.
@@ -123,8 +178,11 @@ func stateDict(obj any) (*checkpoint, error) {
 // parseZip reads the zip format: <archive>/data.pkl is the pickle and
 // <archive>/data/<key> holds each storage's raw bytes. The archive folder
 // name is whatever the file was first saved as, so it is discovered.
-func parseZip(data []byte) (*checkpoint, error) {
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+// Every entry's declared sizes are checked before it is read: the pickle
+// against Options.MaxPickleBytes, each storage against the size its
+// element count implies, and all of it against the budget.
+func parseZip(ra io.ReaderAt, size int64, o Options, b *budget) (*checkpoint, error) {
+	zr, err := zip.NewReader(ra, size)
 	if err != nil {
 		return nil, fmt.Errorf("zip archive: %w (truncated or corrupt file?)", err)
 	}
@@ -142,14 +200,25 @@ func parseZip(data []byte) (*checkpoint, error) {
 	if prefix == "" {
 		return nil, fmt.Errorf("zip archive has no <name>/data.pkl: not a torch.save file")
 	}
-	pkl, err := readZipEntry(files[prefix+"data.pkl"], -1)
+	pf := files[prefix+"data.pkl"]
+	if err := checkZipEntry(pf, size, o); err != nil {
+		return nil, err
+	}
+	if pf.UncompressedSize64 > uint64(o.MaxPickleBytes) {
+		return nil, fmt.Errorf("zip entry %s declares %d bytes, more than the %d-byte pickle limit (Options.MaxPickleBytes)",
+			pf.Name, pf.UncompressedSize64, o.MaxPickleBytes)
+	}
+	pkl, err := readZipEntry(pf, int64(pf.UncompressedSize64))
 	if err != nil {
 		return nil, err
 	}
 	bigEndian := false
 	if f, ok := files[prefix+"byteorder"]; ok {
 		// Written by torch >= 2.1; older files are little-endian.
-		b, err := readZipEntry(f, 16)
+		if f.UncompressedSize64 > 16 {
+			return nil, fmt.Errorf("zip entry %s is %d bytes, want at most 16", f.Name, f.UncompressedSize64)
+		}
+		b, err := readZipEntry(f, int64(f.UncompressedSize64))
 		if err != nil {
 			return nil, err
 		}
@@ -174,46 +243,96 @@ func parseZip(data []byte) (*checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, key := range table.order {
+	// Every size is known now: check the storage entries and the views,
+	// and commit the memory, before reading any tensor bytes.
+	entries := make([]*zip.File, len(table.order))
+	for i, key := range table.order {
 		st := table.byKey[key]
 		name := prefix + "data/" + key
 		f, ok := files[name]
 		if !ok {
 			return nil, fmt.Errorf("storage %s: zip entry %s is missing", key, name)
 		}
-		want := st.numel * int64(st.dtype.Size())
-		b, err := readZipEntry(f, want)
+		want, ok := mulBytes(st.numel, int64(st.dtype.Size()))
+		if !ok {
+			return nil, fmt.Errorf("storage %s: %d %s elements overflow a byte count", key, st.numel, st.dtype)
+		}
+		if f.UncompressedSize64 != uint64(want) {
+			return nil, fmt.Errorf("storage %s: %s holds %d bytes, want %d (%d %s elements)", key, name, f.UncompressedSize64, want, st.numel, st.dtype)
+		}
+		if err := checkZipEntry(f, size, o); err != nil {
+			return nil, fmt.Errorf("storage %s: %w", key, err)
+		}
+		if err := b.take(want, "storage "+key); err != nil {
+			return nil, err
+		}
+		entries[i] = f
+	}
+	if err := ck.plan(o, b); err != nil {
+		return nil, err
+	}
+	for i, key := range table.order {
+		st := table.byKey[key]
+		data, err := readZipEntry(entries[i], int64(entries[i].UncompressedSize64))
 		if err != nil {
 			return nil, err
 		}
-		if int64(len(b)) != want {
-			return nil, fmt.Errorf("storage %s: %s holds %d bytes, want %d (%d %s elements)", key, name, len(b), want, st.numel, st.dtype)
-		}
 		if bigEndian {
-			swapBytes(b, st.dtype.Size())
+			swapBytes(data, st.dtype.Size())
 		}
-		st.data = b
+		st.data = data
 	}
 	return ck, nil
 }
 
-// readZipEntry reads one entry, refusing more than limit bytes (limit < 0:
-// no limit beyond the archive's own size) so a forged size cannot make us
-// allocate gigabytes. CRC errors from a corrupted entry surface here.
-func readZipEntry(f *zip.File, limit int64) ([]byte, error) {
+// checkZipEntry checks an entry's declared sizes against the archive: a
+// stored entry's bytes must lie in the file, a compressed one may not
+// inflate more than Options.MaxExpansion times its compressed size.
+func checkZipEntry(f *zip.File, archiveSize int64, o Options) error {
+	if f.CompressedSize64 > uint64(archiveSize) {
+		return fmt.Errorf("zip entry %s declares %d compressed bytes in a %d-byte file", f.Name, f.CompressedSize64, archiveSize)
+	}
+	switch f.Method {
+	case zip.Store:
+		if f.UncompressedSize64 != f.CompressedSize64 {
+			return fmt.Errorf("zip entry %s is stored but declares %d bytes and %d compressed", f.Name, f.UncompressedSize64, f.CompressedSize64)
+		}
+	default:
+		hi, lo := bits.Mul64(f.CompressedSize64, uint64(o.MaxExpansion))
+		if f.UncompressedSize64 > minExpansionExempt && hi == 0 && f.UncompressedSize64 > lo {
+			return fmt.Errorf("zip entry %s inflates %d compressed bytes to %d, more than %d times (a zip bomb? Options.MaxExpansion)",
+				f.Name, f.CompressedSize64, f.UncompressedSize64, o.MaxExpansion)
+		}
+	}
+	return nil
+}
+
+// readZipEntry reads one entry of exactly size bytes (its declared size,
+// checked by the caller): the buffer is allocated once, and an entry
+// whose data runs longer or shorter than declared is an error, so a
+// forged size cannot make us allocate more than we planned. CRC errors
+// from a corrupted entry surface here.
+func readZipEntry(f *zip.File, size int64) ([]byte, error) {
 	if f == nil {
 		return nil, fmt.Errorf("zip entry missing")
-	}
-	if limit >= 0 && f.UncompressedSize64 > uint64(limit) {
-		return nil, fmt.Errorf("zip entry %s is %d bytes, want at most %d", f.Name, f.UncompressedSize64, limit)
 	}
 	rc, err := f.Open()
 	if err != nil {
 		return nil, fmt.Errorf("zip entry %s: %w", f.Name, err)
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
+	b := make([]byte, size)
+	if _, err := io.ReadFull(rc, b); errors.Is(err, zip.ErrFormat) {
+		return nil, fmt.Errorf("zip entry %s: data runs past its declared %d bytes, or is corrupt", f.Name, size)
+	} else if err != nil {
+		return nil, fmt.Errorf("zip entry %s: %w (shorter than its declared %d bytes?)", f.Name, err, size)
+	}
+	// Reading to the end makes the zip reader verify the CRC.
+	var extra [1]byte
+	if n, err := rc.Read(extra[:]); n != 0 || err != io.EOF {
+		if n != 0 || err == nil || errors.Is(err, zip.ErrFormat) {
+			return nil, fmt.Errorf("zip entry %s: data runs past its declared %d bytes, or is corrupt", f.Name, size)
+		}
 		return nil, fmt.Errorf("zip entry %s: %w", f.Name, err)
 	}
 	return b, nil
@@ -236,8 +355,9 @@ func swapBytes(b []byte, size int) {
 // parseLegacy reads the legacy format: pickles of the magic number, the
 // protocol version and the saving system's info, then the object pickle,
 // then a pickle of the storage keys in the order their bytes follow, each
-// as a little-endian u64 element count and the raw elements.
-func parseLegacy(data []byte) (*checkpoint, error) {
+// as a little-endian u64 element count and the raw elements. Storages
+// alias data; the views are copied out of them.
+func parseLegacy(data []byte, o Options, b *budget) (*checkpoint, error) {
 	pos := 0
 	next := func(what string, table *storageTable) (any, error) {
 		u := &unpickler{data: data, pos: pos, findGlobal: findGlobal}
@@ -310,11 +430,12 @@ func parseLegacy(data []byte) (*checkpoint, error) {
 		if n != uint64(st.numel) {
 			return nil, fmt.Errorf("legacy format: storage %s holds %d elements, the pickle says %d", key, n, st.numel)
 		}
-		size := st.numel * int64(st.dtype.Size())
-		if int64(len(data)-pos) < size {
-			return nil, fmt.Errorf("legacy format: storage %s: file truncated (%d bytes left, want %d)", key, len(data)-pos, size)
+		size, ok := mulBytes(st.numel, int64(st.dtype.Size()))
+		if !ok || size > int64(len(data)-pos) {
+			return nil, fmt.Errorf("legacy format: storage %s: %d %s elements need more than the %d bytes left in the file (truncated?)",
+				key, st.numel, st.dtype, len(data)-pos)
 		}
-		st.data = append([]byte(nil), data[pos:pos+int(size)]...)
+		st.data = data[pos : pos+int(size) : pos+int(size)]
 		pos += int(size)
 	}
 	for _, key := range table.order {
@@ -324,6 +445,9 @@ func parseLegacy(data []byte) (*checkpoint, error) {
 	}
 	if pos != len(data) {
 		return nil, fmt.Errorf("legacy format: %d unexpected bytes after the last storage", len(data)-pos)
+	}
+	if err := ck.plan(o, b); err != nil {
+		return nil, err
 	}
 	return ck, nil
 }

@@ -118,6 +118,9 @@ type unpickler struct {
 	findGlobal func(module, name string) (any, error)
 	// persistentLoad resolves BINPERSID (torch's storage references).
 	persistentLoad func(pid any) (any, error)
+	// work counts the values created and copied so far; see
+	// maxPickleWork.
+	work int
 }
 
 // pickle opcodes used below, named as in CPython's pickle.py.
@@ -170,6 +173,24 @@ const (
 	opMemoize         = 0x94
 	opFrame           = 0x95
 )
+
+// maxPickleWork bounds the values one pickle may create or copy (an
+// opcode costs one, building a container one per item). Bytes are
+// bounded by the pickle's length, but a few bytes can copy a large list
+// again and again (OrderedDict(list) through the memo), so without this
+// bound a 1 MB pickle could ask for gigabytes. A state dict costs about
+// 30 per tensor: this allows some 30 000 tensors (a TRM model has under
+// a hundred) in about 300 MB at worst.
+const maxPickleWork = 1 << 20
+
+// spend charges n units of work, failing past maxPickleWork.
+func (u *unpickler) spend(n int) error {
+	u.work += n
+	if n < 0 || u.work > maxPickleWork {
+		return fmt.Errorf("pickle builds more than %d values (not a plain state dict)", maxPickleWork)
+	}
+	return nil
+}
 
 // maxMemo bounds the memo so a hostile index cannot make the map grow
 // without limit; real state dicts use a few entries per tensor.
@@ -229,6 +250,9 @@ func (u *unpickler) top() (any, error) {
 func (u *unpickler) popMark() ([]any, error) {
 	for i := len(u.stack) - 1; i >= 0; i-- {
 		if _, ok := u.stack[i].(markObj); ok {
+			if err := u.spend(len(u.stack) - i); err != nil {
+				return nil, err
+			}
 			items := append([]any(nil), u.stack[i+1:]...)
 			u.stack = u.stack[:i]
 			return items, nil
@@ -249,6 +273,9 @@ func (u *unpickler) run() (any, error) {
 			return nil, err
 		}
 		op := b[0]
+		if err := u.spend(1); err != nil {
+			return nil, u.errorf(op, at, "%v", err)
+		}
 		done, err := u.step(op)
 		if err != nil {
 			return nil, u.errorf(op, at, "%v", err)
@@ -555,6 +582,9 @@ func (u *unpickler) appendOp(op byte) error {
 	if !ok {
 		return fmt.Errorf("APPEND to a %s, not a list", pyTypeName(target))
 	}
+	if err := u.spend(len(items)); err != nil {
+		return err
+	}
 	l.items = append(l.items, items...)
 	return nil
 }
@@ -668,6 +698,22 @@ func (u *unpickler) reduceOp() error {
 	c, ok := fn.(*pyCallable)
 	if !ok {
 		return fmt.Errorf("REDUCE calls a %s, which is not callable here", pyTypeName(fn))
+	}
+	// A call may copy its arguments' items (OrderedDict(list of pairs)):
+	// charge them, one level deep, which is as deep as any callable looks.
+	cost := len(tuple)
+	for _, a := range tuple {
+		switch x := a.(type) {
+		case pyTuple:
+			cost += len(x)
+		case *pyList:
+			cost += len(x.items)
+		case *pyDict:
+			cost += len(x.keys)
+		}
+	}
+	if err := u.spend(cost); err != nil {
+		return err
 	}
 	v, err := c.call(tuple)
 	if err != nil {

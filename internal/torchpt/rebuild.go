@@ -2,7 +2,6 @@ package torchpt
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/tinyrecursive/trm/internal/safetensors"
 )
@@ -47,6 +46,9 @@ type tensorRef struct {
 	offset int64
 	size   []int64
 	stride []int64
+	// planned is set once plan has checked the view against its storage
+	// and the budget; only then may it be copied.
+	planned bool
 }
 
 // storageTable creates one storage record per key, so tensors sharing a
@@ -230,50 +232,101 @@ func callRebuildParameter(args pyTuple) (any, error) {
 	return t, nil
 }
 
-// materialize copies a strided view into a contiguous C-order tensor,
-// after checking that every element it addresses lies inside its storage.
+// plan checks every view of the state dict against its storage before
+// any storage bytes are read: sizes, strides and the offset are
+// non-negative, every element the view addresses lies inside its storage
+// (computed without overflow), the view does not materialise more
+// elements than its storage holds unless Options.AllowExpandedViews, and
+// the copies fit the budget.
+func (ck *checkpoint) plan(o Options, b *budget) error {
+	for _, k := range ck.keys {
+		t := ck.refs[k]
+		n, err := t.check(o)
+		if err != nil {
+			return fmt.Errorf("tensor %q: %w", k, err)
+		}
+		if err := b.take(n, fmt.Sprintf("tensor %q", k)); err != nil {
+			return err
+		}
+		t.planned = true
+	}
+	return nil
+}
+
+// check validates the view and returns its contiguous size in bytes.
+func (t *tensorRef) check(o Options) (int64, error) {
+	es := int64(t.st.root.dtype.Size())
+	numel := int64(1)
+	for i, d := range t.size {
+		if d < 0 {
+			return 0, fmt.Errorf("negative size %v", t.size)
+		}
+		if t.stride[i] < 0 {
+			return 0, fmt.Errorf("negative stride %v", t.stride)
+		}
+		var ok bool
+		if numel, ok = mulBytes(numel, d); !ok {
+			return 0, fmt.Errorf("size %v overflows an element count", t.size)
+		}
+	}
+	if t.offset < 0 {
+		return 0, fmt.Errorf("negative storage offset %d", t.offset)
+	}
+	nbytes, ok := mulBytes(numel, es)
+	if !ok {
+		return 0, fmt.Errorf("size %v of %s overflows a byte count", t.size, t.st.root.dtype)
+	}
+	if numel == 0 {
+		return 0, nil
+	}
+	// The largest element index the view touches must be inside the
+	// storage slice.
+	last := t.offset
+	for i, d := range t.size {
+		step, ok1 := mulBytes(d-1, t.stride[i])
+		sum, ok2 := addBytes(last, step)
+		if !ok1 || !ok2 {
+			return 0, fmt.Errorf("size %v with stride %v overflows", t.size, t.stride)
+		}
+		last = sum
+	}
+	if last >= t.st.numel {
+		return 0, fmt.Errorf("view (offset %d, size %v, stride %v) reaches element %d of a %d-element storage",
+			t.offset, t.size, t.stride, last, t.st.numel)
+	}
+	if numel > t.st.numel && !o.AllowExpandedViews {
+		return 0, fmt.Errorf("view (size %v, stride %v) materialises %d elements from a %d-element storage (zero or overlapping strides, as expand makes); refused unless Options.AllowExpandedViews",
+			t.size, t.stride, numel, t.st.numel)
+	}
+	return nbytes, nil
+}
+
+// materialize copies a view, checked by plan, into a contiguous C-order
+// tensor.
 func (t *tensorRef) materialize() (safetensors.Tensor, error) {
+	if !t.planned {
+		return safetensors.Tensor{}, fmt.Errorf("view was not checked before copying")
+	}
 	dtype := t.st.root.dtype
 	es := int64(dtype.Size())
 	shape := make([]int, len(t.size))
 	numel := int64(1)
 	for i, d := range t.size {
-		if d < 0 {
-			return safetensors.Tensor{}, fmt.Errorf("negative size %v", t.size)
-		}
-		if t.stride[i] < 0 {
-			return safetensors.Tensor{}, fmt.Errorf("negative stride %v", t.stride)
-		}
-		if d != 0 && numel > math.MaxInt64/es/d {
-			return safetensors.Tensor{}, fmt.Errorf("size %v is too large", t.size)
-		}
-		numel *= d
 		shape[i] = int(d)
-	}
-	if t.offset < 0 {
-		return safetensors.Tensor{}, fmt.Errorf("negative storage offset %d", t.offset)
+		numel *= d // cannot overflow: checked by plan
 	}
 	out := safetensors.Tensor{DType: dtype, Shape: shape, Data: make([]byte, numel*es)}
 	if numel == 0 {
 		return out, nil
 	}
-	// The largest element index the view touches must be inside the
-	// storage slice; computed with overflow checks since sizes and
-	// strides come from the file.
-	last := t.offset
-	for i, d := range t.size {
-		s := t.stride[i]
-		if s != 0 && d-1 > (math.MaxInt64-last)/s {
-			return safetensors.Tensor{}, fmt.Errorf("size %v with stride %v overflows", t.size, t.stride)
-		}
-		last += (d - 1) * s
+	lo, hi := t.st.offset*es, (t.st.offset+t.st.numel)*es
+	data := t.st.root.data
+	if int64(len(data)) < hi {
+		// The storage bytes must have been read in full; slicing up to a
+		// buffer's capacity would silently yield zeros.
+		return safetensors.Tensor{}, fmt.Errorf("storage %s holds %d bytes, the view needs %d", t.st.root.key, len(data), hi)
 	}
-	if last >= t.st.numel {
-		return safetensors.Tensor{}, fmt.Errorf("view (offset %d, size %v, stride %v) reaches element %d of a %d-element storage",
-			t.offset, t.size, t.stride, last, t.st.numel)
-	}
-	src := t.st.root.data[(t.st.offset)*es : (t.st.offset+t.st.numel)*es]
-	copyStrided(out.Data, src, t.offset, t.size, t.stride, es)
+	copyStrided(out.Data, data[lo:hi:hi], t.offset, t.size, t.stride, es)
 	return out, nil
 }
 
