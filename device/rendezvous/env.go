@@ -9,10 +9,16 @@
 // training operators (PyTorchJob, an Indexed Job with a headless service)
 // already set, so the same launch scripts work: RANK, WORLD_SIZE,
 // LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
+//
+// Only processes that hold the job's secret (TRM_RDZV_SECRET, a random
+// string the launcher gives every rank) can join: a job id or a port is
+// guessable, and the communicator id is all a stranger needs to take part
+// in the collectives. See Exchange for the handshake.
 package rendezvous
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -27,6 +33,54 @@ type Env struct {
 	MasterAddr     string // host of rank 0
 	MasterPort     int    // TCP port rank 0 listens on
 	Source         string // which variables were read: "torchrun" or "slurm"
+
+	// Secret is TRM_RDZV_SECRET: every rank must hold the same value,
+	// which the handshake proves without sending it (see Exchange).
+	Secret Secret
+	// Insecure is TRM_RDZV_INSECURE=1: run without a secret, accepting
+	// any process that reaches the port (a trusted, isolated network).
+	Insecure bool
+	// Bind is TRM_RDZV_BIND: the address rank 0 listens on instead of
+	// MASTER_ADDR's, for a MASTER_ADDR that is not an address of rank
+	// 0's host (a NAT or port forward); "0.0.0.0" means every interface.
+	Bind string
+}
+
+// Secret is a rendezvous secret. It prints as "[redacted]" whatever the
+// verb, so logging an Env (fmt's %v, %+v, %#v) never leaks it.
+type Secret string
+
+// Format prints a placeholder instead of the secret.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if s == "" {
+		io.WriteString(f, "[none]")
+		return
+	}
+	io.WriteString(f, "[redacted]")
+}
+
+// MinSecretLen is the shortest TRM_RDZV_SECRET accepted: 16 characters of
+// `openssl rand -hex 32` already carry 64 random bits; shorter values are
+// most likely a word or a job id.
+const MinSecretLen = 16
+
+// CheckAuth reports whether this rank can take part in a rendezvous: it
+// needs TRM_RDZV_SECRET (at least MinSecretLen characters) unless
+// TRM_RDZV_INSECURE=1 allows a job without one. Exchange calls it; a
+// launcher may call it earlier to fail before opening devices.
+//
+// Every multi-process job needs the secret, single-node ones too: rank 0's
+// port, even on the loopback interface, is reachable by every user of the
+// host, and the ranks of a job have no other channel to agree on a
+// per-job secret.
+func (e Env) CheckAuth() error {
+	switch {
+	case e.Secret != "" && len(e.Secret) < MinSecretLen:
+		return fmt.Errorf("rendezvous: TRM_RDZV_SECRET has %d characters, want at least %d random ones (e.g. export TRM_RDZV_SECRET=$(openssl rand -hex 32) once, for every rank)", len(e.Secret), MinSecretLen)
+	case e.Secret == "" && !e.Insecure:
+		return fmt.Errorf("rendezvous: TRM_RDZV_SECRET is not set: a multi-process job needs a random secret shared by all its ranks, so that no other process can join it (e.g. export TRM_RDZV_SECRET=$(openssl rand -hex 32) once in the launch script, passed to every rank); TRM_RDZV_INSECURE=1 runs without one on a network you trust")
+	}
+	return nil
 }
 
 // Addr is MASTER_ADDR:MASTER_PORT.
@@ -126,6 +180,15 @@ func Parse(lookup func(string) (string, bool)) (Env, bool, error) {
 		add(intVar("TRM_MASTER_PORT", &e.MasterPort, 0, true))
 	} else {
 		add(intVar("MASTER_PORT", &e.MasterPort, 0, true))
+	}
+	e.Secret = Secret(get("TRM_RDZV_SECRET"))
+	e.Bind = get("TRM_RDZV_BIND")
+	if v := get("TRM_RDZV_INSECURE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			add(fmt.Errorf("TRM_RDZV_INSECURE=%q: want 1 or 0", v))
+		}
+		e.Insecure = b
 	}
 	if len(errs) == 0 {
 		switch {

@@ -89,7 +89,7 @@ func start(t *testing.T, rank, world, port int, timeout time.Duration, mode stri
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "TRM_RDV_CHILD=1", "TRM_RDV_MODE="+mode, "TRM_RDV_TIMEOUT="+timeout.String(),
 		"RANK="+strconv.Itoa(rank), "WORLD_SIZE="+strconv.Itoa(world), "LOCAL_RANK=0", "LOCAL_WORLD_SIZE=1",
-		"MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port))
+		"MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port), "TRM_RDZV_SECRET="+testSecret)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -141,8 +141,11 @@ func (p *proc) output() string {
 	return p.out.String()
 }
 
+// testSecret is the secret the test's ranks share.
+const testSecret = "0123456789abcdef0123456789abcdef"
+
 func rank0(world, port int) Env {
-	return Env{Rank: 0, WorldSize: world, LocalWorldSize: 1, MasterAddr: "127.0.0.1", MasterPort: port, Source: "test"}
+	return Env{Rank: 0, WorldSize: world, LocalWorldSize: 1, MasterAddr: "127.0.0.1", MasterPort: port, Source: "test", Secret: testSecret}
 }
 
 func randomID(t *testing.T) []byte {
@@ -344,13 +347,13 @@ func lookup(m map[string]string) func(string) (string, bool) {
 
 func TestParse(t *testing.T) {
 	e, ok, err := Parse(lookup(map[string]string{"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "3", "LOCAL_WORLD_SIZE": "4",
-		"MASTER_ADDR": "node0", "MASTER_PORT": "29500"}))
-	if err != nil || !ok || e != (Env{3, 8, 3, 4, "node0", 29500, "torchrun"}) {
+		"MASTER_ADDR": "node0", "MASTER_PORT": "29500", "TRM_RDZV_SECRET": " s3cr3t-s3cr3t-s3cr3t\n"}))
+	if err != nil || !ok || e != (Env{Rank: 3, WorldSize: 8, LocalRank: 3, LocalWorldSize: 4, MasterAddr: "node0", MasterPort: 29500, Source: "torchrun", Secret: "s3cr3t-s3cr3t-s3cr3t"}) {
 		t.Fatalf("torchrun: %+v %v %v", e, ok, err)
 	}
 	e, ok, err = Parse(lookup(map[string]string{"SLURM_NTASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1",
 		"SLURM_NTASKS_PER_NODE": "4(x2)", "MASTER_ADDR": "n1", "MASTER_PORT": "1234"}))
-	if err != nil || !ok || e != (Env{5, 8, 1, 4, "n1", 1234, "slurm"}) {
+	if err != nil || !ok || e != (Env{Rank: 5, WorldSize: 8, LocalRank: 1, LocalWorldSize: 4, MasterAddr: "n1", MasterPort: 1234, Source: "slurm"}) {
 		t.Fatalf("slurm: %+v %v %v", e, ok, err)
 	}
 	// Under torchrun the agent holds MASTER_PORT; TRM_MASTER_PORT moves us.
@@ -378,6 +381,7 @@ func TestParse(t *testing.T) {
 		{map[string]string{"WORLD_SIZE": "4", "RANK": "1", "LOCAL_RANK": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, []string{"local rank 2 is outside 0..1"}},
 		{map[string]string{"WORLD_SIZE": "4", "RANK": "1", "MASTER_ADDR": "h", "MASTER_PORT": "70000"}, []string{"MASTER_PORT 70000"}},
 		{map[string]string{"SLURM_NTASKS": "2", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, []string{"SLURM_PROCID is not set"}},
+		{map[string]string{"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "h", "MASTER_PORT": "1", "TRM_RDZV_INSECURE": "maybe"}, []string{`TRM_RDZV_INSECURE="maybe"`}},
 	} {
 		_, _, err := Parse(lookup(c.env))
 		if err == nil {
