@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"os"
 	"sort"
 )
 
@@ -25,14 +24,53 @@ type File struct {
 	Metadata map[string]string
 }
 
-// ReadFile reads and decodes the safetensors file at path. The tensors own
-// the memory read from disk.
+// ReadOptions bound what reading one file may cost; the zero value means
+// the documented defaults.
+type ReadOptions struct {
+	// MaxBytes refuses a larger file before reading it
+	// (0: DefaultMaxFileBytes).
+	MaxBytes int64
+	// MaxHeaderBytes refuses a longer JSON header (0:
+	// DefaultMaxHeaderBytes).
+	MaxHeaderBytes int64
+}
+
+const (
+	// DefaultMaxFileBytes (64 GiB) is far above any checkpoint of this
+	// project; a file is read whole, so it bounds the memory ReadFile
+	// allocates.
+	DefaultMaxFileBytes = 64 << 30
+	// DefaultMaxHeaderBytes is the limit of the format's reference
+	// implementation (100 MB, about a million tensor descriptions).
+	DefaultMaxHeaderBytes = 100_000_000
+)
+
+func (o ReadOptions) withDefaults() ReadOptions {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxFileBytes
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	return o
+}
+
+// ReadFile reads and decodes the safetensors file at path with the
+// default ReadOptions. The tensors own the memory read from disk.
 func ReadFile(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	return ReadFileWith(path, ReadOptions{})
+}
+
+// ReadFileWith is ReadFile under explicit bounds. path must be a regular
+// file: a FIFO or device is refused at once instead of blocking the
+// reader or feeding it without end.
+func ReadFileWith(path string, o ReadOptions) (*File, error) {
+	o = o.withDefaults()
+	data, err := ReadRegular(path, o.MaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err)
 	}
-	return Decode(data, path)
+	return DecodeWith(data, path, o)
 }
 
 // headerEntry is one tensor description of the JSON header. Pointers tell
@@ -51,11 +89,19 @@ type span struct {
 	begin, end int
 }
 
-// Decode parses a safetensors file held in data. name (usually the path)
-// only labels error messages. The returned tensors' Data slices alias data
-// (no copy), capped so that appending to one cannot overwrite its
-// neighbour; copy them if data is going to be reused.
+// Decode parses a safetensors file held in data with the default
+// ReadOptions. name (usually the path) only labels error messages. The
+// returned tensors' Data slices alias data (no copy), capped so that
+// appending to one cannot overwrite its neighbour; copy them if data is
+// going to be reused.
 func Decode(data []byte, name string) (*File, error) {
+	return DecodeWith(data, name, ReadOptions{})
+}
+
+// DecodeWith is Decode with an explicit header bound (ReadOptions.MaxBytes
+// does not apply: data is already in memory).
+func DecodeWith(data []byte, name string, o ReadOptions) (*File, error) {
+	o = o.withDefaults()
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("safetensors: %s: %s", name, fmt.Sprintf(format, args...))
 	}
@@ -65,6 +111,9 @@ func Decode(data []byte, name string) (*File, error) {
 	n := binary.LittleEndian.Uint64(data[:8])
 	if n > uint64(len(data)-8) {
 		return nil, fail("header length %d is larger than the %d bytes after the length field (truncated file?)", n, len(data)-8)
+	}
+	if n > uint64(o.MaxHeaderBytes) {
+		return nil, fail("header length %d is more than the %d-byte limit (ReadOptions.MaxHeaderBytes)", n, o.MaxHeaderBytes)
 	}
 	header := data[8 : 8+int(n)]
 	blob := data[8+int(n):]
