@@ -1,81 +1,44 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tinyrecursive/trm/trainer/data"
 	"github.com/tinyrecursive/trm/trainer/data/build"
 )
 
-func init() {
-	register(&command{
-		name:    "data",
-		summary: "build (sudoku, maze, arc) or check a dataset",
-		usage:   "<sudoku|maze|arc|check> [flags]",
-		run:     runData,
-	})
+func init() { register(newDataCmd) }
+
+func newDataCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "data SUBCOMMAND [flags]",
+		Short: "build (sudoku, maze, arc) or check a dataset",
+		Long: `Builds datasets in the reference layout (identifiers.json, {train,test}/dataset.json
+and the .npy arrays), bit-compatible with the reference's Python builders, or
+checks one. Builds are seeded and reproducible and are written to a temporary
+directory renamed into place at the end; --dry-run checks the arguments and
+inputs and prints what would be built.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("missing subcommand (sudoku, maze, arc or check)")
+			}
+			return usageErrorf("unknown subcommand %q", args[0])
+		},
+	}
+	c.AddCommand(newDataSudokuCmd(), newDataMazeCmd(), newDataARCCmd(), newDataCheckCmd())
+	return c
 }
 
-// dataSubcommands maps each data subcommand to its runner and one-line help.
-var dataSubcommands = map[string]struct {
-	run     func(args []string, stdout, stderr io.Writer) error
-	summary string
-}{
-	"sudoku": {runDataSudoku, "build a Sudoku dataset from CSV files or the generator"},
-	"maze":   {runDataMaze, "build a maze dataset from CSV files or the generator"},
-	"arc":    {runDataARC, "build an ARC dataset from challenge/solution JSON files"},
-	"check":  {runDataCheck, "read every token of datasets and report their contents"},
-}
-
-func runData(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageErrorf("missing subcommand")
-	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stdout, "usage: trm-train data <subcommand> [flags]\n\nsubcommands:")
-		for _, n := range []string{"sudoku", "maze", "arc", "check"} {
-			fmt.Fprintf(stdout, "  %-7s %s\n", n, dataSubcommands[n].summary)
-		}
-		fmt.Fprintln(stdout, "\nRun 'trm-train data <subcommand> --help' for its flags.")
-		return flag.ErrHelp
-	}
-	sub, ok := dataSubcommands[args[0]]
-	if !ok {
-		return usageErrorf("unknown subcommand %q", args[0])
-	}
-	return sub.run(args[1:], stdout, stderr)
-}
-
-// newDataFlags makes a flag set whose --help prints to stdout and whose
-// parse errors become usage errors.
-func newDataFlags(name, synopsis, about string, stdout io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("data "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "usage: trm-train data %s %s\n\n%s\n\nflags:\n", name, synopsis, about)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
-	return fs
-}
-
-// parseDataFlags parses args; -h prints help (ErrHelp), anything else bad
-// is a usage error.
-func parseDataFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return flag.ErrHelp // the flag package has printed fs.Usage
-		}
-		return usageErrorf("%v", err)
-	}
-	return nil
+// dataCmd makes a data subcommand with its synopsis and description.
+func dataCmd(name, synopsis, short, about string) *cobra.Command {
+	return &cobra.Command{Use: name + " " + synopsis, Short: short, Long: about, Args: cobra.ArbitraryArgs}
 }
 
 // progressTo returns stderr unless quiet.
@@ -100,12 +63,13 @@ func csvPaths(dir, train, test string) (string, string) {
 	return train, test
 }
 
-func runDataSudoku(args []string, stdout, stderr io.Writer) error {
-	fs := newDataFlags("sudoku", "--out DIR (--csv-dir DIR | --generate N) [flags]",
+func newDataSudokuCmd() *cobra.Command {
+	c := dataCmd("sudoku", "--out DIR (--csv-dir DIR | --generate N) [flags]", "build a Sudoku dataset from CSV files or the generator",
 		"Builds a Sudoku dataset in the reference layout (vocab n+2, seq n*n, one example per\n"+
 			"puzzle, a group = an original then its augmentations), from CSV files\n"+
 			"(source,question,answer,rating with a header; '.' blank) or from the built-in\n"+
-			"generator of uniquely solvable puzzles rated by the guesses a backtracking solver needs.", stdout)
+			"generator of uniquely solvable puzzles rated by the guesses a backtracking solver needs.")
+	fs := c.Flags()
 	out := fs.String("out", "", "output dataset directory (required; written atomically)")
 	csvDir := fs.String("csv-dir", "", "directory holding train.csv and test.csv")
 	trainCSV := fs.String("train-csv", "", "training CSV (overrides --csv-dir's train.csv)")
@@ -120,62 +84,63 @@ func runDataSudoku(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "seed of every random choice (subsample, augmentations, generator)")
 	force := fs.Bool("force", false, "replace --out if it exists")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
-	if err := parseDataFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *out == "" {
-		return usageErrorf("--out is required")
-	}
-	box := 3
-	switch *size {
-	case 9:
-	case 4:
-		box = 2
-	default:
-		return usageErrorf("--size %d: want 9 or 4", *size)
-	}
-	opts := build.SudokuOptions{Out: *out, Force: *force, Box: box, Subsample: *subsample, NumAug: *numAug,
-		Seed: *seed, Log: progressTo(*quiet, stderr)}
-	trainPath, testPath := csvPaths(*csvDir, *trainCSV, *testCSV)
-	switch {
-	case *generate > 0 && trainPath != "":
-		return usageErrorf("give either CSV files or --generate, not both")
-	case *generate > 0:
-		r := data.NewRNG(*seed, 100)
-		start := time.Now()
-		var err error
-		if opts.Train, err = generateSudokus(r, box, *minGuesses, *generate, "sudoku generate train", opts.Log); err != nil {
+	c.RunE = func(c *cobra.Command, args []string) error {
+		stdout, stderr := c.OutOrStdout(), c.ErrOrStderr()
+		if len(args) > 0 {
+			return usageErrorf("unexpected argument %q", args[0])
+		}
+		if *out == "" {
+			return usageErrorf("--out is required")
+		}
+		box := 3
+		switch *size {
+		case 9:
+		case 4:
+			box = 2
+		default:
+			return usageErrorf("--size %d: want 9 or 4", *size)
+		}
+		opts := build.SudokuOptions{Out: *out, Force: *force, Box: box, Subsample: *subsample, NumAug: *numAug,
+			Seed: *seed, Log: progressTo(*quiet, stderr)}
+		trainPath, testPath := csvPaths(*csvDir, *trainCSV, *testCSV)
+		switch {
+		case *generate > 0 && trainPath != "":
+			return usageErrorf("give either CSV files or --generate, not both")
+		case *generate > 0:
+			r := data.NewRNG(*seed, 100)
+			start := time.Now()
+			var err error
+			if opts.Train, err = generateSudokus(r, box, *minGuesses, *generate, "sudoku generate train", opts.Log); err != nil {
+				return err
+			}
+			if opts.Test, err = generateSudokus(r, box, *minGuesses, *generateTest, "sudoku generate test", opts.Log); err != nil {
+				return err
+			}
+			if opts.Log != nil {
+				fmt.Fprintf(opts.Log, "generated %d puzzles in %.1fs\n", *generate+*generateTest, time.Since(start).Seconds())
+			}
+		case trainPath != "" && testPath != "":
+			var err error
+			if opts.Train, err = build.ReadSudokuCSV(trainPath, box, *minRating); err != nil {
+				return err
+			}
+			if opts.Test, err = build.ReadSudokuCSV(testPath, box, *minRating); err != nil {
+				return err
+			}
+		default:
+			return usageErrorf("give --csv-dir (or --train-csv and --test-csv), or --generate N")
+		}
+		if err := build.BuildSudoku(opts); err != nil {
 			return err
 		}
-		if opts.Test, err = generateSudokus(r, box, *minGuesses, *generateTest, "sudoku generate test", opts.Log); err != nil {
-			return err
+		kept := len(opts.Train)
+		if *subsample > 0 {
+			kept = min(kept, *subsample)
 		}
-		if opts.Log != nil {
-			fmt.Fprintf(opts.Log, "generated %d puzzles in %.1fs\n", *generate+*generateTest, time.Since(start).Seconds())
-		}
-	case trainPath != "" && testPath != "":
-		var err error
-		if opts.Train, err = build.ReadSudokuCSV(trainPath, box, *minRating); err != nil {
-			return err
-		}
-		if opts.Test, err = build.ReadSudokuCSV(testPath, box, *minRating); err != nil {
-			return err
-		}
-	default:
-		return usageErrorf("give --csv-dir (or --train-csv and --test-csv), or --generate N")
+		fmt.Fprintf(stdout, "wrote %s: %d training puzzles x %d versions, %d test puzzles\n", *out, kept, 1+*numAug, len(opts.Test))
+		return nil
 	}
-	if err := build.BuildSudoku(opts); err != nil {
-		return err
-	}
-	kept := len(opts.Train)
-	if *subsample > 0 {
-		kept = min(kept, *subsample)
-	}
-	fmt.Fprintf(stdout, "wrote %s: %d training puzzles x %d versions, %d test puzzles\n", *out, kept, 1+*numAug, len(opts.Test))
-	return nil
+	return c
 }
 
 func generateSudokus(r *data.RNG, box, minGuesses, n int, what string, log io.Writer) ([]build.SudokuPuzzle, error) {
@@ -194,12 +159,13 @@ func generateSudokus(r *data.RNG, box, minGuesses, n int, what string, log io.Wr
 	return out, nil
 }
 
-func runDataMaze(args []string, stdout, stderr io.Writer) error {
-	fs := newDataFlags("maze", "--out DIR (--csv-dir DIR | --generate N) [flags]",
+func newDataMazeCmd() *cobra.Command {
+	c := dataCmd("maze", "--out DIR (--csv-dir DIR | --generate N) [flags]", "build a maze dataset from CSV files or the generator",
 		"Builds a maze dataset in the reference layout (characters '# SGo' as tokens 1..5,\n"+
 			"vocab 6, seq N*N), from CSV files (source,question,answer,rating with a header) or\n"+
 			"from the built-in generator: a carved maze with optional loops, start S and goal G\n"+
-			"joined by a unique shortest path marked 'o' in the answer.", stdout)
+			"joined by a unique shortest path marked 'o' in the answer.")
+	fs := c.Flags()
 	out := fs.String("out", "", "output dataset directory (required; written atomically)")
 	csvDir := fs.String("csv-dir", "", "directory holding train.csv and test.csv")
 	trainCSV := fs.String("train-csv", "", "training CSV (overrides --csv-dir's train.csv)")
@@ -214,64 +180,66 @@ func runDataMaze(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "seed of every random choice (subsample, generator)")
 	force := fs.Bool("force", false, "replace --out if it exists")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
-	if err := parseDataFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *out == "" {
-		return usageErrorf("--out is required")
-	}
-	opts := build.MazeOptions{Out: *out, Force: *force, Subsample: *subsample, Aug: *aug, Seed: *seed, Log: progressTo(*quiet, stderr)}
-	trainPath, testPath := csvPaths(*csvDir, *trainCSV, *testCSV)
-	switch {
-	case *generate > 0 && trainPath != "":
-		return usageErrorf("give either CSV files or --generate, not both")
-	case *generate > 0:
-		if *loops < 0 || *loops > 1 {
-			return usageErrorf("--loops %v: want a fraction in [0, 1]", *loops)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		stdout, stderr := c.OutOrStdout(), c.ErrOrStderr()
+		if len(args) > 0 {
+			return usageErrorf("unexpected argument %q", args[0])
 		}
-		r := data.NewRNG(*seed, 200)
-		for _, x := range []struct {
-			n   int
-			dst *[]build.Maze
-		}{{*generate, &opts.Train}, {*generateTest, &opts.Test}} {
-			for i := 0; i < x.n; i++ {
-				m, err := build.GenerateMaze(r, *size, *loops, *minPath)
-				if err != nil {
-					return err
-				}
-				*x.dst = append(*x.dst, m)
+		if *out == "" {
+			return usageErrorf("--out is required")
+		}
+		opts := build.MazeOptions{Out: *out, Force: *force, Subsample: *subsample, Aug: *aug, Seed: *seed, Log: progressTo(*quiet, stderr)}
+		trainPath, testPath := csvPaths(*csvDir, *trainCSV, *testCSV)
+		switch {
+		case *generate > 0 && trainPath != "":
+			return usageErrorf("give either CSV files or --generate, not both")
+		case *generate > 0:
+			if *loops < 0 || *loops > 1 {
+				return usageErrorf("--loops %v: want a fraction in [0, 1]", *loops)
 			}
+			r := data.NewRNG(*seed, 200)
+			for _, x := range []struct {
+				n   int
+				dst *[]build.Maze
+			}{{*generate, &opts.Train}, {*generateTest, &opts.Test}} {
+				for i := 0; i < x.n; i++ {
+					m, err := build.GenerateMaze(r, *size, *loops, *minPath)
+					if err != nil {
+						return err
+					}
+					*x.dst = append(*x.dst, m)
+				}
+			}
+		case trainPath != "" && testPath != "":
+			var err error
+			if opts.Train, err = build.ReadMazeCSV(trainPath); err != nil {
+				return err
+			}
+			if opts.Test, err = build.ReadMazeCSV(testPath); err != nil {
+				return err
+			}
+		default:
+			return usageErrorf("give --csv-dir (or --train-csv and --test-csv), or --generate N")
 		}
-	case trainPath != "" && testPath != "":
-		var err error
-		if opts.Train, err = build.ReadMazeCSV(trainPath); err != nil {
+		if err := build.BuildMaze(opts); err != nil {
 			return err
 		}
-		if opts.Test, err = build.ReadMazeCSV(testPath); err != nil {
-			return err
-		}
-	default:
-		return usageErrorf("give --csv-dir (or --train-csv and --test-csv), or --generate N")
+		fmt.Fprintf(stdout, "wrote %s: %d training mazes, %d test mazes\n", *out, len(opts.Train), len(opts.Test))
+		return nil
 	}
-	if err := build.BuildMaze(opts); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %s: %d training mazes, %d test mazes\n", *out, len(opts.Train), len(opts.Test))
-	return nil
+	return c
 }
 
-func runDataARC(args []string, stdout, stderr io.Writer) error {
-	fs := newDataFlags("arc", "--prefix PATH --out DIR [flags]",
+func newDataARCCmd() *cobra.Command {
+	c := dataCmd("arc", "--prefix PATH --out DIR [flags]", "build an ARC dataset from challenge/solution JSON files",
 		"Builds an ARC dataset in the reference layout (30x30 canvas, vocab 12, seq 900) from\n"+
 			"<prefix>_<subset>_challenges.json and _solutions.json files: subsets are shuffled,\n"+
 			"test-set puzzles send their test pairs to the test split, every puzzle gets dihedral +\n"+
 			"colour augmentations (duplicates rejected), training examples are translated, and\n"+
 			"identifiers.json and test_puzzles.json are written.\n"+
 			"ARC-AGI-1: --subsets training,evaluation,concept --test-set evaluation.\n"+
-			"ARC-AGI-2: --subsets training2,evaluation2,concept --test-set evaluation2.", stdout)
+			"ARC-AGI-2: --subsets training2,evaluation2,concept --test-set evaluation2.")
+	fs := c.Flags()
 	out := fs.String("out", "", "output dataset directory (required; written atomically)")
 	prefix := fs.String("prefix", "", "task file prefix, e.g. data/arc-agi/arc-agi (required)")
 	subsets := fs.String("subsets", "training,evaluation,concept", "comma-separated subsets, in order")
@@ -280,27 +248,28 @@ func runDataARC(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 42, "seed of every random choice (shuffle, augmentations, translations)")
 	force := fs.Bool("force", false, "replace --out if it exists")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
-	if err := parseDataFlags(fs, args); err != nil {
-		return err
+	c.RunE = func(c *cobra.Command, args []string) error {
+		stdout, stderr := c.OutOrStdout(), c.ErrOrStderr()
+		if len(args) > 0 {
+			return usageErrorf("unexpected argument %q", args[0])
+		}
+		if *out == "" || *prefix == "" {
+			return usageErrorf("--out and --prefix are required")
+		}
+		if *numAug < 0 {
+			return usageErrorf("--num-aug %d is negative", *numAug)
+		}
+		start := time.Now()
+		st, err := build.BuildARC(build.ARCOptions{Out: *out, Force: *force, Prefix: *prefix, Subsets: splitList(*subsets),
+			TestSets: splitList(*testSets), NumAug: *numAug, Seed: *seed, Log: progressTo(*quiet, stderr)})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s in %.1fs: %d puzzles (%d in the test set), %d identifiers, %d train and %d test examples\n",
+			*out, time.Since(start).Seconds(), st.Puzzles, st.TestPuzzles, st.Identifiers, st.TrainExamples, st.TestExamples)
+		return nil
 	}
-	if fs.NArg() > 0 {
-		return usageErrorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *out == "" || *prefix == "" {
-		return usageErrorf("--out and --prefix are required")
-	}
-	if *numAug < 0 {
-		return usageErrorf("--num-aug %d is negative", *numAug)
-	}
-	start := time.Now()
-	st, err := build.BuildARC(build.ARCOptions{Out: *out, Force: *force, Prefix: *prefix, Subsets: splitList(*subsets),
-		TestSets: splitList(*testSets), NumAug: *numAug, Seed: *seed, Log: progressTo(*quiet, stderr)})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %s in %.1fs: %d puzzles (%d in the test set), %d identifiers, %d train and %d test examples\n",
-		*out, time.Since(start).Seconds(), st.Puzzles, st.TestPuzzles, st.Identifiers, st.TrainExamples, st.TestExamples)
-	return nil
+	return c
 }
 
 func splitList(s string) []string {
@@ -313,26 +282,27 @@ func splitList(s string) []string {
 	return out
 }
 
-func runDataCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newDataFlags("check", "DIR...",
+func newDataCheckCmd() *cobra.Command {
+	c := dataCmd("check", "DIR...", "read every token of datasets and report their contents",
 		"Opens each dataset directory's train and test splits, validates every file and reads\n"+
-			"every token (vocabulary, shapes, indices, identifiers), then prints one line per set.", stdout)
-	if err := parseDataFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return usageErrorf("no dataset directory given")
-	}
-	for _, dir := range fs.Args() {
-		rep, err := data.Check(dir)
-		if err != nil {
-			return err
+			"every token (vocabulary, shapes, indices, identifiers), then prints one line per set.")
+	c.RunE = func(c *cobra.Command, args []string) error {
+		stdout := c.OutOrStdout()
+		if len(args) == 0 {
+			return usageErrorf("no dataset directory given")
 		}
-		for _, r := range rep {
-			fmt.Fprintf(stdout, "%s %s/%s: %d examples, %d puzzles, %d groups, %d identifiers used, inputs %s labels %s, %d supervised label tokens\n",
-				dir, r.Split, r.Name, r.Examples, r.Puzzles, r.Groups, r.DistinctIdentifiers, r.InputsDType, r.LabelsDType, r.Supervised)
+		for _, dir := range args {
+			rep, err := data.Check(dir)
+			if err != nil {
+				return err
+			}
+			for _, r := range rep {
+				fmt.Fprintf(stdout, "%s %s/%s: %d examples, %d puzzles, %d groups, %d identifiers used, inputs %s labels %s, %d supervised label tokens\n",
+					dir, r.Split, r.Name, r.Examples, r.Puzzles, r.Groups, r.DistinctIdentifiers, r.InputsDType, r.LabelsDType, r.Supervised)
+			}
+			fmt.Fprintf(stdout, "%s: ok\n", dir)
 		}
-		fmt.Fprintf(stdout, "%s: ok\n", dir)
+		return nil
 	}
-	return nil
+	return c
 }

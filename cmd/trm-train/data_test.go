@@ -25,12 +25,12 @@ func TestDataHelp(t *testing.T) {
 	}
 	for sub, fl := range flags {
 		code, out, _ := dataRun("data", sub, "--help")
-		if code != 0 || !strings.Contains(out, "usage: trm-train data "+sub) {
+		if code != 0 || !strings.Contains(out, "Usage:\n  trm-train data "+sub) {
 			t.Errorf("%s --help: exit %d\n%s", sub, code, out)
 		}
 		for _, f := range fl {
-			if !strings.Contains(out, "  -"+f) {
-				t.Errorf("%s --help does not document -%s", sub, f)
+			if !strings.Contains(out, "  --"+f+" ") && !strings.Contains(out, "  --"+f+"[=true|false]") {
+				t.Errorf("%s --help does not document --%s", sub, f)
 			}
 		}
 	}

@@ -1,41 +1,37 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
+
+	"github.com/spf13/cobra"
 
 	"github.com/tinyrecursive/trm/device"
 	"github.com/tinyrecursive/trm/device/nccl"
 	"github.com/tinyrecursive/trm/device/rendezvous"
 )
 
-func init() {
-	register(&command{
-		name:    "devices",
-		summary: "list the GPUs (CUDA, NVML, topology), NCCL and the CPU this process can use",
-		usage:   "",
-		run:     runDevices,
-	})
+func init() { register(newDevicesCmd) }
+
+func newDevicesCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "devices",
+		Short: "list the GPUs (CUDA, NVML, topology), NCCL and the CPU this process can use",
+		Long: `Lists the GPUs this process can use (--device cuda, cuda:N, cuda:0,2), how they
+are linked, whether NCCL was found, the multi-process environment if one is
+set, and the CPU.` + envHelp("TRM_NCCL", "RANK, WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR, MASTER_PORT", "TRM_MASTER_PORT"),
+		Args: noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runDevices(c.OutOrStdout())
+		},
+	}
 }
 
 // runDevices prints what --device can select: the CUDA devices this
 // process sees (after CUDA_VISIBLE_DEVICES) with NVML's description and
 // link matrix, whether NCCL (needed for several GPUs) was found, the
 // multi-process environment if one is set, and the CPU.
-func runDevices(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("devices", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: trm-train devices\n\nLists the GPUs this process can use (--device cuda, cuda:N, cuda:0,2),\n"+
-			"how they are linked, whether NCCL was found, and the CPU.\n")
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usageErrorf("devices takes no arguments")
-	}
+func runDevices(stdout io.Writer) error {
 	inv := device.Discover()
 	fmt.Fprint(stdout, inv.Describe())
 	if l, err := nccl.Open(); err != nil {

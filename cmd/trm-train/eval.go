@@ -1,25 +1,19 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/spf13/cobra"
 
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/trainer"
 	"github.com/tinyrecursive/trm/trainer/data"
 )
 
-func init() {
-	register(&command{
-		name:    "eval",
-		summary: "evaluate a checkpoint or an imported model on a test set",
-		usage:   "--checkpoint DIR | --model FILE --arch PRESET|config.json --data DIR",
-		run:     runEval,
-	})
-}
+func init() { register(newEvalCmd) }
 
 // inference is a model state with its config, ready to evaluate or solve.
 type inference struct {
@@ -27,36 +21,43 @@ type inference struct {
 	params *engine.Params
 }
 
-// loadInference reads a checkpoint directory (its trainer.json and
-// model.safetensors) or a bare model file with an architecture.
-func loadInference(ckpt, model, arch string, dataDirs []string) (*inference, error) {
+// resolveInference resolves the config and the weights file of a
+// checkpoint directory (its trainer.json and model.safetensors) or of a
+// bare model file with its architecture (a preset or model config file),
+// then applies key=value overrides (arch= first) and, when given, the
+// test data directories. The test data's metadata fixes the
+// dataset-dependent sizes. No weights are read.
+func resolveInference(ckpt, model, modelConfig string, dataDirs, overrides []string) (trainer.Config, string, error) {
 	var cfg trainer.Config
 	switch {
 	case ckpt != "":
 		dir, err := trainer.LatestCheckpoint(ckpt)
 		if err != nil {
-			return nil, err
+			return cfg, "", err
 		}
 		if _, err := os.Stat(filepath.Join(ckpt, "best", trainer.MetaFile)); err == nil && dir != ckpt {
 			dir = filepath.Join(ckpt, "best")
 		}
 		meta, err := trainer.LoadMeta(dir)
 		if err != nil {
-			return nil, err
+			return cfg, "", err
 		}
 		cfg = meta.Config
 		if model == "" {
 			model = filepath.Join(dir, trainer.ModelFile)
 		}
-	case model != "" && arch != "":
-		a, err := engine.ResolveConfig(arch)
+	case model != "" && modelConfig != "":
+		a, err := engine.ResolveConfig(modelConfig)
 		if err != nil {
-			return nil, err
+			return cfg, "", err
 		}
 		cfg = trainer.DefaultConfig()
 		cfg.Arch = a
 	default:
-		return nil, usageErrorf("give --checkpoint DIR, or --model FILE with --arch PRESET|config.json")
+		return cfg, "", usageErrorf("give --checkpoint DIR, or --model FILE with --model-config PRESET|config.json")
+	}
+	if err := applyOverrides(&cfg, overrides); err != nil {
+		return cfg, "", err
 	}
 	if len(dataDirs) > 0 {
 		cfg.DataPaths, cfg.DataPathsTest = dataDirs, dataDirs
@@ -67,10 +68,19 @@ func loadInference(ckpt, model, arch string, dataDirs []string) (*inference, err
 	if len(cfg.DataPathsTest) > 0 {
 		ds, err := data.Open("test", cfg.DataPathsTest...)
 		if err != nil {
-			return nil, err
+			return cfg, "", err
 		}
 		cfg.Arch = trainer.WithDataset(cfg.Arch, ds.Meta)
 		ds.Close()
+	}
+	return cfg, model, nil
+}
+
+// loadInference resolves as resolveInference does and reads the weights.
+func loadInference(ckpt, model, modelConfig string, dataDirs, overrides []string) (*inference, error) {
+	cfg, model, err := resolveInference(ckpt, model, modelConfig, dataDirs, overrides)
+	if err != nil {
+		return nil, err
 	}
 	p, err := engine.LoadState(model, engine.NewLayout(cfg.Arch))
 	if err != nil {
@@ -79,44 +89,75 @@ func loadInference(ckpt, model, arch string, dataDirs []string) (*inference, err
 	return &inference{cfg: cfg, params: p}, nil
 }
 
-func runEval(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	ckpt := fs.String("checkpoint", "", "checkpoint directory (its best/ or newest step_* is used when given a root)")
-	model := fs.String("model", "", "model weights (safetensors, reference keys), e.g. from `trm-train import`")
-	arch := fs.String("arch", "", "architecture of --model: a preset or a model config JSON")
-	dataDir := fs.String("data", "", "test data directory (default: the checkpoint's data_paths_test)")
-	batch := fs.Int("batch", 0, "evaluation batch size (default: the training global batch)")
-	device := fs.String("device", "cpu", "cpu or cuda:N")
-	early := fs.Bool("early-exit", false, "stop each batch once every example's q_halt > 0 and report the steps saved")
-	out := fs.String("out", "", "directory for submission.json (ARC test sets)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: trm-train eval --checkpoint DIR | --model FILE --arch PRESET|config.json --data DIR\n\nEvaluates every test set for halt_max_steps supervision steps and prints the\nreference's metrics, the accuracy after each supervision step and, for ARC,\npass@K.\n\nflags:\n")
-		fs.PrintDefaults()
+// evalFlags are the flags of eval.
+type evalFlags struct {
+	ckpt, model, modelConfig, dataDir, device, out string
+	batch                                          int
+	early, dryRun                                  bool
+}
+
+func newEvalCmd() *cobra.Command {
+	var f evalFlags
+	c := &cobra.Command{
+		Use:   "eval (--checkpoint DIR | --model FILE --model-config PRESET|FILE) [--data DIR] [flags] [key=value ...]",
+		Short: "evaluate a checkpoint or an imported model on a test set",
+		Long: `Evaluates every test set for halt_max_steps supervision steps and prints the
+reference's metrics, the accuracy after each supervision step and, for ARC,
+pass@K.
+
+The config is the checkpoint's (or the defaults with --model-config's
+architecture), then arch=NAME overrides, then the other key=value overrides
+in order (e.g. eval_max_batches=10), then --data. --dry-run prints the
+resolved config as JSON on stdout and the plan on stderr, and exits without
+opening a device or reading the weights.` + envHelp("TRM_CPU_GEMM", "TRM_CUDA_GEMM", "TRM_CUDA_FATBIN", "TRM_CUDA_PROBE", "TRM_CUBLAS"),
+		Example: `  trm-train eval --checkpoint runs/sudoku --early-exit
+  trm-train eval --model model.safetensors --model-config sudoku-att --data data/sudoku --dry-run`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runEval(c, &f, args)
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("unexpected arguments %v", fs.Args())
-	}
+	fl := c.Flags()
+	fl.StringVar(&f.ckpt, "checkpoint", "", "checkpoint directory (its best/ or newest step_* is used when given a root)")
+	fl.StringVar(&f.model, "model", "", "model weights (safetensors, reference keys), as trm-train import writes")
+	fl.StringVar(&f.modelConfig, "model-config", "", "architecture of --model: a preset or a model config file")
+	fl.StringVar(&f.dataDir, "data", "", "test data directory (default: the checkpoint's data_paths_test)")
+	fl.IntVar(&f.batch, "batch", 0, "evaluation batch size (default: the training global batch)")
+	fl.StringVar(&f.device, "device", "cpu", "cpu or cuda:N")
+	fl.BoolVar(&f.early, "early-exit", false, "stop each batch once every example's q_halt > 0 and report the steps saved")
+	fl.StringVar(&f.out, "out", "", "directory for submission.json (ARC test sets)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print the resolved config and the plan, then exit without evaluating")
+	return c
+}
+
+func runEval(c *cobra.Command, f *evalFlags, args []string) error {
+	stdout, stderr := c.OutOrStdout(), c.ErrOrStderr()
 	var dirs []string
-	if *dataDir != "" {
-		dirs = []string{*dataDir}
+	if f.dataDir != "" {
+		dirs = []string{f.dataDir}
 	}
-	inf, err := loadInference(*ckpt, *model, *arch, dirs)
+	cfg, model, err := resolveInference(f.ckpt, f.model, f.modelConfig, dirs, args)
 	if err != nil {
 		return err
 	}
-	cfg := inf.cfg
 	if len(cfg.DataPathsTest) == 0 {
 		return usageErrorf("no test data: give --data DIR")
 	}
-	cfg.EvalEarlyExit = *early
-	if *batch > 0 {
-		cfg.GlobalBatchSize = *batch
+	cfg.EvalEarlyExit = cfg.EvalEarlyExit || f.early
+	if f.batch > 0 {
+		cfg.GlobalBatchSize = f.batch
 	}
-	be, err := openBackend(*device, 0)
+	if f.batch < 0 {
+		return usageErrorf("--batch %d is negative", f.batch)
+	}
+	if f.dryRun {
+		return dryRunEval(stdout, stderr, cfg, model, f.device)
+	}
+	p, err := engine.LoadState(model, engine.NewLayout(cfg.Arch))
+	if err != nil {
+		return err
+	}
+	be, err := openBackend(f.device, 0)
 	if err != nil {
 		return err
 	}
@@ -125,15 +166,46 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ds.Close()
-	ev, err := trainer.NewEvaluator(cfg, be, ds, cfg.GlobalBatchSize, *out)
+	ev, err := trainer.NewEvaluator(cfg, be, ds, cfg.GlobalBatchSize, f.out)
 	if err != nil {
 		return err
 	}
-	rep, err := ev.Evaluate(inf.params, data.Sharding{GlobalBatchSize: cfg.GlobalBatchSize, WorldSize: 1}, 0)
+	rep, err := ev.Evaluate(p, data.Sharding{GlobalBatchSize: cfg.GlobalBatchSize, WorldSize: 1}, 0)
 	if err != nil {
 		return err
 	}
-	printEval(stdout, rep, *early)
+	printEval(stdout, rep, cfg.EvalEarlyExit)
+	return nil
+}
+
+// dryRunEval prints the resolved evaluation config and its plan.
+func dryRunEval(stdout, stderr io.Writer, cfg trainer.Config, model, device string) error {
+	if _, err := checkDevice(device); err != nil {
+		return err
+	}
+	if _, err := os.Stat(model); err != nil {
+		return fmt.Errorf("model weights: %w", err)
+	}
+	a := cfg.Arch
+	a.BatchSize = cfg.GlobalBatchSize
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	ds, err := data.Open("test", cfg.DataPathsTest...)
+	if err != nil {
+		return err
+	}
+	defer ds.Close()
+	fmt.Fprintf(stdout, "%s\n", cfg.MarshalIndent())
+	w := func(format string, a ...any) { fmt.Fprintf(stderr, "dry run: "+format+"\n", a...) }
+	w("device %s, weights %s", device, model)
+	for _, s := range ds.Sets {
+		batches := (s.NumExamples() + cfg.GlobalBatchSize - 1) / cfg.GlobalBatchSize
+		if cfg.EvalBatches > 0 {
+			batches = min(batches, cfg.EvalBatches)
+		}
+		w("test set %s (%s): %d examples, %d batches of %d, %d supervision steps each", s.Name, s.Path, s.NumExamples(), batches, cfg.GlobalBatchSize, cfg.Arch.HaltMaxSteps)
+	}
 	return nil
 }
 

@@ -1,44 +1,44 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"sort"
+
+	"github.com/spf13/cobra"
 
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/internal/safetensors"
 	"github.com/tinyrecursive/trm/internal/torchpt"
 )
 
-func init() {
-	register(&command{
-		name:    "import",
-		summary: "convert a reference PyTorch checkpoint (.pt) to safetensors",
-		usage:   "[--arch PRESET|config.json] model.pt out.safetensors",
-		run:     runImport,
-	})
+func init() { register(newImportCmd) }
+
+func newImportCmd() *cobra.Command {
+	var modelConfig string
+	c := &cobra.Command{
+		Use:   "import [--model-config PRESET|FILE] MODEL.pt OUT.safetensors",
+		Short: "convert a reference PyTorch checkpoint (.pt) to safetensors",
+		Long: `Reads a state dict saved by the reference with torch.save (zip or legacy format;
+keys may carry the _orig_mod.model. or model. prefix; any dtype or strides) and
+writes float32 safetensors under the model's own keys, which trm-train eval
+--model and trm-train train --init read. With --model-config every key and
+shape is checked against that architecture.`,
+		Example: `  trm-train import step_50000.pt model.safetensors --model-config sudoku-att`,
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runImport(c.OutOrStdout(), modelConfig, args)
+		},
+	}
+	c.Flags().StringVar(&modelConfig, "model-config", "", "check every key and shape against this architecture (a preset or model config file)")
+	return c
 }
 
-func runImport(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	arch := fs.String("arch", "", "check every key and shape against this architecture (a preset or model config JSON)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: trm-train import [--arch PRESET|config.json] model.pt out.safetensors\n\n"+
-			"Reads a state dict saved by the reference with torch.save (zip or legacy format;\n"+
-			"keys may carry the _orig_mod.model. or model. prefix; any dtype or strides) and\n"+
-			"writes float32 safetensors under the model's own keys, which `trm-train eval\n"+
-			"--model` and `trm-train train --init` read.\n\nflags:\n")
-		fs.PrintDefaults()
+func runImport(stdout io.Writer, modelConfig string, args []string) error {
+	if len(args) != 2 {
+		return usageErrorf("want the input .pt and the output .safetensors, got %d arguments", len(args))
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 2 {
-		return usageErrorf("want the input .pt and the output .safetensors, got %d arguments", fs.NArg())
-	}
-	in, out := fs.Arg(0), fs.Arg(1)
+	in, out := args[0], args[1]
 	raw, _, err := torchpt.Load(in)
 	if err != nil {
 		return err
@@ -55,8 +55,8 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 		}
 		ts[ck] = safetensors.FromFloat32(t.Shape, v)
 	}
-	if *arch != "" {
-		cfg, err := engine.ResolveConfig(*arch)
+	if modelConfig != "" {
+		cfg, err := engine.ResolveConfig(modelConfig)
 		if err != nil {
 			return err
 		}

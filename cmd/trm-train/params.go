@@ -1,49 +1,48 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tinyrecursive/trm/engine"
 )
 
-func init() {
-	register(&command{
-		name:    "params",
-		summary: "print a model's parameter keys, shapes and counts",
-		usage:   "[--puzzles N] <preset|config.json>",
-		run:     runParams,
-	})
+func init() { register(newParamsCmd) }
+
+func newParamsCmd() *cobra.Command {
+	var puzzles int
+	c := &cobra.Command{
+		Use:   "params [--puzzles N] PRESET|CONFIG",
+		Short: "print a model's parameter keys, shapes and counts",
+		Long: "Prints every state key of the model with its shape, what trains it, and the totals.\n" +
+			"Presets: " + strings.Join(engine.PresetNames(), ", ") + ".",
+		Example: `  trm-train params sudoku-mlp --puzzles 5`,
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runParams(c.OutOrStdout(), puzzles, args)
+		},
+	}
+	c.Flags().IntVar(&puzzles, "puzzles", 0, "rows of the puzzle embedding table (default: the config's num_puzzle_identifiers)")
+	return c
 }
 
-func runParams(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("params", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	puzzles := fs.Int("puzzles", 0, "rows of the puzzle embedding table (default: the config's num_puzzle_identifiers)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: trm-train params [--puzzles N] <preset|config.json>\n\n"+
-			"Prints every state key of the model with its shape, what trains it, and the totals.\n"+
-			"Presets: %s.\n\nflags:\n", strings.Join(engine.PresetNames(), ", "))
-		fs.PrintDefaults()
+func runParams(stdout io.Writer, puzzles int, args []string) error {
+	if len(args) != 1 {
+		return usageErrorf("want exactly one preset name or config path, got %d arguments", len(args))
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usageErrorf("want exactly one preset name or config path, got %d arguments", fs.NArg())
-	}
-	cfg, err := engine.ResolveConfig(fs.Arg(0))
+	cfg, err := engine.ResolveConfig(args[0])
 	if err != nil {
 		return err
 	}
-	if *puzzles < 0 {
+	if puzzles < 0 {
 		return usageErrorf("--puzzles must not be negative")
 	}
-	if *puzzles > 0 {
-		cfg.NumPuzzleIdentifiers = *puzzles
+	if puzzles > 0 {
+		cfg.NumPuzzleIdentifiers = puzzles
 	}
 	l := engine.NewLayout(cfg)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

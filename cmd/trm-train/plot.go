@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"image/color"
 	"io"
@@ -19,61 +18,51 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tinyrecursive/trm/trainer"
 )
 
-func init() {
-	register(&command{
-		name:    "plot",
-		summary: "draw loss and accuracy curves per supervision step from a run's JSONL log",
-		usage:   "<run.jsonl> [-o curves.png] [--set NAME] [--bins N]",
-		run:     runPlot,
-	})
-}
+func init() { register(newPlotCmd) }
 
-func runPlot(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("plot", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := fs.String("o", "curves.png", "output image; the extension picks the format: png, jpg, svg, pdf, eps, tif")
-	set := fs.String("set", "", "test set of the evaluation panel (default: the first one in the log)")
-	bins := fs.Int("bins", 200, "training curves are averaged into at most this many step bins (example-weighted), which smooths batch noise")
-	width := fs.Float64("width", 12, "image width in inches (96 pixels each in raster formats)")
-	height := fs.Float64("height", 9, "image height in inches")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: trm-train plot <run.jsonl> [-o curves.png] [flags]
-
-Draws, from the JSONL log of `+"`trm-train train --log`"+` (or <out>/run.jsonl), one
+func newPlotCmd() *cobra.Command {
+	var out, set string
+	var bins int
+	var width, height float64
+	c := &cobra.Command{
+		Use:   "plot RUN.jsonl [-o curves.png] [flags]",
+		Short: "draw loss and accuracy curves per supervision step from a run's JSONL log",
+		Long: `Draws, from the JSONL log of trm-train train --log (or OUT/run.jsonl), one
 curve per supervision step k of: the training LM loss, token accuracy and
 exact accuracy of the examples at their k-th step, and the evaluation's exact
-(solid) and token (dashed) accuracy after step k. For people without Grafana.
+(solid) and token (dashed) accuracy after step k. For people without Grafana.`,
+		Example: `  trm-train plot runs/sudoku/run.jsonl -o curves.png`,
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runPlot(c.OutOrStdout(), args, out, set, bins, width, height)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVarP(&out, "output", "o", "curves.png", "output image; the extension picks the format: png, jpg, svg, pdf, eps, tif")
+	fl.StringVar(&set, "set", "", "test set of the evaluation panel (default: the first one in the log)")
+	fl.IntVar(&bins, "bins", 200, "training curves are averaged into at most this many step bins (example-weighted), which smooths batch noise")
+	fl.Float64Var(&width, "width", 12, "image width in inches (96 pixels each in raster formats)")
+	fl.Float64Var(&height, "height", 9, "image height in inches")
+	return c
+}
 
-flags:
-`)
-		fs.PrintDefaults()
-	}
-	// Flags may come before or after the log path (`plot run.jsonl -o x.png`).
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
+func runPlot(stdout io.Writer, pos []string, out, set string, bins int, width, height float64) error {
 	if len(pos) != 1 {
 		return usageErrorf("want exactly one JSONL log, got %d arguments", len(pos))
 	}
-	if *bins < 1 || *width <= 0 || *height <= 0 {
+	if bins < 1 || width <= 0 || height <= 0 {
 		return usageErrorf("--bins, --width and --height must be positive")
 	}
-	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(*out)), ".")
+	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(out)), ".")
 	switch format {
 	case "png", "jpg", "jpeg", "svg", "pdf", "eps", "tif", "tiff":
 	default:
-		return usageErrorf("-o %s: unknown image format %q (want png, jpg, svg, pdf, eps or tif)", *out, format)
+		return usageErrorf("-o %s: unknown image format %q (want png, jpg, svg, pdf, eps or tif)", out, format)
 	}
 	f, err := os.Open(pos[0])
 	if err != nil {
@@ -84,14 +73,14 @@ flags:
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}
-	if *set != "" && lc.eval[*set] == nil && len(lc.eval) > 0 {
-		return fmt.Errorf("%s: no evaluation of test set %q (have: %s)", pos[0], *set, strings.Join(lc.sets(), ", "))
+	if set != "" && lc.eval[set] == nil && len(lc.eval) > 0 {
+		return fmt.Errorf("%s: no evaluation of test set %q (have: %s)", pos[0], set, strings.Join(lc.sets(), ", "))
 	}
-	c, err := drawCurves(lc, *set, *bins, vg.Length(*width)*vg.Inch, vg.Length(*height)*vg.Inch, format, filepath.Base(pos[0]))
+	c, err := drawCurves(lc, set, bins, vg.Length(width)*vg.Inch, vg.Length(height)*vg.Inch, format, filepath.Base(pos[0]))
 	if err != nil {
 		return err
 	}
-	w, err := os.Create(*out)
+	w, err := os.Create(out)
 	if err != nil {
 		return err
 	}
@@ -102,7 +91,7 @@ flags:
 	if err := w.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: %d training steps, %d evaluations, %d supervision steps\n", *out, len(lc.train), lc.evals(), lc.maxSteps)
+	fmt.Fprintf(stdout, "wrote %s: %d training steps, %d evaluations, %d supervision steps\n", out, len(lc.train), lc.evals(), lc.maxSteps)
 	return nil
 }
 

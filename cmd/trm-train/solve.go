@@ -2,25 +2,18 @@ package main
 
 import (
 	"bufio"
-	"flag"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/tinyrecursive/trm/engine"
 )
 
-func init() {
-	register(&command{
-		name:    "solve",
-		summary: "solve one puzzle, showing the answer after each supervision step",
-		usage:   "--checkpoint DIR | --model FILE --arch ... [PUZZLE | -]",
-		run:     runSolve,
-	})
-}
+func init() { register(newSolveCmd) }
 
 // codec turns a puzzle's text into tokens and tokens back into text.
 type codec struct {
@@ -122,32 +115,44 @@ func codecFor(seqLen, vocab int) codec {
 		}}
 }
 
-func runSolve(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("solve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	ckpt := fs.String("checkpoint", "", "checkpoint directory")
-	model := fs.String("model", "", "model weights (with --arch)")
-	arch := fs.String("arch", "", "architecture of --model: a preset or model config JSON")
-	pid := fs.Int("puzzle-id", 0, "puzzle identifier (row of the puzzle embedding; 0 for Sudoku and Maze)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: trm-train solve --checkpoint DIR [PUZZLE | -]\n\n"+
-			"Runs every supervision step on one puzzle and prints the answer after each,\n"+
-			"with the halting head's confidence sigmoid(q_halt), and the step where it would\n"+
-			"halt (q_halt > 0). The puzzle is an argument or read from stdin ('-' or none):\n"+
-			"Sudoku as its cells in row order (digits, '.' or '0' for blanks), a maze as\n"+
-			"30 lines of '#', ' ', 'S', 'G', otherwise space-separated tokens.\n\nflags:\n")
-		fs.PrintDefaults()
+// solveFlags are the flags of solve.
+type solveFlags struct {
+	ckpt, model, modelConfig string
+	pid                      int
+}
+
+func newSolveCmd() *cobra.Command {
+	var f solveFlags
+	c := &cobra.Command{
+		Use:   "solve (--checkpoint DIR | --model FILE --model-config PRESET|FILE) [PUZZLE | -]",
+		Short: "solve one puzzle, showing the answer after each supervision step",
+		Long: `Runs every supervision step on one puzzle and prints the answer after each,
+with the halting head's confidence sigmoid(q_halt), and the step where it would
+halt (q_halt > 0). The puzzle is an argument or read from stdin ('-' or none):
+Sudoku as its cells in row order (digits, '.' or '0' for blanks), a maze as
+30 lines of '#', ' ', 'S', 'G', otherwise space-separated tokens.` + envHelp("TRM_CPU_GEMM"),
+		Example: `  trm-train solve --checkpoint runs/sudoku4 1.3..2.......1.2`,
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runSolve(c.OutOrStdout(), c.InOrStdin(), &f, args)
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	inf, err := loadInference(*ckpt, *model, *arch, nil)
+	fl := c.Flags()
+	fl.StringVar(&f.ckpt, "checkpoint", "", "checkpoint directory")
+	fl.StringVar(&f.model, "model", "", "model weights (with --model-config)")
+	fl.StringVar(&f.modelConfig, "model-config", "", "architecture of --model: a preset or model config file")
+	fl.IntVar(&f.pid, "puzzle-id", 0, "puzzle identifier (row of the puzzle embedding; 0 for Sudoku and Maze)")
+	return c
+}
+
+func runSolve(stdout io.Writer, stdin io.Reader, f *solveFlags, args []string) error {
+	inf, err := loadInference(f.ckpt, f.model, f.modelConfig, nil, nil)
 	if err != nil {
 		return err
 	}
-	text := strings.Join(fs.Args(), "")
+	text := strings.Join(args, "")
 	if text == "" || text == "-" {
-		b, err := io.ReadAll(bufio.NewReader(os.Stdin))
+		b, err := io.ReadAll(bufio.NewReader(stdin))
 		if err != nil {
 			return err
 		}
@@ -175,7 +180,7 @@ func runSolve(args []string, stdout, stderr io.Writer) error {
 	for i := range labels {
 		labels[i] = engine.IgnoreLabel
 	}
-	if err := m.SetBatch(tokens, labels, []int32{int32(*pid)}); err != nil {
+	if err := m.SetBatch(tokens, labels, []int32{int32(f.pid)}); err != nil {
 		return err
 	}
 	c := m.NewCarry()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,129 +13,182 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tinyrecursive/trm/device/rendezvous"
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/trainer"
 	"github.com/tinyrecursive/trm/trainer/promhook"
 )
 
-func init() {
-	register(&command{
-		name:    "train",
-		summary: "train a model (with no arguments: the built-in 4x4 Sudoku demo)",
-		usage:   "[--preset NAME] [--resume DIR] [--device cpu|cuda:N] [--out DIR] [--log FILE] [key=value ...]",
-		run:     runTrain,
-	})
+func init() { register(newTrainCmd) }
+
+// trainFlags are the flags of train.
+type trainFlags struct {
+	preset, configFile, resume, device, out, logPath, initPath string
+	metricsAddr, metricsRun                                    string
+	threads                                                    int
+	quiet, dryRun                                              bool
 }
 
-func runTrain(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	preset := fs.String("preset", "", "paper recipe: "+strings.Join(engine.PresetNames(), ", "))
-	configFile := fs.String("config", "", "training config JSON (the reference keys, the model under \"arch\")")
-	resume := fs.String("resume", "", "continue from a checkpoint directory (or a directory of step_* checkpoints)")
-	device := fs.String("device", "cpu", "cpu or cuda:N")
-	threads := fs.Int("threads", 0, "CPU threads (0: all cores)")
-	out := fs.String("out", "", "checkpoint directory (sets checkpoint_dir)")
-	logPath := fs.String("log", "", "JSONL log of every metric (default: <out>/run.jsonl when --out is set)")
-	initPath := fs.String("init", "", "start from these weights (safetensors with the reference keys, e.g. from `trm-train import`)")
-	quiet := fs.Bool("quiet", false, "no progress lines")
-	metricsAddr := fs.String("metrics-addr", os.Getenv("TRM_METRICS_ADDR"), "serve Prometheus metrics at [HOST]:PORT/metrics; :PORT binds 127.0.0.1 only, 0.0.0.0:PORT every interface (default $TRM_METRICS_ADDR, which the no-argument demo reads too)")
-	metricsRun := fs.String("metrics-run", "", "run label of the metrics (default: the --out directory's name, else trm-<start time>)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `usage: trm-train train [flags] [key=value ...]
+func newTrainCmd() *cobra.Command {
+	var f trainFlags
+	c := &cobra.Command{
+		Use:   "train [flags] [key=value ...]",
+		Short: "train a model (with no arguments: the built-in 4x4 Sudoku demo)",
+		Long: `Trains a TRM. The config is resolved in this order, each step overriding the
+one before:
+  1. the reference defaults, or --preset NAME (a paper recipe)
+  2. --config FILE (the reference's keys, the model under "arch")
+  3. arch=NAME overrides (the reference's architecture group), wherever they
+     stand among the arguments
+  4. every other key=value override, in the order given
+  5. --out DIR (sets checkpoint_dir)
+then the training data's metadata fixes seq_len, vocab_size and
+num_puzzle_identifiers. --dry-run prints the result as JSON on stdout (the
+reference's key names), the planned steps, epochs and evaluations on
+stderr, and exits without opening a device or reading any weights.
 
-Trains a TRM. Overrides use the reference's key=value form, e.g.
-  trm-train train --preset sudoku-mlp data_paths=[data/sudoku-extreme-1k-aug-1000] epochs=50000
-  trm-train train arch.L_cycles=4 lr=1e-4 ema=true data_paths=[data/maze]
 With no arguments at all it builds a small 4x4 Sudoku set in a temporary
 directory and trains the built-in demo model on the CPU for a few minutes.
 SIGINT/SIGTERM finish the current step, write a checkpoint and exit 0.
---metrics-addr :9090 serves Prometheus metrics on 127.0.0.1:9090 (see
-deploy/ for a scrape config and a Grafana dashboard); the demo reads
-TRM_METRICS_ADDR instead.
+--metrics-addr :9400 serves Prometheus metrics on 127.0.0.1:9400 (see
+deploy/ for a scrape config and a Grafana dashboard).
 
-Keys: %s
+Keys:
+` + wrapWords(trainer.Keys(), "  ", 80) + envHelp("TRM_METRICS_ADDR", "TRM_CPU_GEMM", "TRM_CUDA_GEMM", "TRM_CUDA_GRAPHS",
+			"TRM_CUDA_FATBIN", "TRM_CUDA_PROBE", "TRM_CUBLAS", "TRM_NCCL", "RANK, WORLD_SIZE", "LOCAL_RANK",
+			"MASTER_ADDR, MASTER_PORT", "TRM_MASTER_PORT", "TRM_RDZV_SECRET", "TRM_RENDEZVOUS_TIMEOUT"),
+		Example: `  trm-train train --preset sudoku-mlp data_paths=[data/sudoku-extreme-1k-aug-1000] epochs=50000
+  trm-train train arch.L_cycles=4 lr=1e-4 ema=true data_paths=[data/maze]
+  trm-train train --preset maze data_paths=[data/maze] --device cuda:0 --dry-run`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return runTrain(c, &f, args)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.preset, "preset", "", "paper recipe: "+strings.Join(engine.PresetNames(), ", "))
+	fl.StringVar(&f.configFile, "config", "", "training config file (the reference keys, the model under \"arch\")")
+	fl.StringVar(&f.resume, "resume", "", "continue from a checkpoint directory (or a directory of step_* checkpoints)")
+	fl.StringVar(&f.device, "device", "cpu", "cpu, cuda:N, cuda:N,M,... or cuda (every visible GPU)")
+	fl.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
+	fl.StringVar(&f.out, "out", "", "checkpoint directory (sets checkpoint_dir)")
+	fl.StringVar(&f.logPath, "log", "", "JSONL log of every metric (default: OUT/run.jsonl when --out is set)")
+	fl.StringVar(&f.initPath, "init", "", "start from these weights (safetensors with the reference keys, as trm-train import writes)")
+	fl.BoolVar(&f.quiet, "quiet", false, "no progress lines")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", os.Getenv("TRM_METRICS_ADDR"), "serve Prometheus metrics at [HOST]:PORT/metrics; :PORT binds 127.0.0.1 only, 0.0.0.0:PORT every interface (default: $TRM_METRICS_ADDR)")
+	fl.StringVar(&f.metricsRun, "metrics-run", "", "run label of the metrics (default: the --out directory's name, else trm-START_TIME)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print the resolved config and the plan, then exit without training")
+	return c
+}
 
-flags:
-`, strings.Join(trainer.Keys(), " "))
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if len(args) == 0 {
-		return runDemo(stdout, stderr)
-	}
-	var cfg trainer.Config
-	switch {
-	case *preset != "":
-		c, err := trainer.FromPreset(*preset)
+// resolveTrainConfig applies the documented precedence: preset (or the
+// defaults) < config file < arch= group overrides < other overrides <
+// --out.
+func resolveTrainConfig(f *trainFlags, overrides []string) (trainer.Config, error) {
+	cfg := trainer.DefaultConfig()
+	if f.preset != "" {
+		c, err := trainer.FromPreset(f.preset)
 		if err != nil {
-			return usageErrorf("%v", err)
+			return cfg, usageErrorf("%v", err)
 		}
 		cfg = c
-	default:
-		cfg = trainer.DefaultConfig()
 	}
-	if *configFile != "" {
-		b, err := os.ReadFile(*configFile)
+	if f.configFile != "" {
+		b, err := os.ReadFile(f.configFile)
 		if err != nil {
-			return err
+			return cfg, err
 		}
-		if err := trainer.ParseConfigJSON(&cfg, b, *configFile); err != nil {
-			return err
-		}
-	}
-	for _, kv := range fs.Args() {
-		if err := cfg.Set(kv); err != nil {
-			return usageErrorf("%v", err)
+		if err := trainer.ParseConfigJSON(&cfg, b, f.configFile); err != nil {
+			return cfg, err
 		}
 	}
-	if *out != "" {
-		cfg.CheckpointDir = *out
+	if err := applyOverrides(&cfg, overrides); err != nil {
+		return cfg, err
 	}
-	be, err := openBackend(*device, *threads)
+	if f.out != "" {
+		cfg.CheckpointDir = f.out
+	}
+	return cfg, nil
+}
+
+// applyOverrides sets key=value overrides: every arch=NAME first (it
+// replaces the whole model group, so it must not undo an arch.KEY=V given
+// before it), then the others in order.
+func applyOverrides(cfg *trainer.Config, overrides []string) error {
+	isGroup := func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return strings.TrimSpace(k) == "arch"
+	}
+	for _, group := range []bool{true, false} {
+		for _, kv := range overrides {
+			if isGroup(kv) != group {
+				continue
+			}
+			if err := cfg.Set(kv); err != nil {
+				return usageErrorf("%v", err)
+			}
+		}
+	}
+	return nil
+}
+
+func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
+	stdout, stderr := c.OutOrStdout(), c.ErrOrStderr()
+	if len(args) == 0 && c.Flags().NFlag() == 0 {
+		return runDemo(stdout, stderr)
+	}
+	cfg, err := resolveTrainConfig(f, args)
 	if err != nil {
 		return err
 	}
-	opt := trainer.RunOptions{Backend: be, Resume: *resume}
-	if *initPath != "" {
-		if *resume != "" {
-			return usageErrorf("--init and --resume exclude each other")
-		}
+	if f.initPath != "" && f.resume != "" {
+		return usageErrorf("--init and --resume exclude each other")
+	}
+	if f.dryRun {
+		return dryRunTrain(stdout, stderr, cfg, f)
+	}
+	be, err := openBackend(f.device, f.threads)
+	if err != nil {
+		return err
+	}
+	opt := trainer.RunOptions{Backend: be, Resume: f.resume}
+	if f.initPath != "" {
 		// The layout needs the dataset's sizes: read them first.
-		p, err := loadInit(*initPath, cfg)
+		p, err := loadInit(f.initPath, cfg)
 		if err != nil {
 			return err
 		}
 		opt.Init = p
 	}
-	if *logPath == "" && cfg.CheckpointDir != "" {
-		*logPath = filepath.Join(cfg.CheckpointDir, "run.jsonl")
+	logPath := f.logPath
+	if logPath == "" && cfg.CheckpointDir != "" {
+		logPath = filepath.Join(cfg.CheckpointDir, "run.jsonl")
 	}
-	if *logPath != "" {
-		if err := os.MkdirAll(filepath.Dir(*logPath), 0o755); err != nil {
+	if logPath != "" {
+		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 			return err
 		}
-		h, err := trainer.NewJSONLHook(*logPath)
+		h, err := trainer.NewJSONLHook(logPath)
 		if err != nil {
 			return err
 		}
 		opt.Hooks = append(opt.Hooks, h)
 	}
-	if !*quiet {
+	if !f.quiet {
 		opt.Hooks = append(opt.Hooks, &trainer.ProgressHook{W: stderr, Every: 2 * time.Second})
 	}
-	if *metricsAddr != "" {
-		if *metricsRun == "" {
-			*metricsRun = promhook.RunName(cfg.CheckpointDir, time.Now())
+	if f.metricsAddr != "" {
+		run := f.metricsRun
+		if run == "" {
+			run = promhook.RunName(cfg.CheckpointDir, time.Now())
 		}
-		addr, rank, err := rankMetrics(*metricsAddr)
+		addr, rank, err := rankMetrics(f.metricsAddr)
 		if err != nil {
 			return err
 		}
-		h, stop, err := promhook.Start(addr, promhook.Options{Run: *metricsRun, Backend: be, Log: stderr, Rank: rank})
+		h, stop, err := promhook.Start(addr, promhook.Options{Run: run, Backend: be, Log: stderr, Rank: rank})
 		if err != nil {
 			return err
 		}

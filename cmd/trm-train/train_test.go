@@ -84,7 +84,7 @@ func TestImportGoldenTorch(t *testing.T) {
 	cfg := filepath.Join(gold, "att_rope_small", "config.json")
 	for _, name := range []string{"compiled", "compiled.legacy", "nocompile", "bf16", "strided"} {
 		out := filepath.Join(t.TempDir(), "m.safetensors")
-		code, stdout, stderr := runCmd("import", "--arch", cfg, filepath.Join(gold, "torch", "att_rope_small."+name+".pt"), out)
+		code, stdout, stderr := runCmd("import", "--model-config", cfg, filepath.Join(gold, "torch", "att_rope_small."+name+".pt"), out)
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s %s", name, code, stdout, stderr)
 		}
@@ -117,11 +117,11 @@ func TestImportGoldenTorch(t *testing.T) {
 	if code, _, stderr := runCmd("import", filepath.Join(gold, "torch", "att_rope_small.compiled.pt"), out); code != 0 {
 		t.Fatal(stderr)
 	}
-	code, stdout, stderr := runCmd("solve", "--model", out, "--arch", cfg, "--puzzle-id", "3", "1 2 3 4 5 6 7 8 9 10 1 2 3 4 5 6")
+	code, stdout, stderr := runCmd("solve", "--model", out, "--model-config", cfg, "--puzzle-id", "3", "1 2 3 4 5 6 7 8 9 10 1 2 3 4 5 6")
 	if code != 0 || !strings.Contains(stdout, "token sequence, 4 supervision steps") || !strings.Contains(stdout, "step 4:") {
 		t.Fatalf("solve with the imported model: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	if code, _, stderr := runCmd("import", "--arch", "sudoku-att", filepath.Join(gold, "torch", "att_rope_small.compiled.pt"), out); code != 1 || !strings.Contains(stderr, "has shape") {
+	if code, _, stderr := runCmd("import", "--model-config", "sudoku-att", filepath.Join(gold, "torch", "att_rope_small.compiled.pt"), out); code != 1 || !strings.Contains(stderr, "has shape") {
 		t.Fatalf("import against the wrong architecture: exit %d, %s", code, stderr)
 	}
 }
