@@ -274,8 +274,12 @@ func (it *TrainIterator) Restore(st TrainState) error {
 
 // Next fills b with this replica's slice of the next global batch. It
 // returns ErrEndOfPass once a pass is over; calling it again starts the
-// next pass.
-func (it *TrainIterator) Next(b *Batch) error {
+// next pass. A fault while reading the memory-mapped files (one truncated
+// under the running process) is returned as a *FaultError naming the
+// file instead of killing the process.
+func (it *TrainIterator) Next(b *Batch) (err error) {
+	defer guardFaults()()
+	defer recoverFault(&err, it.ds.arrays)
 	gb := it.cfg.GlobalBatchSize
 	for {
 		if it.st.Set >= len(it.ds.Sets) {
@@ -377,8 +381,11 @@ func (d *Dataset) Test(sh Sharding) (*TestIterator, error) {
 }
 
 // Next fills b with this replica's slice of the next test batch, or
-// returns io.EOF after the last one.
-func (it *TestIterator) Next(b *Batch) error {
+// returns io.EOF after the last one. A fault while reading the mapped
+// files is returned as a *FaultError, as TrainIterator.Next does.
+func (it *TestIterator) Next(b *Batch) (err error) {
+	defer guardFaults()()
+	defer recoverFault(&err, it.ds.arrays)
 	for it.set < len(it.ds.Sets) && it.start >= it.ds.Sets[it.set].NumExamples() {
 		it.set++
 		it.start = 0

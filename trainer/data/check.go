@@ -54,7 +54,9 @@ func Check(dir string) ([]SetReport, error) {
 	return out, nil
 }
 
-func checkSet(m Metadata, split string, s *Set) (SetReport, error) {
+func checkSet(m Metadata, split string, s *Set) (_ SetReport, err error) {
+	defer guardFaults()()
+	defer recoverFault(&err, func() []*Array { return []*Array{s.Inputs, s.Labels} })
 	r := SetReport{Split: split, Name: s.Name, Examples: s.NumExamples(), Puzzles: s.NumPuzzles(), Groups: s.NumGroups(),
 		InputsDType: s.Inputs.DType, LabelsDType: s.Labels.DType}
 	L := m.SeqLen

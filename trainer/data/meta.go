@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/tinyrecursive/trm/internal/safetensors"
 )
 
 // Metadata is a split's dataset.json (spec section 7). Field order and
@@ -91,10 +92,18 @@ func (m Metadata) Validate() error {
 	return nil
 }
 
+// Size bounds of the JSON files, checked before reading: dataset.json is
+// a few hundred bytes; identifiers.json holds one name per puzzle
+// version (about 30 MB for ARC with 1000 augmentations).
+const (
+	maxMetadataBytes    = 1 << 20
+	maxIdentifiersBytes = 1 << 30
+)
+
 // ReadMetadata reads DIR/dataset.json; errors name the file.
 func ReadMetadata(dir string) (Metadata, error) {
 	path := filepath.Join(dir, "dataset.json")
-	b, err := os.ReadFile(path)
+	b, err := safetensors.ReadRegular(path, maxMetadataBytes)
 	if err != nil {
 		return Metadata{}, err
 	}
@@ -194,7 +203,7 @@ func PythonStrings(list []string) []byte {
 // ReadIdentifiers reads DIR/identifiers.json: puzzle names by identifier.
 func ReadIdentifiers(dir string) ([]string, error) {
 	path := filepath.Join(dir, "identifiers.json")
-	b, err := os.ReadFile(path)
+	b, err := safetensors.ReadRegular(path, maxIdentifiersBytes)
 	if err != nil {
 		return nil, err
 	}

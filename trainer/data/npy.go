@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/tinyrecursive/trm/internal/safetensors"
 )
 
 // DType names an integer element type the way NumPy's `descr` does, without
@@ -64,6 +66,10 @@ type Array struct {
 	Shape []int
 	data  []byte
 	unmap func() error
+	// path and mapped are set for a memory-mapped file: its name and the
+	// whole mapping, so a fault address can be traced to the file.
+	path   string
+	mapped []byte
 }
 
 // NewArray wraps raw little-endian bytes as an array after checking that
@@ -160,7 +166,7 @@ func (a *Array) Close() error {
 		return nil
 	}
 	err := a.unmap()
-	a.unmap, a.data = nil, nil
+	a.unmap, a.data, a.mapped = nil, nil, nil
 	return err
 }
 
@@ -405,9 +411,15 @@ func (p *litParser) tuple() ([]int, error) {
 	}
 }
 
+// MaxReadNPYBytes bounds the files ReadNPY reads onto the heap: the
+// index arrays are megabytes, and only the fallback without memory
+// mapping reads token arrays this way.
+const MaxReadNPYBytes = 16 << 30
+
 // ReadNPY reads a whole .npy file onto the heap; errors name the file.
+// path must be a regular file of at most MaxReadNPYBytes.
 func ReadNPY(path string) (*Array, error) {
-	b, err := os.ReadFile(path)
+	b, err := safetensors.ReadRegular(path, MaxReadNPYBytes)
 	if err != nil {
 		return nil, err
 	}
