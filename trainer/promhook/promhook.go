@@ -54,7 +54,33 @@ type Options struct {
 	// families (NVML and the engine's memory) carry it as a rank label,
 	// so every rank's GPUs can be told apart on one dashboard.
 	Rank string
+	// Linger is how long Endpoint.Stop keeps serving after the run ended,
+	// so that Prometheus scrapes the final evaluation and
+	// trm_run_running 0 before the process exits. It ends early at the
+	// first scrape begun after the end, or when Stop's context is done
+	// (Start's stop: a SIGINT or SIGTERM). 0: no linger (tests; a run
+	// whose final state only a Pushgateway needs). Command lines default
+	// to DefaultLinger.
+	Linger time.Duration
+	// PushURL, if set, is a Prometheus Pushgateway (e.g.
+	// http://pushgateway:9091) that Endpoint.Stop pushes the run's final
+	// state to: every trm_ family, grouped by job PushJob and the run
+	// label (see Push).
+	PushURL string
+	// PushJob is the job grouping label of the push (default
+	// DefaultPushJob).
+	PushJob string
 }
+
+// DefaultLinger is the linger command lines use: two scrape intervals of
+// 15 s (a common Kubernetes setting; deploy/prometheus scrapes every 5 s).
+// The linger ends at the first scrape after the end, so a scraped run
+// waits one interval at most.
+const DefaultLinger = 30 * time.Second
+
+// DefaultPushJob is the Pushgateway job label when Options.PushJob is
+// empty.
+const DefaultPushJob = "trm-train"
 
 // DeviceMemoryReporter is implemented by a backend that can say how much
 // device memory it holds. NVML's memory figure counts every process on
@@ -93,7 +119,13 @@ type Exporter struct {
 
 	sup *supCollector
 
+	opt Options
+	// final is closed by the first scrape that begins after OnEnd.
+	final     chan struct{}
+	finalOnce sync.Once
+
 	mu          sync.Mutex
+	ended       time.Time // when OnEnd ran; zero while the run trains
 	run         string
 	seqLen      int
 	globalBatch int
@@ -127,7 +159,10 @@ func New(opt Options) *Exporter {
 	if opt.Run == "" {
 		opt.Run = "default"
 	}
-	e := &Exporter{reg: prometheus.NewRegistry(), run: opt.Run, evalSet: map[string]*prometheus.GaugeVec{}, evalCurve: map[string]*prometheus.GaugeVec{}}
+	if opt.PushJob == "" {
+		opt.PushJob = DefaultPushJob
+	}
+	e := &Exporter{reg: prometheus.NewRegistry(), opt: opt, final: make(chan struct{}), run: opt.Run, evalSet: map[string]*prometheus.GaugeVec{}, evalCurve: map[string]*prometheus.GaugeVec{}}
 	// The run label is added by wrapping, so no family declares it and
 	// none can forget it.
 	runReg := prometheus.WrapRegistererWith(prometheus.Labels{"run": opt.Run}, e.reg)
@@ -345,13 +380,35 @@ func (e *Exporter) OnCheckpoint(c trainer.CheckpointInfo) {
 }
 
 // OnEnd implements trainer.Hook. The server keeps serving the final
-// values until the process exits, so a last scrape still sees them.
+// values until Endpoint.Stop, which lingers for a last scrape and pushes
+// them (Options.Linger, Options.PushURL).
 func (e *Exporter) OnEnd(err error) {
 	e.running.WithLabelValues().Set(0)
 	if err != nil {
 		e.failed.WithLabelValues().Set(1)
 	}
 	e.endTime.WithLabelValues().SetToCurrentTime()
+	e.mu.Lock()
+	e.ended = time.Now()
+	e.mu.Unlock()
+}
+
+// Ended reports whether the run ended (OnEnd ran).
+func (e *Exporter) Ended() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.ended.IsZero()
+}
+
+// scraped notes a scrape that began at t: one begun after the end has
+// read the final state.
+func (e *Exporter) scraped(t time.Time) {
+	e.mu.Lock()
+	final := !e.ended.IsZero() && !t.Before(e.ended)
+	e.mu.Unlock()
+	if final {
+		e.finalOnce.Do(func() { close(e.final) })
+	}
 }
 
 // supCollector accumulates the per-supervision-step sums of every

@@ -51,8 +51,9 @@ type Server struct {
 	done chan error
 }
 
-// Serve listens on addr (resolved by ListenAddr) and serves /metrics in
-// the background until Shutdown. It returns once the socket is bound, so
+// Serve listens on addr (resolved by ListenAddr) and serves /metrics, and
+// /healthz (200 "ok" while the process runs: the container health check),
+// in the background until Shutdown. It returns once the socket is bound, so
 // Addr is valid and a port already in use is an error here rather than a
 // silent failure later.
 func (e *Exporter) Serve(addr string) (*Server, error) {
@@ -65,13 +66,22 @@ func (e *Exporter) Serve(addr string) (*Server, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", e.Handler())
+	h := e.Handler()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		t := time.Now()
+		h.ServeHTTP(w, r)
+		e.scraped(t)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
 			return
 		}
-		fmt.Fprintln(w, "trm-train metrics: /metrics")
+		fmt.Fprintln(w, "trm-train metrics: /metrics, liveness: /healthz")
 	})
 	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, addr: ln.Addr(), done: make(chan error, 1)}
 	go func() { s.done <- s.srv.Serve(ln) }()
