@@ -4,7 +4,8 @@
 // the CUDA backend and prints the table of the GPU check (bench/gpu-check):
 // ms per step, examples/s, achieved TFLOP/s and MFU against the bf16 GEMM
 // rate it measures first, launches and host synchronisations per step, and
-// graph replay against eager launches.
+// graph replay against eager launches; beside each measurement, the cost
+// model's prediction for the same step on this GPU (engine/costmodel).
 //
 //	trm-gpubench [-steps 3] [-configs sudoku-mlp:768,sudoku-att:768,maze:192,arc1:192] [-json out.json]
 package main
@@ -21,6 +22,7 @@ import (
 
 	"github.com/tinyrecursive/trm/cuda"
 	"github.com/tinyrecursive/trm/engine"
+	"github.com/tinyrecursive/trm/engine/costmodel"
 )
 
 // row is one line of the table.
@@ -35,7 +37,12 @@ type row struct {
 	LaunchesStep   float64 `json:"launches_per_step"`
 	GraphOpsStep   float64 `json:"graph_ops_per_step"`
 	SyncsStep      float64 `json:"syncs_per_step"`
-	Err            string  `json:"error,omitempty"`
+	// PredictedMs is the cost model's step time for the same model step,
+	// batch and launch mode on this GPU's datasheet figures (0: no figures
+	// for this GPU); PredictedMFU its MFU against the datasheet bf16 peak.
+	PredictedMs  float64 `json:"predicted_ms_per_step,omitempty"`
+	PredictedMFU float64 `json:"predicted_mfu,omitempty"`
+	Err          string  `json:"error,omitempty"`
 }
 
 func main() {
@@ -51,7 +58,16 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("device: %s\n", info)
-	fmt.Printf("measured bf16 GEMM rate (8192^3 through cuBLAS, fp32 in/out, bf16 operands): %.1f TFLOP/s\n\n", peak)
+	fmt.Printf("measured bf16 GEMM rate (8192^3 through cuBLAS, fp32 in/out, bf16 operands): %.1f TFLOP/s\n", peak)
+	// The driver's device name leads the description; the cost model
+	// knows the GPUs of costmodel.GPUs().
+	gpu := strings.SplitN(info, ",", 2)[0]
+	if g, err := costmodel.LookupGPU(gpu); err != nil {
+		fmt.Printf("cost model: %v; no predictions\n\n", err)
+		gpu = ""
+	} else {
+		fmt.Printf("cost model: %s datasheet figures (bf16 tensor %.0f TFLOP/s dense, memory %.2f TB/s)\n\n", g.Name, g.TensorBF16/1e12, g.HBM/1e12)
+	}
 
 	var rows []row
 	for _, spec := range strings.Split(*configs, ",") {
@@ -59,19 +75,24 @@ func main() {
 		batch, _ := strconv.Atoi(bs)
 		for _, graphs := range []bool{true, false} {
 			r := runConfig(*device, name, batch, graphs, *steps, peak)
+			predict(&r, gpu, name, batch, graphs)
 			rows = append(rows, r)
 			fmt.Fprintf(os.Stderr, "done %s B%d %s: %.1f ms/step %s\n", r.Config, r.Batch, r.Mode, r.MsPerStep, r.Err)
 		}
 	}
-	fmt.Println("| config | batch | mode | ms/step | examples/s | TFLOP/s | MFU | launches/step | graph ops/step | host syncs/step |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| config | batch | mode | ms/step | predicted ms/step | measured / predicted | examples/s | TFLOP/s | MFU | predicted MFU (datasheet peak) | launches/step | graph ops/step | host syncs/step |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		if r.Err != "" {
-			fmt.Printf("| %s | %d | %s | error: %s |||||||\n", r.Config, r.Batch, r.Mode, r.Err)
+			fmt.Printf("| %s | %d | %s | error: %s ||||||||||\n", r.Config, r.Batch, r.Mode, r.Err)
 			continue
 		}
-		fmt.Printf("| %s | %d | %s | %.1f | %.0f | %.1f | %.1f%% | %.0f | %.0f | %.1f |\n", r.Config, r.Batch, r.Mode, r.MsPerStep,
-			r.ExamplesPerSec, r.TFLOPs, 100*r.MFU, r.LaunchesStep, r.GraphOpsStep, r.SyncsStep)
+		pred, ratio, pmfu := "-", "-", "-"
+		if r.PredictedMs > 0 {
+			pred, ratio, pmfu = fmt.Sprintf("%.1f", r.PredictedMs), fmt.Sprintf("%.2f", r.MsPerStep/r.PredictedMs), fmt.Sprintf("%.1f%%", 100*r.PredictedMFU)
+		}
+		fmt.Printf("| %s | %d | %s | %.1f | %s | %s | %.0f | %.1f | %.1f%% | %s | %.0f | %.0f | %.1f |\n", r.Config, r.Batch, r.Mode, r.MsPerStep, pred, ratio,
+			r.ExamplesPerSec, r.TFLOPs, 100*r.MFU, pmfu, r.LaunchesStep, r.GraphOpsStep, r.SyncsStep)
 	}
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(map[string]any{"device": info, "bf16_gemm_tflops": peak, "rows": rows}, "", "  ")
@@ -115,6 +136,26 @@ func gemmPeak(device int) (float64, string, error) {
 	}
 	sec := time.Since(t0).Seconds() / 10
 	return 2 * n * n * n / sec / 1e12, b.Device(), nil
+}
+
+// predict fills in the cost model's prediction for the step runConfig
+// times (engine.Model.Step with backward) when the GPU is known.
+func predict(r *row, gpu, name string, batch int, graphs bool) {
+	if gpu == "" || r.Err != "" {
+		return
+	}
+	p, err := engine.LookupPreset(name)
+	if err != nil {
+		return
+	}
+	cfg := p.Model
+	cfg.BatchSize = batch
+	rep, err := costmodel.PredictModelStep(cfg, gpu, graphs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cost model for %s B%d: %v\n", name, batch, err)
+		return
+	}
+	r.PredictedMs, r.PredictedMFU = 1e3*rep.Time, rep.MFU
 }
 
 // runConfig times one preset at one batch size in one mode.

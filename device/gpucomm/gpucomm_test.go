@@ -124,7 +124,7 @@ func exercise(t *testing.T, comms []*Comm, bes []*cuda.Backend) {
 	}
 }
 
-// TestOneRank is what the lent machine (one GPU) can check: a one-rank
+// TestOneRank needs only one GPU, so every GPU machine runs it: a one-rank
 // communicator through the same enqueue path as training.
 func TestOneRank(t *testing.T) {
 	comms, bes := group(t, 1)
