@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // SetReport summarises one set found by Check.
@@ -19,6 +20,10 @@ type SetReport struct {
 	Supervised int64
 	// DistinctIdentifiers counts the distinct puzzle identifiers used.
 	DistinctIdentifiers int
+	// MaxToken is the largest token of inputs and labels; every token is
+	// checked to be below vocab_size, and a vocab_size far above
+	// MaxToken+1 wastes embedding rows.
+	MaxToken int32
 }
 
 // Check opens every split of dir that exists (train, test) and reads every
@@ -66,10 +71,12 @@ func checkSet(m Metadata, split string, s *Set) (_ SetReport, err error) {
 		if err := checkTokens(s.Inputs, ex*L, row, m.VocabSize); err != nil {
 			return r, fmt.Errorf("%s__inputs.npy: example %d %w", s.Path, ex, err)
 		}
+		r.MaxToken = max(r.MaxToken, slices.Max(row))
 		s.Labels.CopyInt32(row, ex*L)
 		if err := checkTokens(s.Labels, ex*L, row, m.VocabSize); err != nil {
 			return r, fmt.Errorf("%s__labels.npy: example %d %w", s.Path, ex, err)
 		}
+		r.MaxToken = max(r.MaxToken, slices.Max(row))
 		for _, v := range row {
 			if m.IgnoreLabelID == nil || int(v) != *m.IgnoreLabelID {
 				r.Supervised++

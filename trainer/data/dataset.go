@@ -3,9 +3,11 @@ package data
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Set is one set of one split of one dataset directory: the five arrays of
@@ -109,22 +111,77 @@ func Open(split string, dirs ...string) (_ *Dataset, err error) {
 	return ds, nil
 }
 
-// checkTotals compares total_groups of each directory with its group
-// index files. total_puzzles is not checked: the Sudoku and Maze builders
-// count only original puzzles there (spec section 7).
+// checkTotals cross-checks the counts of each directory's dataset.json
+// against its arrays, because the trainer plans its steps from them
+// (total_groups * mean_puzzle_examples examples per epoch): total_groups
+// must equal the groups of the group_indices files, mean_puzzle_examples
+// the examples per puzzle of the puzzle_indices files, and total_puzzles
+// lie between the groups and the puzzles (the Sudoku and Maze builders
+// count only original puzzles there, ARC every version; spec section 7).
+// Set files in the split directory that sets does not list are refused
+// too: they would be silently ignored.
 func checkTotals(ds *Dataset, metas []Metadata) error {
 	per := len(ds.Dirs)
 	for i, dir := range ds.Dirs {
-		groups := 0
+		meta := filepath.Join(dir, ds.Split, "dataset.json")
+		m := metas[i]
+		groups, puzzles, examples := 0, 0, 0
 		for j := i; j < len(ds.Sets); j += per {
 			groups += ds.Sets[j].NumGroups()
+			puzzles += ds.Sets[j].NumPuzzles()
+			examples += ds.Sets[j].NumExamples()
 		}
-		if groups != metas[i].TotalGroups {
-			return fmt.Errorf("%s: total_groups %d but the group_indices files hold %d groups",
-				filepath.Join(dir, ds.Split, "dataset.json"), metas[i].TotalGroups, groups)
+		if groups != m.TotalGroups {
+			return fmt.Errorf("%s: total_groups %d but the group_indices files hold %d groups", meta, m.TotalGroups, groups)
+		}
+		if m.TotalPuzzles < groups || m.TotalPuzzles > puzzles {
+			return fmt.Errorf("%s: total_puzzles %d but the arrays hold %d groups of %d puzzles (want a count between them)",
+				meta, m.TotalPuzzles, groups, puzzles)
+		}
+		if puzzles > 0 {
+			mean := float64(examples) / float64(puzzles)
+			if math.Abs(m.MeanPuzzleExamples-mean) > 1e-6*mean {
+				return fmt.Errorf("%s: mean_puzzle_examples %v but the puzzle_indices files hold %d examples in %d puzzles (%v per puzzle)",
+					meta, m.MeanPuzzleExamples, examples, puzzles, mean)
+			}
+		}
+		if err := checkListedSets(filepath.Join(dir, ds.Split), m.Sets, meta); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// checkListedSets refuses an inputs file of a set that dataset.json's
+// sets does not name.
+func checkListedSets(splitDir string, sets []string, meta string) error {
+	found, err := filepath.Glob(filepath.Join(globEscape(splitDir), "*__inputs.npy"))
+	if err != nil {
+		return err
+	}
+	listed := map[string]bool{}
+	for _, s := range sets {
+		listed[s] = true
+	}
+	for _, f := range found {
+		name := strings.TrimSuffix(filepath.Base(f), "__inputs.npy")
+		if !listed[name] {
+			return fmt.Errorf("%s: sets %v does not list set %q, whose files are in %s", meta, sets, name, splitDir)
+		}
+	}
+	return nil
+}
+
+// globEscape quotes the pattern characters of a literal path.
+func globEscape(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // agree checks the fields merged directories must share.

@@ -55,10 +55,30 @@ func ParseMetadata(b []byte) (Metadata, error) {
 	return m, m.Validate()
 }
 
-// Validate checks the fields against each other.
+// Upper bounds of the size fields of dataset.json. The index arrays are
+// int32, which bounds the counts; MaxSeqLen and MaxVocabSize are far
+// above any puzzle dataset (ARC: 900 and 12) and keep a corrupt value from
+// sizing a model or a batch.
+const (
+	MaxSeqLen    = 1 << 20
+	MaxVocabSize = 1 << 24
+	maxCount     = math.MaxInt32
+)
+
+// Validate checks the fields against each other and their bounds.
 func (m Metadata) Validate() error {
 	bad := func(format string, a ...any) error { return fmt.Errorf("dataset.json: "+format, a...) }
 	switch {
+	case m.VocabSize > MaxVocabSize:
+		return bad("vocab_size %d is more than %d", m.VocabSize, MaxVocabSize)
+	case m.SeqLen > MaxSeqLen:
+		return bad("seq_len %d is more than %d", m.SeqLen, MaxSeqLen)
+	case m.NumPuzzleIdentifiers > maxCount:
+		return bad("num_puzzle_identifiers %d is more than %d (identifiers are int32)", m.NumPuzzleIdentifiers, maxCount)
+	case m.TotalGroups > maxCount || m.TotalPuzzles > maxCount:
+		return bad("total_groups %d or total_puzzles %d is more than %d (indices are int32)", m.TotalGroups, m.TotalPuzzles, maxCount)
+	case m.MeanPuzzleExamples > maxCount:
+		return bad("mean_puzzle_examples %v is more than %d (indices are int32)", m.MeanPuzzleExamples, maxCount)
 	case m.VocabSize <= 0:
 		return bad("vocab_size %d must be positive", m.VocabSize)
 	case m.SeqLen <= 0:
