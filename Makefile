@@ -2,6 +2,11 @@
 GO      ?= go
 BIN     := bin/trm-train
 PKGS    := ./...
+# Stamped into the binary (trm-train version); a build without .git (a
+# Docker context) passes them: make build VERSION=v1.2.3 REVISION=abc123.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 
 .PHONY: all build test bench lint fmt clean
 
@@ -9,9 +14,11 @@ all: build
 
 # CUDA kernels (make kernels): see kernels/kernels.mk.
 include kernels/kernels.mk
+# The CPU stand-in for the NVIDIA libraries (make standin): cuda/standin/standin.mk.
+include cuda/standin/standin.mk
 
 build:
-	$(GO) build -o $(BIN) ./cmd/trm-train
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/trm-train
 
 # The test command README.md promises (CI runs exactly this).
 test:

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tinyrecursive/trm/trainer/data"
+	"github.com/tinyrecursive/trm/trainer/data/arc"
 	"github.com/tinyrecursive/trm/trainer/data/build"
 )
 
@@ -39,6 +41,23 @@ inputs and prints what would be built.`,
 // dataCmd makes a data subcommand with its synopsis and description.
 func dataCmd(name, synopsis, short, about string) *cobra.Command {
 	return &cobra.Command{Use: name + " " + synopsis, Short: short, Long: about, Args: cobra.ArbitraryArgs}
+}
+
+// checkOut is a dry run's check of an output directory: the build would
+// refuse an existing one without --force.
+func checkOut(out string, force bool) error {
+	if _, err := os.Stat(out); err == nil && !force {
+		return fmt.Errorf("%s already exists (use --force to replace it)", out)
+	}
+	return nil
+}
+
+// keepCount describes how many of n training items a subsample keeps.
+func keepCount(subsample, n int) string {
+	if subsample > 0 && subsample < n {
+		return fmt.Sprint(subsample)
+	}
+	return fmt.Sprintf("all %d", n)
 }
 
 // progressTo returns stderr unless quiet.
@@ -84,6 +103,7 @@ func newDataSudokuCmd() *cobra.Command {
 	seed := fs.Uint64("seed", 0, "seed of every random choice (subsample, augmentations, generator)")
 	force := fs.Bool("force", false, "replace --out if it exists")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	dryRun := fs.Bool("dry-run", false, "check the arguments and inputs and print what would be built, without building")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		stdout, stderr := c.OutOrStdout(), c.ErrOrStderr()
 		if len(args) > 0 {
@@ -106,6 +126,13 @@ func newDataSudokuCmd() *cobra.Command {
 		switch {
 		case *generate > 0 && trainPath != "":
 			return usageErrorf("give either CSV files or --generate, not both")
+		case *generate > 0 && *dryRun:
+			if err := checkOut(*out, *force); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "dry run: would generate %d training and %d test %dx%d Sudoku puzzles (at least %d guesses each; seed %d), keep %s of the training ones with %d augmentations each, and write %s\n",
+				*generate, *generateTest, box*box, box*box, *minGuesses, *seed, keepCount(*subsample, *generate), *numAug, *out)
+			return nil
 		case *generate > 0:
 			r := data.NewRNG(*seed, 100)
 			start := time.Now()
@@ -129,6 +156,14 @@ func newDataSudokuCmd() *cobra.Command {
 			}
 		default:
 			return usageErrorf("give --csv-dir (or --train-csv and --test-csv), or --generate N")
+		}
+		if *dryRun {
+			if err := checkOut(*out, *force); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "dry run: read %d training puzzles from %s and %d test puzzles from %s (rated %d or more); would keep %s training puzzles with %d augmentations each and write %s\n",
+				len(opts.Train), trainPath, len(opts.Test), testPath, *minRating, keepCount(*subsample, len(opts.Train)), *numAug, *out)
+			return nil
 		}
 		if err := build.BuildSudoku(opts); err != nil {
 			return err
@@ -180,6 +215,7 @@ func newDataMazeCmd() *cobra.Command {
 	seed := fs.Uint64("seed", 0, "seed of every random choice (subsample, generator)")
 	force := fs.Bool("force", false, "replace --out if it exists")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	dryRun := fs.Bool("dry-run", false, "check the arguments and inputs and print what would be built, without building")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		stdout, stderr := c.OutOrStdout(), c.ErrOrStderr()
 		if len(args) > 0 {
@@ -196,6 +232,14 @@ func newDataMazeCmd() *cobra.Command {
 		case *generate > 0:
 			if *loops < 0 || *loops > 1 {
 				return usageErrorf("--loops %v: want a fraction in [0, 1]", *loops)
+			}
+			if *dryRun {
+				if err := checkOut(*out, *force); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "dry run: would generate %d training and %d test %dx%d mazes (shortest path at least %d, loops %g; seed %d), keep %s training mazes (dihedral augmentations: %v), and write %s\n",
+					*generate, *generateTest, *size, *size, *minPath, *loops, *seed, keepCount(*subsample, *generate), *aug, *out)
+				return nil
 			}
 			r := data.NewRNG(*seed, 200)
 			for _, x := range []struct {
@@ -220,6 +264,14 @@ func newDataMazeCmd() *cobra.Command {
 			}
 		default:
 			return usageErrorf("give --csv-dir (or --train-csv and --test-csv), or --generate N")
+		}
+		if *dryRun {
+			if err := checkOut(*out, *force); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "dry run: read %d training mazes from %s and %d test mazes from %s; would keep %s training mazes (dihedral augmentations: %v) and write %s\n",
+				len(opts.Train), trainPath, len(opts.Test), testPath, keepCount(*subsample, len(opts.Train)), *aug, *out)
+			return nil
 		}
 		if err := build.BuildMaze(opts); err != nil {
 			return err
@@ -248,6 +300,7 @@ func newDataARCCmd() *cobra.Command {
 	seed := fs.Uint64("seed", 42, "seed of every random choice (shuffle, augmentations, translations)")
 	force := fs.Bool("force", false, "replace --out if it exists")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	dryRun := fs.Bool("dry-run", false, "check the arguments and inputs and print what would be built, without building")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		stdout, stderr := c.OutOrStdout(), c.ErrOrStderr()
 		if len(args) > 0 {
@@ -258,6 +311,28 @@ func newDataARCCmd() *cobra.Command {
 		}
 		if *numAug < 0 {
 			return usageErrorf("--num-aug %d is negative", *numAug)
+		}
+		if *dryRun {
+			if err := checkOut(*out, *force); err != nil {
+				return err
+			}
+			isTest := map[string]bool{}
+			for _, t := range splitList(*testSets) {
+				isTest[t] = true
+			}
+			for _, sub := range splitList(*subsets) {
+				tasks, err := arc.LoadSubset(*prefix, sub)
+				if err != nil {
+					return err
+				}
+				role := "training examples only"
+				if isTest[sub] {
+					role = "test pairs to the test split"
+				}
+				fmt.Fprintf(stdout, "dry run: subset %s: %d tasks (%s)\n", sub, len(tasks), role)
+			}
+			fmt.Fprintf(stdout, "dry run: would write %s with up to %d augmentations per puzzle (seed %d)\n", *out, *numAug, *seed)
+			return nil
 		}
 		start := time.Now()
 		st, err := build.BuildARC(build.ARCOptions{Out: *out, Force: *force, Prefix: *prefix, Subsets: splitList(*subsets),

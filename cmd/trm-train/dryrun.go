@@ -56,6 +56,11 @@ func describeDevice(spec string) (string, int, error) {
 	if err != nil {
 		return "", 0, fmt.Errorf("multi-process environment: %w", err)
 	}
+	if multi {
+		if err := env.CheckAuth(); err != nil {
+			return "", 0, err
+		}
+	}
 	if multi && (spec == "" || spec == "cpu") {
 		return "", 0, fmt.Errorf("the environment describes a multi-process job (WORLD_SIZE > 1), which needs --device cuda")
 	}
