@@ -232,6 +232,21 @@ func TestRealPrometheus(t *testing.T) {
 	if !strings.Contains(trainOut.String(), "interrupted at step") {
 		t.Errorf("trm-train did not report the interrupted run:\n%s", trainOut.String())
 	}
+	// A trainer that lingers after the run (promhook.Options.Linger) must
+	// have been scraped in its final state before it exited: the end
+	// timestamp, set only when the run ended, and trm_run_running 0.
+	// (Range selectors skip the staleness markers written once the
+	// target is gone.)
+	if strings.Contains(trainErr.String(), "serving the final state") {
+		for _, q := range []string{`last_over_time(trm_run_running{run="itest"}[10m]) == 0`, `last_over_time(trm_run_end_timestamp_seconds{run="itest"}[10m]) > 0`} {
+			res, err := query(api, q)
+			if err != nil || len(res) != 1 {
+				t.Errorf("final state not scraped before trm-train exited: %s: %d series, %v", q, len(res), err)
+			}
+		}
+	} else {
+		t.Logf("trm-train did not linger after the run (no linger configured): final-state scrape not checked")
+	}
 	if err := stopProm(); err != nil {
 		t.Errorf("prometheus: %v", err)
 	}
