@@ -110,6 +110,9 @@ func PredictModelStep(arch engine.Config, gpu string, graphs bool) (*Report, err
 // Report is a prediction: the per-kernel and per-GEMM breakdown of one
 // step and its totals. Times are in seconds.
 type Report struct {
+	// Label names the prediction in WriteSummary (a preset name, say);
+	// the caller sets it.
+	Label     string
 	GPU       GPU
 	Graphs    bool
 	Overheads Overheads

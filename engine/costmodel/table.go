@@ -67,3 +67,23 @@ func (r *Report) WriteTable(w io.Writer) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// WriteSummary prints one Markdown row per report: label, GPU, per-GPU
+// batch, predicted step time, examples per second, MFU, the shares of
+// time outside the GEMMs and outside GEMMs and attention, and the device
+// memory of the engine's buffers.
+func WriteSummary(w io.Writer, reps []*Report) error {
+	var b strings.Builder
+	b.WriteString("| config | GPU | batch per GPU | predicted ms/step | examples/s per GPU | predicted MFU | outside GEMMs | outside GEMMs and attention | memory GB |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range reps {
+		mem := fmt.Sprintf("%.1f", r.DeviceBytes/1e9)
+		if r.DeviceBytes > r.GPU.Memory {
+			mem += fmt.Sprintf(" (over %.0f)", r.GPU.Memory/1e9)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %.1f | %.0f | %.1f%% | %.1f%% | %.1f%% | %s |\n", r.Label, r.GPU.Name, r.Arch.BatchSize, r.Time*1e3,
+			float64(r.Arch.BatchSize)/r.Time, 100*r.MFU, 100*r.OutsideGEMMShare(), 100*r.FusableShare(), mem)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
