@@ -2,11 +2,16 @@ package trainer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/internal/safetensors"
@@ -52,29 +57,56 @@ type BestInfo struct {
 // StepDirName is the directory name of the checkpoint at step s.
 func StepDirName(s int) string { return fmt.Sprintf("step_%09d", s) }
 
+// asidePrefix names a checkpoint moved aside while a checkpoint of the
+// same step replaces it (a resumed run writing that step again): the old
+// one stays complete under this name until the new one is in place, and
+// ListCheckpoints and recoverRunDir take it back if a crash came between
+// the two renames.
+const asidePrefix = ".replaced-"
+
+// tmpPrefix starts the name of a checkpoint being written.
+const tmpPrefix = ".tmp-"
+
+// ErrNonFiniteWeights is returned instead of writing a checkpoint of
+// weights or optimizer state holding NaN or Inf: such a checkpoint could
+// only be resumed into more non-finite steps.
+var ErrNonFiniteWeights = errors.New("the weights or optimizer state are not finite")
+
 // writeCheckpoint writes a complete checkpoint directory atomically: every
-// file goes into a temporary sibling directory, is fsynced, and the
-// directory is renamed into place, so a crash leaves either the old set of
-// checkpoints or the new one, never a half-written one.
+// file goes into a temporary sibling directory, is fsynced, then hashed
+// into the manifest, and the directory is renamed into place, so a crash
+// leaves either the old set of checkpoints or the new one, never a
+// half-written one. A checkpoint of the same step is moved aside before
+// the new one is renamed in and removed after, so at every moment one
+// complete checkpoint of that step exists under one of the two names.
 func writeCheckpoint(root string, t *Trainer, meta Meta, ch *engine.CarryHost) (string, error) {
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", err
-	}
-	final := filepath.Join(root, StepDirName(meta.Step))
-	tmp, err := os.MkdirTemp(root, ".tmp-"+StepDirName(meta.Step)+"-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
 	params, err := t.Model.Params()
 	if err != nil {
 		return "", err
 	}
-	ts := params.Tensors()
 	os_, err := t.Optim.Save()
 	if err != nil {
 		return "", err
 	}
+	for _, part := range []struct {
+		name string
+		v    []float32
+	}{{"weights", params.Trained}, {"puzzle embeddings", params.Puzzle}, {"buffers", params.Buffers},
+		{"optimizer first moments", os_.M}, {"optimizer second moments", os_.V}, {"EMA weights", os_.Shadow}} {
+		if i := firstNonFinite(part.v); i >= 0 {
+			return "", fmt.Errorf("%w: %s element %d is %g; no checkpoint written for step %d", ErrNonFiniteWeights, part.name, i, part.v[i], meta.Step)
+		}
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	final := filepath.Join(root, StepDirName(meta.Step))
+	tmp, err := os.MkdirTemp(root, tmpPrefix+StepDirName(meta.Step)+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	ts := params.Tensors()
 	n := []int{len(os_.M)}
 	ts["optim.m"] = safetensors.FromFloat32(n, os_.M)
 	ts["optim.v"] = safetensors.FromFloat32(n, os_.V)
@@ -111,19 +143,63 @@ func writeCheckpoint(root string, t *Trainer, meta Meta, ch *engine.CarryHost) (
 	if err := writeSynced(filepath.Join(tmp, "arch.json"), mustJSON(meta.Config.Arch)); err != nil {
 		return "", err
 	}
+	if err := writeManifest(tmp, []string{StateFile, ModelFile, MetaFile, "arch.json"}); err != nil {
+		return "", err
+	}
 	if err := syncDir(tmp); err != nil {
 		return "", err
 	}
-	// A checkpoint of the same step (a resumed run writing again) is replaced.
+	if err := testHook("checkpoint-before-rename"); err != nil {
+		return "", err
+	}
 	if _, err := os.Stat(final); err == nil {
-		if err := os.RemoveAll(final); err != nil {
+		aside := filepath.Join(root, asidePrefix+StepDirName(meta.Step))
+		if err := os.RemoveAll(aside); err != nil {
 			return "", err
 		}
+		if err := os.Rename(final, aside); err != nil {
+			return "", err
+		}
+		if err := testHook("checkpoint-aside"); err != nil {
+			return "", err
+		}
+		if err := os.Rename(tmp, final); err != nil {
+			return "", err
+		}
+		if err := syncDir(root); err != nil {
+			return "", err
+		}
+		return final, os.RemoveAll(aside)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return "", err
 	}
 	return final, syncDir(root)
+}
+
+// testHook lets the fault-injection tests stop a process at a named point
+// of a checkpoint write (TRM_TEST_CRASH_AT=name kills the process there
+// with SIGKILL; TRM_TEST_FAIL_AT=name makes the write fail as a full disk
+// would). Unset, it does nothing.
+func testHook(point string) error {
+	if os.Getenv("TRM_TEST_CRASH_AT") == point {
+		p, _ := os.FindProcess(os.Getpid())
+		p.Kill()
+		select {} // the kill is asynchronous: never continue past it
+	}
+	if os.Getenv("TRM_TEST_FAIL_AT") == point {
+		return fmt.Errorf("write %s: %w", point, syscall.ENOSPC)
+	}
+	return nil
+}
+
+func firstNonFinite(v []float32) int {
+	for i, x := range v {
+		if f := float64(x); math.IsNaN(f) || math.IsInf(f, 0) {
+			return i
+		}
+	}
+	return -1
 }
 
 func mustJSON(v any) []byte {
@@ -170,30 +246,68 @@ func pruneCheckpoints(root string, keep int) error {
 	return nil
 }
 
+// parseStepDir returns the step of a checkpoint directory name (step_N, or
+// the aside name of one being replaced).
+func parseStepDir(name string) (int, bool) {
+	n, ok := strings.CutPrefix(strings.TrimPrefix(name, asidePrefix), "step_")
+	if !ok || n == "" {
+		return 0, false
+	}
+	s, err := strconv.Atoi(n)
+	if err != nil || s < 0 {
+		return 0, false
+	}
+	return s, true
+}
+
 // ListCheckpoints returns the step checkpoint directories under root,
-// oldest first.
+// oldest first. A step directory is listed whether or not its files are
+// intact (it was renamed into place complete, so a damaged one is an error
+// for the loader to report, not a reason to fall back silently to an older
+// one); a checkpoint moved aside by a replacement that a crash interrupted
+// is listed under its aside name when its step has no other directory.
 func ListCheckpoints(root string) ([]string, error) {
 	ents, err := os.ReadDir(root)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for _, e := range ents {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "step_") {
-			if _, err := os.Stat(filepath.Join(root, e.Name(), MetaFile)); err == nil {
-				out = append(out, filepath.Join(root, e.Name()))
-			}
-		}
+	type ck struct {
+		step int
+		path string
 	}
-	sort.Strings(out)
+	byStep := map[int]string{}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		s, ok := parseStepDir(e.Name())
+		if !ok {
+			continue
+		}
+		if _, have := byStep[s]; have && strings.HasPrefix(e.Name(), asidePrefix) {
+			continue
+		}
+		byStep[s] = filepath.Join(root, e.Name())
+	}
+	var cks []ck
+	for s, p := range byStep {
+		cks = append(cks, ck{s, p})
+	}
+	sort.Slice(cks, func(i, j int) bool { return cks[i].step < cks[j].step })
+	out := make([]string, len(cks))
+	for i, c := range cks {
+		out[i] = c.path
+	}
 	return out, nil
 }
 
 // LatestCheckpoint resolves a --resume argument: a checkpoint directory
 // itself, or a root holding step_* directories (the newest is taken).
 func LatestCheckpoint(path string) (string, error) {
-	if _, err := os.Stat(filepath.Join(path, MetaFile)); err == nil {
-		return path, nil
+	for _, f := range []string{MetaFile, ManifestFile, StateFile} {
+		if _, err := os.Stat(filepath.Join(path, f)); err == nil {
+			return path, nil
+		}
 	}
 	steps, err := ListCheckpoints(path)
 	if err != nil {
@@ -205,10 +319,63 @@ func LatestCheckpoint(path string) (string, error) {
 	return steps[len(steps)-1], nil
 }
 
+// recoverRunDir tidies a run directory left by a process that died, before
+// a new one writes there (the caller holds the directory's lock): a
+// checkpoint moved aside by an interrupted replacement is renamed back when
+// its step has no other directory (else removed), and half-written
+// temporary checkpoints are removed. It returns what it did, for the log.
+func recoverRunDir(root string) ([]string, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var notes []string
+	for _, e := range ents {
+		name := e.Name()
+		p := filepath.Join(root, name)
+		switch {
+		case strings.HasPrefix(name, asidePrefix):
+			final := filepath.Join(root, strings.TrimPrefix(name, asidePrefix))
+			if _, err := os.Stat(final); err == nil {
+				if err := os.RemoveAll(p); err != nil {
+					return notes, err
+				}
+				notes = append(notes, "removed "+name+" (a replaced checkpoint)")
+			} else {
+				if err := os.Rename(p, final); err != nil {
+					return notes, err
+				}
+				notes = append(notes, "restored "+filepath.Base(final)+" from "+name+" (its replacement was interrupted)")
+			}
+		case strings.HasPrefix(name, tmpPrefix):
+			if err := os.RemoveAll(p); err != nil {
+				return notes, err
+			}
+			notes = append(notes, "removed "+name+" (a checkpoint a stopped process left half-written)")
+		case name == "best.old":
+			if _, err := os.Stat(filepath.Join(root, "best")); err == nil {
+				err = os.RemoveAll(p)
+				if err != nil {
+					return notes, err
+				}
+			} else if err := os.Rename(p, filepath.Join(root, "best")); err != nil {
+				return notes, err
+			}
+		}
+	}
+	if len(notes) > 0 {
+		return notes, syncDir(root)
+	}
+	return nil, nil
+}
+
 // markBest points root/best at the checkpoint dir: a fresh copy made by
 // hard links, swapped in by rename.
 func markBest(root, dir string, info BestInfo) error {
-	tmp, err := os.MkdirTemp(root, ".tmp-best-")
+	tmp, err := os.MkdirTemp(root, tmpPrefix+"best-")
 	if err != nil {
 		return err
 	}
@@ -240,20 +407,68 @@ func markBest(root, dir string, info BestInfo) error {
 	return syncDir(root)
 }
 
-// LoadMeta reads a checkpoint's trainer.json.
+// LoadMeta reads a checkpoint's trainer.json and checks its counters
+// against each other and its config (a step count below zero, more
+// evaluation passes than the config's epochs allow, ... are refused: the
+// run would otherwise resume into nonsense or end "done" untrained).
 func LoadMeta(dir string) (Meta, error) {
 	var m Meta
-	b, err := os.ReadFile(filepath.Join(dir, MetaFile))
+	path := filepath.Join(dir, MetaFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
+		if os.IsNotExist(err) {
+			return m, fmt.Errorf("checkpoint %s: %s is missing", dir, MetaFile)
+		}
 		return m, err
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("%s: %w", filepath.Join(dir, MetaFile), err)
+		return m, fmt.Errorf("%s: %w", path, err)
 	}
 	if m.Version != 1 {
-		return m, fmt.Errorf("%s: unsupported checkpoint version %d", filepath.Join(dir, MetaFile), m.Version)
+		return m, fmt.Errorf("%s: unsupported checkpoint version %d", path, m.Version)
+	}
+	if err := m.validate(); err != nil {
+		return m, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
+}
+
+// validate checks the counters of a checkpoint.
+func (m Meta) validate() error {
+	if err := m.Config.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	c := m.Config
+	passes := c.Epochs / c.EvalInterval
+	var bad []string
+	if m.TotalSteps < 1 {
+		bad = append(bad, fmt.Sprintf("total_steps %d is not positive", m.TotalSteps))
+	}
+	if m.Step < 0 || m.Step > m.TotalSteps {
+		bad = append(bad, fmt.Sprintf("step %d is outside [0, total_steps %d]", m.Step, m.TotalSteps))
+	}
+	if m.OptimStep < 0 || m.OptimStep > m.Step {
+		bad = append(bad, fmt.Sprintf("optim_step %d is outside [0, step %d]", m.OptimStep, m.Step))
+	}
+	if m.Pass < 0 || m.Pass > passes {
+		bad = append(bad, fmt.Sprintf("pass %d is outside [0, %d] (epochs %d / eval_interval %d)", m.Pass, passes, c.Epochs, c.EvalInterval))
+	}
+	if m.SkippedTotal < 0 || m.SkippedTotal > m.Step {
+		bad = append(bad, fmt.Sprintf("skipped_total %d is outside [0, step %d]", m.SkippedTotal, m.Step))
+	}
+	if m.NonFinite < 0 || m.NonFinite > m.SkippedTotal || m.NonFinite > c.MaxNonFinite {
+		bad = append(bad, fmt.Sprintf("non_finite %d is outside [0, min(skipped_total %d, max_non_finite %d)]", m.NonFinite, m.SkippedTotal, c.MaxNonFinite))
+	}
+	if d := m.Data; d.Pass < 0 || d.Iters < 0 || d.Batches < 0 || d.PassBatches < 0 || d.PassBatches > d.Batches || d.Pass > int64(passes) {
+		bad = append(bad, fmt.Sprintf("data position (pass %d, iters %d, batches %d, pass_batches %d) is out of range", d.Pass, d.Iters, d.Batches, d.PassBatches))
+	}
+	if m.Best != nil && (m.Best.Step < 0 || m.Best.Step > m.Step) {
+		bad = append(bad, fmt.Sprintf("best.step %d is outside [0, step %d]", m.Best.Step, m.Step))
+	}
+	if len(bad) > 0 {
+		return errors.New(strings.Join(bad, "; "))
+	}
+	return nil
 }
 
 // restoreState loads a checkpoint's state.safetensors into a trainer built
@@ -276,6 +491,39 @@ func restoreState(dir string, t *Trainer, meta Meta, rank, n int) error {
 	for k, v := range f.Tensors {
 		if !strings.HasPrefix(k, "optim.") && !strings.HasPrefix(k, "carry.") {
 			model[k] = v
+			// The state is written in F32 only: another dtype is a
+			// relabelled or foreign file, whose bytes would be converted
+			// into different numbers.
+			if v.DType != safetensors.F32 {
+				return fmt.Errorf("%s: key %s has dtype %s, a training state stores F32", path, k, v.DType)
+			}
+		}
+	}
+	// The optimizer and carry tensors: dtypes and shapes the config fixes.
+	nTrained := t.Model.Layout.NumTrained
+	gb := meta.Config.GlobalBatchSize
+	m := t.Model
+	for _, want := range []struct {
+		key   string
+		dtype safetensors.DType
+		shape []int
+	}{
+		{"optim.m", safetensors.F32, []int{nTrained}}, {"optim.v", safetensors.F32, []int{nTrained}},
+		{"optim.ema", safetensors.F32, []int{nTrained}},
+		{"carry.z_H", safetensors.F32, []int{gb, m.S, m.H}}, {"carry.z_L", safetensors.F32, []int{gb, m.S, m.H}},
+		{"carry.steps", safetensors.I32, []int{gb}}, {"carry.halted", safetensors.I32, []int{gb}},
+		{"carry.inputs", safetensors.I32, []int{gb, m.L}}, {"carry.labels", safetensors.I32, []int{gb, m.L}},
+		{"carry.puzzle_identifiers", safetensors.I32, []int{gb}},
+	} {
+		tt, ok := f.Tensors[want.key]
+		if !ok {
+			if want.key == "optim.ema" && !meta.Config.EMA {
+				continue
+			}
+			return fmt.Errorf("%s: missing key %s", path, want.key)
+		}
+		if tt.DType != want.dtype || !slices.Equal(tt.Shape, want.shape) {
+			return fmt.Errorf("%s: key %s is %s %v, the config needs %s %v", path, want.key, tt.DType, tt.Shape, want.dtype, want.shape)
 		}
 	}
 	p, err := engine.StateFromTensors(model, t.Model.Layout, path)

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -93,6 +94,13 @@ func NewEvaluator(cfg Config, be engine.Backend, ds *data.Dataset, localBatch in
 // Evaluate runs every test batch for halt_max_steps supervision steps from
 // a fresh carry with the given weights (spec section 5).
 func (e *Evaluator) Evaluate(params *engine.Params, sh data.Sharding, step int) (*EvalReport, error) {
+	return e.EvaluateContext(context.Background(), params, sh, step)
+}
+
+// EvaluateContext is Evaluate that gives up when ctx ends: it checks
+// before every supervision step, so a SIGTERM ends even a long evaluation
+// within one step's time. The error then wraps the context's cause.
+func (e *Evaluator) EvaluateContext(ctx context.Context, params *engine.Params, sh data.Sharding, step int) (*EvalReport, error) {
 	if err := e.model.SetParams(params); err != nil {
 		return nil, err
 	}
@@ -136,6 +144,9 @@ func (e *Evaluator) Evaluate(params *engine.Params, sh data.Sharding, step int) 
 		var last *engine.StepResult
 		ran := 0
 		for k := 0; k < maxSteps; k++ {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("evaluation at step %d abandoned: %w", step, context.Cause(ctx))
+			}
 			if err := m.Step(c, engine.StepOptions{}); err != nil {
 				return nil, err
 			}

@@ -2,11 +2,13 @@ package trainer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tinyrecursive/trm/engine"
@@ -26,6 +28,13 @@ type RunInfo struct {
 	// hook can report progress in epochs even when total_steps_limit
 	// shortens the run.
 	StepsPerEpoch float64
+	// RunDir is the run directory ("" without checkpoints) and RunLabel
+	// the run's metrics label recorded there (RunFile).
+	RunDir, RunLabel string
+	// ResumedFrom is the checkpoint a resumed run continues ("" for a
+	// fresh run), and Notes what the resume changed or recovered.
+	ResumedFrom string
+	Notes       []string
 }
 
 // CheckpointInfo describes a checkpoint just written.
@@ -175,14 +184,19 @@ func supStepJSON(st []SupStepStats) map[string]any {
 }
 
 // JSONLHook writes one JSON object per line: one per step, one per
-// evaluation, one per checkpoint, and a start and an end record.
+// evaluation, one per checkpoint, a start record (and a resume record for
+// a resumed run) and an end record. A failed write (a full disk, a closed
+// pipe) is kept and reported by Err (HookError), so Run stops, or warns
+// with RunOptions.LogDegrade, instead of training on with no log.
 type JSONLHook struct {
 	NopHook
 	w           io.Writer
 	f           *os.File
+	path        string
 	globalBatch int
 	maxSteps    int
 	enc         *json.Encoder
+	err         error
 }
 
 // NewJSONLHook appends to the file at path (created if needed), so a
@@ -192,18 +206,40 @@ func NewJSONLHook(path string) (*JSONLHook, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &JSONLHook{w: f, f: f, enc: json.NewEncoder(f)}, nil
+	return &JSONLHook{w: f, f: f, path: path, enc: json.NewEncoder(f)}, nil
+}
+
+// NewJSONLWriter logs to w (a pipe, a test buffer); Err reports its write
+// errors as for a file.
+func NewJSONLWriter(w io.Writer, name string) *JSONLHook {
+	return &JSONLHook{w: w, path: name, enc: json.NewEncoder(w)}
 }
 
 func (h *JSONLHook) write(v map[string]any) {
+	if h.err != nil {
+		return
+	}
 	v["time"] = time.Now().UTC().Format(time.RFC3339Nano)
-	_ = h.enc.Encode(v)
+	if err := h.enc.Encode(v); err != nil {
+		h.err = fmt.Errorf("log %s: %w", h.path, err)
+	}
 }
+
+// Err implements HookError: the first write, sync or close error.
+func (h *JSONLHook) Err() error { return h.err }
 
 // OnStart implements Hook.
 func (h *JSONLHook) OnStart(ri RunInfo) {
 	h.globalBatch, h.maxSteps = ri.Config.GlobalBatchSize, ri.Config.Arch.HaltMaxSteps
-	h.write(map[string]any{"type": "start", "total_steps": ri.TotalSteps, "start_step": ri.StartStep, "backend": ri.Backend, "params": ri.Params, "config": ri.Config})
+	h.write(map[string]any{"type": "start", "total_steps": ri.TotalSteps, "start_step": ri.StartStep, "backend": ri.Backend, "params": ri.Params, "config": ri.Config,
+		"run_dir": ri.RunDir, "run": ri.RunLabel})
+	if ri.ResumedFrom != "" {
+		notes := ri.Notes
+		if notes == nil {
+			notes = []string{}
+		}
+		h.write(map[string]any{"type": "resume", "from": ri.ResumedFrom, "step": ri.StartStep, "notes": notes})
+	}
 }
 
 // OnStep implements Hook: the step's train metrics, per supervision step
@@ -244,9 +280,17 @@ func (h *JSONLHook) OnEval(r *EvalReport) {
 	h.write(v)
 }
 
-// OnCheckpoint implements Hook.
+// OnCheckpoint implements Hook. The log is synced with each checkpoint,
+// so what the checkpoint records is in the log on disk too.
 func (h *JSONLHook) OnCheckpoint(c CheckpointInfo) {
 	h.write(map[string]any{"type": "checkpoint", "step": c.Step, "dir": c.Dir, "seconds": c.Duration.Seconds(), "best": c.Best})
+	if h.f != nil && h.err == nil {
+		if err := h.f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+			// EINVAL/ENOTSUP: a pipe or a character device, which has
+			// nothing to sync.
+			h.err = fmt.Errorf("log %s: %w", h.path, err)
+		}
+	}
 }
 
 // OnEnd implements Hook and closes the file.
@@ -256,29 +300,56 @@ func (h *JSONLHook) OnEnd(err error) {
 		v["error"] = err.Error()
 	}
 	h.write(v)
-	h.f.Close()
+	if h.f != nil {
+		if cerr := h.f.Close(); cerr != nil && h.err == nil {
+			h.err = fmt.Errorf("log %s: %w", h.path, cerr)
+		}
+	}
 }
 
-// ProgressHook prints a progress line (step, examples/s, ETA, loss, exact
-// accuracy) at most every Every, and evaluation summaries.
+// ProgressHook prints a progress line at most every Every: step, epoch,
+// elapsed time, examples/s, an ETA, the loss, exact accuracy and learning
+// rate; and evaluation summaries. The ETA is held back ("ETA --") until
+// the run has taken etaMinSteps steps and etaMinElapsed since it started:
+// the first steps include warm-up (allocation, the first evaluation's
+// compilation on a GPU) and would extrapolate to a wrong time.
 type ProgressHook struct {
 	NopHook
-	W           io.Writer
-	Every       time.Duration
-	total       int
-	start       time.Time
-	startStep   int
-	last        time.Time
-	globalBatch int
-	sumLoss     float64
-	sumExact    float64
-	sumCount    float64
-	n           int
+	W             io.Writer
+	Every         time.Duration
+	total         int
+	start         time.Time
+	startStep     int
+	last          time.Time
+	globalBatch   int
+	stepsPerEpoch float64
+	sumLoss       float64
+	sumExact      float64
+	sumCount      float64
+	n             int
+	now           func() time.Time // the clock (tests set it)
+}
+
+// The ETA needs this much of the run behind it.
+const (
+	etaMinSteps   = 5
+	etaMinElapsed = 10 * time.Second
+)
+
+func (p *ProgressHook) clock() time.Time {
+	if p.now != nil {
+		return p.now()
+	}
+	return time.Now()
 }
 
 // OnStart implements Hook.
 func (p *ProgressHook) OnStart(ri RunInfo) {
-	p.total, p.start, p.startStep, p.globalBatch = ri.TotalSteps, time.Now(), ri.StartStep, ri.Config.GlobalBatchSize
+	p.total, p.start, p.startStep, p.globalBatch = ri.TotalSteps, p.clock(), ri.StartStep, ri.Config.GlobalBatchSize
+	p.stepsPerEpoch = ri.StepsPerEpoch
+	if ri.ResumedFrom != "" {
+		fmt.Fprintf(p.W, "resuming %s at step %d\n", ri.ResumedFrom, ri.StartStep)
+	}
 	fmt.Fprintf(p.W, "training %d steps on %s (%d parameters), global batch %d\n", ri.TotalSteps, ri.Backend, ri.Params, ri.Config.GlobalBatchSize)
 }
 
@@ -288,22 +359,33 @@ func (p *ProgressHook) OnStep(r *StepReport) {
 	p.sumExact += r.Metrics.ExactAccuracy
 	p.sumCount += r.Metrics.Count
 	p.n++
-	now := time.Now()
+	now := p.clock()
 	if now.Sub(p.last) < p.Every && r.Step != p.total {
 		return
 	}
 	p.last = now
 	done := r.Step - p.startStep
 	el := now.Sub(p.start)
-	eta := time.Duration(0)
-	if done > 0 {
-		eta = time.Duration(float64(el) / float64(done) * float64(p.total-r.Step))
+	eta := "--"
+	if done >= etaMinSteps && el >= etaMinElapsed {
+		eta = fmtDuration(time.Duration(float64(el) / float64(done) * float64(p.total-r.Step)))
+	}
+	epoch := ""
+	if p.stepsPerEpoch > 0 {
+		epoch = fmt.Sprintf("  epoch %.1f", float64(r.Step)/p.stepsPerEpoch)
+	}
+	rate := 0.0
+	if el > 0 {
+		rate = float64(done*p.globalBatch) / el.Seconds()
 	}
 	exact := p.sumExact / math.Max(p.sumCount, 1)
-	fmt.Fprintf(p.W, "step %d/%d  %.0f ex/s  ETA %s  loss %.4f  exact %.1f%%  lr %.2e\n",
-		r.Step, p.total, float64(done*p.globalBatch)/el.Seconds(), eta.Round(time.Second), p.sumLoss/float64(p.n), 100*exact, r.Info.LR)
+	fmt.Fprintf(p.W, "step %d/%d%s  elapsed %s  %.0f ex/s  ETA %s  loss %.4f  exact %.1f%%  lr %.2e\n",
+		r.Step, p.total, epoch, fmtDuration(el), rate, eta, p.sumLoss/float64(p.n), 100*exact, r.Info.LR)
 	p.sumLoss, p.sumExact, p.sumCount, p.n = 0, 0, 0, 0
 }
+
+// fmtDuration prints whole seconds (1h2m3s).
+func fmtDuration(d time.Duration) string { return d.Round(time.Second).String() }
 
 // OnEval implements Hook.
 func (p *ProgressHook) OnEval(r *EvalReport) {

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -17,9 +21,45 @@ import (
 type RunOptions struct {
 	Backend engine.Backend
 	Hooks   []Hook
-	// Resume is a checkpoint directory (or a root of step_* directories)
-	// to continue from; the run then uses the checkpoint's config.
+	// Resume is a checkpoint directory (or a run directory of step_*
+	// checkpoints, the newest taken) to continue from, or ResumeAuto. The
+	// run then uses the checkpoint's config, changed only by
+	// ResumeOverrides and Out (see ResumeConfig); the cfg given to Run is
+	// not used, except with ResumeAuto, where it is the command line's
+	// config: its differences from the stored one are the overrides.
 	Resume string
+	// ResumeOverrides are the key=value overrides of a resumed run.
+	ResumeOverrides []string
+	// Out is the run directory of a resumed run (its checkpoint_dir); by
+	// default the directory the checkpoint is in. Resuming a copy of a run
+	// therefore writes into the copy, never into the directory named in
+	// the copied trainer.json.
+	Out string
+	// Overwrite lets a fresh run (or a resume into another Out) delete
+	// the checkpoints of another run found in its directory, which is
+	// otherwise refused.
+	Overwrite bool
+	// FallbackCheckpoint lets a resume from a run directory whose newest
+	// checkpoint fails verification take the newest one that passes
+	// (logged); without it the damaged checkpoint is an error.
+	FallbackCheckpoint bool
+	// RunLabel is the metrics run label recorded in the run directory
+	// (RunFile); "" keeps the label a resumed run recorded, else the
+	// directory's name.
+	RunLabel string
+	// LogPath is a JSONL log Run opens (appending) once it holds the run
+	// directory: a resumed run continues its log with a resume record. ""
+	// with DefaultLog logs to <run dir>/run.jsonl when the run has a
+	// directory.
+	LogPath    string
+	DefaultLog bool
+	// LogDegrade turns a failing hook (see HookError: the JSONL log on a
+	// full disk) into a warning on Warn, after which the run goes on
+	// without that hook; by default the run writes a checkpoint and stops
+	// with the hook's error.
+	LogDegrade bool
+	// Warn receives warnings and resume notes (nil: os.Stderr).
+	Warn io.Writer
 	// Init, if set, is the starting state instead of a fresh
 	// initialisation (e.g. an imported reference checkpoint).
 	Init *engine.Params
@@ -32,6 +72,16 @@ type RunOptions struct {
 	Rank, WorldSize int
 }
 
+// HookError is an optional interface of a Hook whose work can fail (the
+// JSONL log cannot write, a metrics sink is gone). Run calls Err after
+// OnStart, after every step, evaluation and checkpoint, and after OnEnd: a
+// non-nil error stops the run after a checkpoint (or, with
+// RunOptions.LogDegrade, is printed as a warning and the hook is dropped).
+// Err must keep returning the first error once it has failed.
+type HookError interface {
+	Err() error
+}
+
 // Summary is what a finished run reports.
 type Summary struct {
 	Steps       int
@@ -40,15 +90,224 @@ type Summary struct {
 	Wall        time.Duration
 	Interrupted bool
 	Checkpoint  string // the last checkpoint written, if any
+	// RunDir is the directory the run wrote (its checkpoint_dir).
+	RunDir string
+	// Resumed is the checkpoint the run resumed from ("" for a fresh run).
+	Resumed string
+	// Notes are what the run logged about its resume (changed keys, a
+	// recomputed schedule, recovered files).
+	Notes []string
+}
+
+// plan is a run resolved before it starts: fresh or resumed, and where.
+type plan struct {
+	cfg     Config
+	meta    *Meta
+	from    string // the checkpoint resumed from
+	runDir  string
+	changed map[string]bool // keys a resume changed
+	notes   []string
+}
+
+// resolve decides between a fresh run and a resume and computes the
+// config; it reads checkpoints but writes nothing.
+func resolve(cfg Config, opt RunOptions) (*plan, error) {
+	if err := absPaths(&cfg); err != nil {
+		return nil, err
+	}
+	p := &plan{changed: map[string]bool{}}
+	src, overrides, out := opt.Resume, opt.ResumeOverrides, opt.Out
+	if src == ResumeAuto {
+		dir := cfg.CheckpointDir
+		if out != "" {
+			dir, _ = filepath.Abs(out)
+		}
+		if dir == "" {
+			return nil, fmt.Errorf("resume auto needs a run directory: set --out (checkpoint_dir)")
+		}
+		cfg.CheckpointDir = dir
+		if steps, err := ListCheckpoints(dir); err != nil || len(steps) == 0 {
+			if err != nil && !os.IsNotExist(err) {
+				return nil, err
+			}
+			p.cfg, p.runDir = cfg, dir
+			p.notes = append(p.notes, fmt.Sprintf("resume auto: no checkpoint in %s, starting a fresh run", dir))
+			return p, nil
+		}
+		src, out = dir, dir
+	}
+	if src == "" {
+		p.cfg, p.runDir = cfg, cfg.CheckpointDir
+		return p, nil
+	}
+	dir, meta, skipped, err := pickCheckpoint(src, opt.FallbackCheckpoint)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range skipped {
+		p.notes = append(p.notes, "fallback: "+s)
+	}
+	if opt.Resume == ResumeAuto {
+		// The relaunched command line's config against the stored one.
+		overrides = configDiff(meta.Config, cfg)
+	}
+	if out == "" {
+		if out, err = plannedRunDir(cfg, opt); err != nil {
+			return nil, err
+		}
+	}
+	rc, notes, err := ResumeConfig(meta.Config, overrides, out)
+	if err != nil {
+		return nil, err
+	}
+	p.notes = append(p.notes, notes...)
+	for _, kv := range overrides {
+		k, _, _ := strings.Cut(kv, "=")
+		k = strings.TrimPrefix(strings.TrimSpace(k), "+")
+		if !reflect.DeepEqual(fieldOf(&rc, keyPaths()[k]), fieldOf(&meta.Config, keyPaths()[k])) {
+			p.changed[k] = true
+		}
+	}
+	p.cfg, p.meta, p.from, p.runDir = rc, &meta, dir, rc.CheckpointDir
+	return p, nil
+}
+
+// pickCheckpoint resolves a resume argument to a verified checkpoint and
+// its counters. With fallback, a run directory's damaged newest
+// checkpoints are skipped (each reported) for the newest good one.
+func pickCheckpoint(src string, fallback bool) (string, Meta, []string, error) {
+	dir, err := LatestCheckpoint(src)
+	if err != nil {
+		return "", Meta{}, nil, err
+	}
+	candidates := []string{dir}
+	if fallback && dir != src {
+		all, _ := ListCheckpoints(src)
+		candidates = nil
+		for i := len(all) - 1; i >= 0; i-- {
+			candidates = append(candidates, all[i])
+		}
+	}
+	var skipped []string
+	for _, d := range candidates {
+		meta, err := loadVerified(d)
+		if err == nil {
+			return d, meta, skipped, nil
+		}
+		if !fallback {
+			if dir != src {
+				err = fmt.Errorf("%w (an older checkpoint is used only when asked: --fallback-checkpoint)", err)
+			}
+			return "", Meta{}, nil, err
+		}
+		skipped = append(skipped, err.Error())
+	}
+	return "", Meta{}, nil, fmt.Errorf("resume %s: no checkpoint passes verification: %s", src, strings.Join(skipped, "; "))
+}
+
+func loadVerified(dir string) (Meta, error) {
+	if err := VerifyCheckpoint(dir); err != nil {
+		return Meta{}, err
+	}
+	return LoadMeta(dir)
+}
+
+// plannedRunDir is the directory a run will write (absolute), known
+// before any checkpoint is read so that it can be locked first.
+func plannedRunDir(cfg Config, opt RunOptions) (string, error) {
+	dir := cfg.CheckpointDir
+	switch {
+	case opt.Out != "":
+		dir = opt.Out
+	case opt.Resume == ResumeAuto:
+	case opt.Resume != "":
+		dir = runRoot(opt.Resume)
+		for _, kv := range opt.ResumeOverrides {
+			if k, v, ok := strings.Cut(kv, "="); ok && strings.TrimPrefix(strings.TrimSpace(k), "+") == "checkpoint_dir" {
+				dir = strings.Trim(strings.TrimSpace(v), `"'`)
+			}
+		}
+	}
+	if dir == "" {
+		return "", nil
+	}
+	return filepath.Abs(dir)
+}
+
+// refuseOtherRun runs under the directory's lock: a run must not write
+// into a directory holding another run's checkpoints (its pruning would
+// delete them), unless overwrite deletes them first.
+func refuseOtherRun(p *plan, overwrite bool) error {
+	ours := p.meta != nil && runRoot(p.from) == p.runDir
+	if ours {
+		return nil
+	}
+	steps, err := ListCheckpoints(p.runDir)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	if len(steps) == 0 {
+		return nil
+	}
+	if !overwrite {
+		what := "a fresh run"
+		if p.meta != nil {
+			what = "a run resumed from " + p.from
+		}
+		return fmt.Errorf("run directory %s holds the checkpoints of another run (newest: %s); %s would mix its checkpoints with them and prune them: resume that run (--resume %s or --resume auto), give another --out, or pass --overwrite to delete them",
+			p.runDir, filepath.Base(steps[len(steps)-1]), what, p.runDir)
+	}
+	for _, s := range steps {
+		if err := os.RemoveAll(s); err != nil {
+			return err
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(p.runDir, "best")); err != nil {
+		return err
+	}
+	p.notes = append(p.notes, fmt.Sprintf("overwrite: deleted %d checkpoints of another run from %s", len(steps), p.runDir))
+	return nil
+}
+
+// openData opens a dataset, giving up when ctx ends (a path that blocks,
+// a FIFO or a hung network mount, must not make SIGTERM wait forever).
+func openData(ctx context.Context, split string, paths ...string) (*data.Dataset, error) {
+	type res struct {
+		ds  *data.Dataset
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		ds, err := data.Open(split, paths...)
+		ch <- res{ds, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.ds, r.err
+	case <-ctx.Done():
+		go func() {
+			// Close it if it ever opens.
+			if r := <-ch; r.ds != nil {
+				r.ds.Close()
+			}
+		}()
+		return nil, fmt.Errorf("opening the %s data %v: %w", split, paths, context.Cause(ctx))
+	}
 }
 
 // Run trains cfg to its total steps (or until ctx is cancelled: then it
-// finishes the current step, writes a checkpoint and returns with
-// Summary.Interrupted set and a nil error).
+// finishes the current step, or abandons the current evaluation, writes a
+// checkpoint and returns with Summary.Interrupted set and a nil error).
+// The run directory (checkpoint_dir) is locked for the life of the run
+// (LockRunDir); it receives the checkpoints, ConfigFile and RunFile.
 func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err error) {
 	start := time.Now()
 	if opt.WorldSize == 0 {
 		opt.WorldSize = 1
+	}
+	warn := opt.Warn
+	if warn == nil {
+		warn = os.Stderr
 	}
 	if opt.Comm != nil {
 		opt.Rank, opt.WorldSize = opt.Comm.Rank(), opt.Comm.Size()
@@ -59,29 +318,50 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			}
 		}()
 	}
-	var meta *Meta
-	if opt.Resume != "" {
-		dir, err := LatestCheckpoint(opt.Resume)
+	var recovered []string
+	if dir, err := plannedRunDir(cfg, opt); err != nil {
+		return nil, err
+	} else if opt.Rank == 0 && dir != "" {
+		// The lock comes first: nothing reads or tidies the directory
+		// while another process may be writing it.
+		lk, err := LockRunDir(dir)
 		if err != nil {
 			return nil, err
 		}
-		m, err := LoadMeta(dir)
-		if err != nil {
-			return nil, err
+		defer lk.Close()
+		if recovered, err = recoverRunDir(dir); err != nil {
+			return nil, fmt.Errorf("run directory %s: %w", dir, err)
 		}
-		meta = &m
-		opt.Resume = dir
-		cfg = m.Config
 	}
+	p, err := resolve(cfg, opt)
+	if err != nil {
+		return nil, err
+	}
+	p.notes = append(recovered, p.notes...)
+	cfg = p.cfg
+	if opt.Rank == 0 && p.runDir != "" {
+		if err := refuseOtherRun(p, opt.Overwrite); err != nil {
+			return nil, err
+		}
+	}
+	meta := p.meta
 	if len(cfg.DataPaths) == 0 {
 		return nil, fmt.Errorf("no training data: set data_paths=[DIR,...] (build one with `trm-train data sudoku|maze|arc`)")
 	}
-	trainDS, err := data.Open("train", cfg.DataPaths...)
+	trainDS, err := openData(ctx, "train", cfg.DataPaths...)
 	if err != nil {
 		return nil, err
 	}
 	defer trainDS.Close()
 	md := trainDS.Meta
+	if meta != nil {
+		// New data must fit the stored model.
+		a := meta.Config.Arch
+		if md.SeqLen != a.SeqLen || md.VocabSize != a.VocabSize || md.NumPuzzleIdentifiers != a.NumPuzzleIdentifiers {
+			return nil, fmt.Errorf("resume: data %v has seq_len %d, vocab_size %d, num_puzzle_identifiers %d; the checkpoint's model needs %d, %d, %d",
+				cfg.DataPaths, md.SeqLen, md.VocabSize, md.NumPuzzleIdentifiers, a.SeqLen, a.VocabSize, a.NumPuzzleIdentifiers)
+		}
+	}
 	cfg.Arch = WithDataset(cfg.Arch, md)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -92,7 +372,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	}
 	var testDS *data.Dataset
 	if allExist(testPaths, "test") {
-		if testDS, err = data.Open("test", testPaths...); err != nil {
+		if testDS, err = openData(ctx, "test", testPaths...); err != nil {
 			return nil, err
 		}
 		defer testDS.Close()
@@ -106,6 +386,40 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	}
 	if total < 1 {
 		return nil, fmt.Errorf("the dataset (%d groups x %.3g examples) over %d epochs gives no full batch of %d", md.TotalGroups, md.MeanPuzzleExamples, cfg.Epochs, cfg.GlobalBatchSize)
+	}
+	passes := cfg.Epochs / cfg.EvalInterval
+	pass := 0
+	var best *BestInfo
+	freshData := false
+	if meta != nil {
+		if total != meta.TotalSteps {
+			if !p.changed["epochs"] && !p.changed["max_steps"] && !p.changed["data_paths"] {
+				return nil, fmt.Errorf("resume %s: %s records total_steps %d, but its config and data %v give %d (was the dataset rebuilt?)",
+					p.from, MetaFile, meta.TotalSteps, cfg.DataPaths, total)
+			}
+			p.notes = append(p.notes, fmt.Sprintf("total steps %d -> %d: the learning-rate schedule is recomputed from step %d on; the run is no longer bit-exact with an uninterrupted one", meta.TotalSteps, total, meta.Step))
+		}
+		pass, best = meta.Pass, meta.Best
+		if p.changed["eval_interval"] {
+			old := meta.Config.EvalInterval
+			pass = meta.Pass * old / cfg.EvalInterval
+			freshData = true
+			p.notes = append(p.notes, fmt.Sprintf("eval_interval %d -> %d: %d epochs done count as %d evaluation intervals; the data position restarts at a fresh pass (not bit-exact with an uninterrupted run)", old, cfg.EvalInterval, meta.Pass*old, pass))
+		}
+		if p.changed["data_paths"] {
+			freshData = true
+			p.notes = append(p.notes, fmt.Sprintf("data_paths changed: the data position restarts at a fresh pass over %v (not bit-exact with an uninterrupted run)", cfg.DataPaths))
+		}
+		if pass > passes {
+			return nil, fmt.Errorf("resume: epochs=%d (%d evaluation intervals) is fewer than the %d intervals the checkpoint has done", cfg.Epochs, passes, pass)
+		}
+		if best != nil && best.Metric != cfg.BestMetric {
+			best = nil
+			p.notes = append(p.notes, fmt.Sprintf("best_metric is now %q: the best checkpoint is chosen afresh", cfg.BestMetric))
+		}
+		if meta.Step >= total {
+			p.notes = append(p.notes, fmt.Sprintf("the checkpoint is at step %d of %d: nothing left to train", meta.Step, total))
+		}
 	}
 	layout := engine.NewLayout(withBatch(cfg.Arch, cfg.GlobalBatchSize/opt.WorldSize))
 	init := opt.Init
@@ -121,16 +435,16 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	if err != nil {
 		return nil, err
 	}
-	pass := 0
-	var best *BestInfo
 	if meta != nil {
-		if err := restoreState(opt.Resume, t, *meta, opt.Rank, opt.WorldSize); err != nil {
+		if err := restoreState(p.from, t, *meta, opt.Rank, opt.WorldSize); err != nil {
 			return nil, err
 		}
-		if err := it.Restore(meta.Data); err != nil {
-			return nil, fmt.Errorf("resume %s: data position: %w", opt.Resume, err)
+		t.TotalSteps = total
+		if !freshData {
+			if err := it.Restore(meta.Data); err != nil {
+				return nil, fmt.Errorf("resume %s: data position: %w", p.from, err)
+			}
 		}
-		pass, best = meta.Pass, meta.Best
 	} else if err := t.BroadcastParams(); err != nil {
 		// A fresh start: every replica takes rank 0's weights. (A resumed
 		// run loads the same checkpoint everywhere; the check below
@@ -151,8 +465,58 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			return nil, err
 		}
 	}
+	label := opt.RunLabel
+	if opt.Rank == 0 && p.runDir != "" {
+		rec, ok, err := ReadRunRecord(p.runDir)
+		if err != nil {
+			return nil, err
+		}
+		if p.meta != nil && runRoot(p.from) != p.runDir {
+			// A resume into another directory carries the run's record.
+			if r, ok2, _ := ReadRunRecord(runRoot(p.from)); ok2 {
+				rec, ok = r, true
+			}
+		}
+		if !ok || p.meta == nil {
+			rec = RunRecord{Created: nowRFC3339()}
+		}
+		if label == "" {
+			label = rec.Label
+		}
+		if label == "" {
+			label = filepath.Base(p.runDir)
+		}
+		rec.Label = label
+		if p.meta != nil {
+			rec.Resumes = append(rec.Resumes, ResumeRecord{Time: nowRFC3339(), From: p.from, Step: p.meta.Step, Notes: p.notes})
+		}
+		if err := writeRunFiles(p.runDir, cfg, rec); err != nil {
+			return nil, fmt.Errorf("run directory %s: %w", p.runDir, err)
+		}
+	}
+	for _, n := range p.notes {
+		fmt.Fprintln(warn, "note:", n)
+	}
+	hooks := append([]Hook(nil), opt.Hooks...)
+	logPath := opt.LogPath
+	if logPath == "" && opt.DefaultLog && p.runDir != "" {
+		logPath = filepath.Join(p.runDir, "run.jsonl")
+	}
+	if logPath != "" && opt.Rank == 0 {
+		if dir := filepath.Dir(logPath); dir != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, err
+			}
+		}
+		h, err := NewJSONLHook(logPath)
+		if err != nil {
+			return nil, err
+		}
+		hooks = append([]Hook{h}, hooks...)
+	}
 	info := RunInfo{Config: cfg, TotalSteps: total, StartStep: t.Step, Backend: opt.Backend.Name(), Params: layout.NumTrained,
-		StepsPerEpoch: float64(md.TotalGroups) * md.MeanPuzzleExamples / float64(cfg.GlobalBatchSize)}
+		StepsPerEpoch: float64(md.TotalGroups) * md.MeanPuzzleExamples / float64(cfg.GlobalBatchSize),
+		RunDir:        p.runDir, RunLabel: label, ResumedFrom: p.from, Notes: p.notes}
 	for _, s := range trainDS.Sets {
 		info.TrainSets = append(info.TrainSets, s.Name)
 	}
@@ -161,16 +525,56 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			info.TestSets = append(info.TestSets, s.Name)
 		}
 	}
-	for _, h := range opt.Hooks {
+	sum = &Summary{TotalSteps: total, RunDir: p.runDir, Resumed: p.from, Notes: p.notes}
+	for _, h := range hooks {
 		h.OnStart(info)
 	}
 	defer func() {
-		for _, h := range opt.Hooks {
+		for _, h := range hooks {
 			h.OnEnd(err)
 		}
+		if herr := hookFailure(hooks); herr != nil && err == nil {
+			err = herr
+		}
 	}()
-	sum = &Summary{TotalSteps: total}
-	checkpoint := func(p int) error {
+	// checkHooks applies the hooks' failure policy: drop with a warning,
+	// or report the error (the caller then checkpoints and stops).
+	checkHooks := func() error {
+		herr := hookFailure(hooks)
+		if herr == nil {
+			return nil
+		}
+		if !opt.LogDegrade {
+			return herr
+		}
+		kept := hooks[:0]
+		for _, h := range hooks {
+			if e, ok := h.(HookError); ok && e.Err() != nil {
+				fmt.Fprintf(warn, "WARNING: %v; the run goes on without it (degraded logging was asked for)\n", e.Err())
+				continue
+			}
+			kept = append(kept, h)
+		}
+		hooks = kept
+		return nil
+	}
+	if err := checkHooks(); err != nil {
+		return sum, err
+	}
+	// lastGood names the newest checkpoint (every checkpoint written holds
+	// finite weights).
+	lastGood := func() string {
+		if sum.Checkpoint != "" {
+			return sum.Checkpoint
+		}
+		if cfg.CheckpointDir != "" {
+			if steps, _ := ListCheckpoints(cfg.CheckpointDir); len(steps) > 0 {
+				return steps[len(steps)-1]
+			}
+		}
+		return ""
+	}
+	checkpoint := func(p int, passDone bool) error {
 		if cfg.CheckpointDir == "" {
 			return nil
 		}
@@ -186,7 +590,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 		if err != nil {
 			return err
 		}
-		m := Meta{Version: 1, Step: t.Step, OptimStep: t.Optim.Step, TotalSteps: total, Pass: p, Data: it.State(),
+		m := Meta{Version: 1, Step: t.Step, OptimStep: t.Optim.Step, TotalSteps: total, Pass: p, PassDone: passDone, Data: it.State(),
 			Exploration: expl, NonFinite: t.NonFinite, SkippedTotal: t.SkippedTotal, Best: best, Config: cfg}
 		dir, err := writeCheckpoint(cfg.CheckpointDir, t, m, carry)
 		if err != nil {
@@ -202,16 +606,27 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 		if err := pruneCheckpoints(cfg.CheckpointDir, cfg.KeepCheckpoints); err != nil {
 			return err
 		}
-		for _, h := range opt.Hooks {
+		for _, h := range hooks {
 			h.OnCheckpoint(CheckpointInfo{Step: t.Step, Dir: dir, Duration: time.Since(t0), Best: isBest})
 		}
 		return nil
 	}
+	// stopWith checkpoints, then returns cause (with the checkpoint's
+	// failure, if any, and where the last good state is).
+	stopWith := func(cause error, p int) error {
+		if cerr := checkpoint(p, false); cerr != nil && !errors.Is(cerr, ErrNonFiniteWeights) {
+			cause = fmt.Errorf("%w (and %v)", cause, cerr)
+		}
+		if g := lastGood(); g != "" {
+			return fmt.Errorf("%w; the last good state is in %s", cause, g)
+		}
+		return fmt.Errorf("%w; no checkpoint with finite weights exists", cause)
+	}
 
-	passes := cfg.Epochs / cfg.EvalInterval
+	skipTrain := meta != nil && meta.PassDone && !freshData
 	var b data.Batch
-	for ; pass < passes && t.Step < total; pass++ {
-		for t.Step < total {
+	for ; pass < passes && (t.Step < total || skipTrain); pass++ {
+		for !skipTrain && t.Step < total {
 			stop, err := t.AnyStop(ctx.Err() != nil)
 			if err != nil {
 				return sum, err
@@ -219,7 +634,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			if stop {
 				sum.Interrupted = true
 				sum.Steps, sum.Wall = t.Step, time.Since(start)
-				return sum, checkpoint(pass)
+				return sum, checkpoint(pass, false)
 			}
 			t0 := time.Now()
 			err = it.Next(&b)
@@ -233,20 +648,18 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			rep, err := t.TrainBatch(b.Inputs, b.Labels, b.PuzzleIdentifiers)
 			if rep != nil {
 				rep.DataWait = wait
-				for _, h := range opt.Hooks {
+				for _, h := range hooks {
 					h.OnStep(rep)
 				}
 			}
 			if err != nil {
 				if errors.Is(err, ErrNonFinite) {
-					if cerr := checkpoint(pass); cerr != nil {
-						return sum, fmt.Errorf("%w (and %v)", err, cerr)
-					}
-					if sum.Checkpoint != "" {
-						err = fmt.Errorf("%w; the last good state is in %s", err, sum.Checkpoint)
-					}
+					return sum, stopWith(err, pass)
 				}
 				return sum, err
+			}
+			if herr := checkHooks(); herr != nil {
+				return sum, stopWith(herr, pass)
 			}
 			if cfg.ReplicaCheckEvery > 0 && t.Step%cfg.ReplicaCheckEvery == 0 {
 				if err := t.CheckReplicas(); err != nil {
@@ -254,39 +667,82 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 				}
 			}
 		}
+		skipTrain = false
 		last := pass == passes-1 || t.Step >= total
+		evalStopped := false
 		if ev != nil && pass >= cfg.MinEvalInterval {
 			params, err := t.Optim.EMAParams()
 			if err != nil {
 				return sum, err
 			}
-			rep, err := ev.Evaluate(params, sh, t.Step)
-			if err != nil {
+			rep, err := ev.EvaluateContext(ctx, params, sh, t.Step)
+			switch {
+			case err != nil && ctx.Err() != nil:
+				// Abandoned: the checkpoint below records the pass as
+				// trained, its evaluation pending.
+				evalStopped = true
+			case err != nil:
 				return sum, fmt.Errorf("evaluation at step %d: %w", t.Step, err)
-			}
-			sum.LastEval = rep
-			if cfg.BestMetric != "" {
-				v, ok := rep.Flat[cfg.BestMetric]
-				if !ok {
-					return sum, fmt.Errorf("best_metric %q is not an evaluation metric (have: %s)", cfg.BestMetric, strings.Join(rep.SortedKeys(), ", "))
+			default:
+				sum.LastEval = rep
+				if cfg.BestMetric != "" {
+					v, ok := rep.Flat[cfg.BestMetric]
+					if !ok {
+						return sum, fmt.Errorf("best_metric %q is not an evaluation metric (have: %s)", cfg.BestMetric, strings.Join(rep.SortedKeys(), ", "))
+					}
+					lower := strings.Contains(cfg.BestMetric, "loss")
+					if best == nil || (!lower && v > best.Value) || (lower && v < best.Value) || math.IsNaN(best.Value) {
+						best = &BestInfo{Metric: cfg.BestMetric, Value: v, Step: t.Step}
+					}
 				}
-				lower := strings.Contains(cfg.BestMetric, "loss")
-				if best == nil || (!lower && v > best.Value) || (lower && v < best.Value) || math.IsNaN(best.Value) {
-					best = &BestInfo{Metric: cfg.BestMetric, Value: v, Step: t.Step}
+				for _, h := range hooks {
+					h.OnEval(rep)
 				}
-			}
-			for _, h := range opt.Hooks {
-				h.OnEval(rep)
+				if herr := checkHooks(); herr != nil {
+					return sum, stopWith(herr, pass+1)
+				}
 			}
 		}
+		// Every replica reaches this point once per pass: a signal seen
+		// during the evaluation (rank 0) or at its end stops them all here.
+		stop, err := t.AnyStop(ctx.Err() != nil || evalStopped)
+		if err != nil {
+			return sum, err
+		}
+		if stop {
+			sum.Interrupted = true
+			sum.Steps, sum.Wall = t.Step, time.Since(start)
+			if evalStopped {
+				return sum, checkpoint(pass, true)
+			}
+			return sum, checkpoint(pass+1, false)
+		}
 		if cfg.CheckpointEveryEval || last {
-			if err := checkpoint(pass + 1); err != nil {
+			if err := checkpoint(pass+1, false); err != nil {
+				if errors.Is(err, ErrNonFiniteWeights) {
+					return sum, stopWith(err, pass+1)
+				}
 				return sum, err
+			}
+			if herr := checkHooks(); herr != nil {
+				return sum, stopWith(herr, pass+1)
 			}
 		}
 	}
 	sum.Steps, sum.Wall = t.Step, time.Since(start)
 	return sum, nil
+}
+
+// hookFailure returns the first error a hook reports through HookError.
+func hookFailure(hooks []Hook) error {
+	for _, h := range hooks {
+		if e, ok := h.(HookError); ok {
+			if err := e.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // WithDataset returns a with the sizes a dataset decides (spec section 1):
