@@ -67,6 +67,9 @@ func (g *Grid) UnmarshalJSON(b []byte) error {
 	if h > 0 {
 		w = len(rows[0])
 	}
+	if h == 0 || w == 0 {
+		return fmt.Errorf("arc: empty grid (%d rows of %d cells)", h, w)
+	}
 	if h > MaxSize || w > MaxSize {
 		return fmt.Errorf("arc: grid %dx%d larger than %dx%d", h, w, MaxSize, MaxSize)
 	}

@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"strings"
 
+	"github.com/tinyrecursive/trm/internal/safetensors"
 	"github.com/tinyrecursive/trm/trainer/data"
 	"github.com/tinyrecursive/trm/trainer/data/arc"
 )
@@ -23,32 +24,41 @@ type Maze struct {
 }
 
 // ReadMazeCSV reads a CSV in the reference layout (header, then
-// source,question,answer,rating); every maze must be square and of one
-// size, and use only MazeCharset.
+// source,question,answer,rating); every maze must be square, non-empty
+// and of one size, use only MazeCharset, have exactly one S and one G,
+// and its answer may differ from the question only by path cells 'o' on
+// open cells. Errors name the file and line; a file without mazes is an
+// error. path must be a regular file.
 func ReadMazeCSV(path string) ([]Maze, error) {
-	f, err := os.Open(path)
+	f, _, err := safetensors.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	cr := csv.NewReader(f)
 	cr.FieldsPerRecord = 4
-	if _, err := cr.Read(); err != nil {
+	if _, err := cr.Read(); err == io.EOF {
+		return nil, fmt.Errorf("%s: empty file (want a header line, then source,question,answer,rating rows)", path)
+	} else if err != nil {
 		return nil, fmt.Errorf("%s: header: %w", path, err)
 	}
 	var out []Maze
-	for line := 2; ; line++ {
+	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
-			return out, nil
+			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
+		line, _ := cr.FieldPos(0)
 		q, a := rec[1], rec[2]
 		n := 0
 		for n*n < len(q) {
 			n++
+		}
+		if len(q) == 0 {
+			return nil, fmt.Errorf("%s: line %d: empty maze", path, line)
 		}
 		if n*n != len(q) || len(a) != len(q) || (len(out) > 0 && n != out[0].N) {
 			return nil, fmt.Errorf("%s: line %d: question/answer of %d/%d characters is not one square size", path, line, len(q), len(a))
@@ -60,8 +70,39 @@ func ReadMazeCSV(path string) ([]Maze, error) {
 				}
 			}
 		}
+		if err := checkMazeCells(q, a, n); err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", path, line, err)
+		}
 		out = append(out, Maze{N: n, Question: q, Answer: a})
 	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no mazes after the header line", path)
+	}
+	return out, nil
+}
+
+// checkMazeCells checks the start and goal and that the answer only
+// marks path cells: one S and one G in the question, no 'o' in it, and
+// every answer cell equal to the question's except ' ' turned 'o'.
+func checkMazeCells(q, a string, n int) error {
+	for _, c := range []byte("SG") {
+		switch k := strings.Count(q, string(c)); k {
+		case 1:
+		case 0:
+			return fmt.Errorf("question has no %c (start S and goal G are required)", c)
+		default:
+			return fmt.Errorf("question has %d %c cells, want one", k, c)
+		}
+	}
+	if i := strings.IndexByte(q, 'o'); i >= 0 {
+		return fmt.Errorf("question marks a path cell 'o' at row %d, column %d", i/n+1, i%n+1)
+	}
+	for i := 0; i < len(q); i++ {
+		if a[i] != q[i] && !(q[i] == ' ' && a[i] == 'o') {
+			return fmt.Errorf("answer has %q at row %d, column %d where the question has %q", a[i], i/n+1, i%n+1, q[i])
+		}
+	}
+	return nil
 }
 
 func mazeToken(c byte) byte {
@@ -112,6 +153,9 @@ func BuildMaze(o MazeOptions) error {
 		if m.N != n || len(m.Question) != n*n || len(m.Answer) != n*n {
 			return fmt.Errorf("build: mazes of different sizes (%d and %d)", n, m.N)
 		}
+	}
+	if n == 0 {
+		return errors.New("build: empty maze (0 cells)")
 	}
 	r := data.NewRNG(o.Seed, 1)
 	keep := subsample(r, len(o.Train), o.Subsample)

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"os"
 	"strconv"
 
+	"github.com/tinyrecursive/trm/internal/safetensors"
 	"github.com/tinyrecursive/trm/trainer/data"
 )
 
@@ -21,9 +21,13 @@ type SudokuPuzzle struct {
 
 // ReadSudokuCSV reads a CSV in the reference layout (header, then
 // source,question,answer,rating with '.' or '0' for blanks) keeping rows
-// rated at least minRating. box is 3 for 9x9 puzzles, 2 for 4x4.
+// rated at least minRating. box is 3 for 9x9 puzzles, 2 for 4x4. Every
+// row is checked: the answer must be a complete grid obeying the rules
+// and agree with every given of the question; errors name the file and
+// line. A file without rows, or without a row rated minRating or more,
+// is an error rather than an empty split. path must be a regular file.
 func ReadSudokuCSV(path string, box, minRating int) ([]SudokuPuzzle, error) {
-	f, err := os.Open(path)
+	f, _, err := safetensors.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -32,18 +36,23 @@ func ReadSudokuCSV(path string, box, minRating int) ([]SudokuPuzzle, error) {
 	cr := csv.NewReader(f)
 	cr.FieldsPerRecord = 4
 	cr.ReuseRecord = true
-	if _, err := cr.Read(); err != nil {
+	if _, err := cr.Read(); err == io.EOF {
+		return nil, fmt.Errorf("%s: empty file (want a header line, then source,question,answer,rating rows)", path)
+	} else if err != nil {
 		return nil, fmt.Errorf("%s: header: %w", path, err)
 	}
 	var out []SudokuPuzzle
-	for line := 2; ; line++ {
+	rows := 0
+	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
-			return out, nil
+			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
+		rows++
+		line, _ := cr.FieldPos(0)
 		rating, err := strconv.Atoi(rec[3])
 		if err != nil {
 			return nil, fmt.Errorf("%s: line %d: rating %q is not an integer", path, line, rec[3])
@@ -59,8 +68,48 @@ func ReadSudokuCSV(path string, box, minRating int) ([]SudokuPuzzle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: line %d: answer: %w", path, line, err)
 		}
+		if err := checkSudokuAnswer(box, q, a); err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", path, line, err)
+		}
 		out = append(out, SudokuPuzzle{q, a, rating})
 	}
+	switch {
+	case rows == 0:
+		return nil, fmt.Errorf("%s: no puzzles after the header line", path)
+	case len(out) == 0:
+		return nil, fmt.Errorf("%s: none of the %d puzzles is rated %d or more", path, rows, minRating)
+	}
+	return out, nil
+}
+
+// checkSudokuAnswer explains why a is not the solution of q: a given it
+// contradicts, or a digit repeated in a row, column or box.
+func checkSudokuAnswer(box int, q, a []byte) error {
+	n := box * box
+	for i := range q {
+		if q[i] != 0 && a[i] != q[i] {
+			return fmt.Errorf("answer has %d at row %d, column %d, where the question gives %d", a[i], i/n+1, i%n+1, q[i])
+		}
+	}
+	for i := 0; i < n; i++ {
+		var row, col, blk uint32
+		for j := 0; j < n; j++ {
+			r := (i/box)*box + j/box
+			c := (i%box)*box + j%box
+			for _, u := range []struct {
+				seen *uint32
+				cell int
+				what string
+			}{{&row, i*n + j, "row"}, {&col, j*n + i, "column"}, {&blk, r*n + c, "box"}} {
+				bit := uint32(1) << a[u.cell]
+				if *u.seen&bit != 0 {
+					return fmt.Errorf("answer repeats %d in %s %d", a[u.cell], u.what, i+1)
+				}
+				*u.seen |= bit
+			}
+		}
+	}
+	return nil
 }
 
 func sudokuDigits(s string, n int, blanks bool) ([]byte, error) {
