@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,9 +18,15 @@ import (
 	"github.com/tinyrecursive/trm/engine"
 )
 
-// Config is the training configuration: the reference's cfg_pretrain.yaml
-// keys (spec section 6) with the model under `arch`, plus this trainer's
-// own keys for checkpoints and evaluation.
+// Config is the training configuration: the keys of the reference's
+// config/cfg_pretrain.yaml (its PretrainConfig) with the model under
+// `arch`, plus this trainer's own keys for checkpoints and evaluation.
+//
+// A Config also carries how it was resolved, which is not part of its
+// value: whether puzzle_emb_ndim was given explicitly (otherwise it
+// follows hidden_size, as the reference's ${.hidden_size}) and the
+// warnings about accepted reference keys that have no effect here.
+// Compare two configs with Diff, not reflect.DeepEqual.
 type Config struct {
 	Arch          engine.Config `json:"arch"`
 	DataPaths     []string      `json:"data_paths"`
@@ -43,8 +50,15 @@ type Config struct {
 	EMARate              float64 `json:"ema_rate"`
 	FreezeWeights        bool    `json:"freeze_weights"`
 
+	// The reference's naming keys. RunName and ProjectName label the run
+	// (its metrics and logs); LoadCheckpoint is a reference checkpoint
+	// (.pt) imported as the initial weights.
+	RunName        string `json:"run_name"`
+	ProjectName    string `json:"project_name"`
+	LoadCheckpoint string `json:"load_checkpoint"`
+
 	// Own keys.
-	CheckpointDir    string `json:"checkpoint_dir"`    // "" = no checkpoints
+	CheckpointDir    string `json:"checkpoint_dir"`    // "" = no checkpoints; the reference's checkpoint_path
 	KeepCheckpoints  int    `json:"keep_checkpoints"`  // the last N step checkpoints kept
 	BestMetric       string `json:"best_metric"`       // eval metric whose best checkpoint is kept, e.g. all/exact_accuracy
 	AggregatedVoting bool   `json:"aggregated_voting"` // ARC: pool votes over all evaluations of a run (the reference default)
@@ -55,6 +69,15 @@ type Config struct {
 	// ReplicaCheckEvery: with several replicas, compare a checksum of the
 	// weights across them at the start and every N steps (0 = never).
 	ReplicaCheckEvery int `json:"replica_check_every"`
+
+	res resolution
+}
+
+// resolution is how a Config was built, beside its value.
+type resolution struct {
+	ndimGiven bool     // puzzle_emb_ndim was set explicitly, so it no longer follows hidden_size
+	warned    []string // keys already warned about (one warning each)
+	warnings  []string
 }
 
 // DefaultConfig returns the reference defaults (cfg_pretrain.yaml) with the
@@ -86,11 +109,48 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports invalid settings with the key's name.
+// Upper bounds of the training keys that size or count work; the model's
+// size keys have theirs in engine.Limits.
+const (
+	MaxGlobalBatchSize = engine.MaxBatchSize
+	MaxEpochs          = 10_000_000
+	MaxLRWarmupSteps   = 100_000_000
+	MaxKeepCheckpoints = 1000
+)
+
+// Limits lists the upper bound of every size key: the training keys, then
+// the model's (engine.Limits) under their arch. names (arch.batch_size is
+// set from global_batch_size, whose limit is the same).
+func Limits() []engine.Limit {
+	out := []engine.Limit{
+		{Key: "global_batch_size", Max: MaxGlobalBatchSize, Why: "examples per step; the activations grow with it"},
+		{Key: "epochs", Max: MaxEpochs, Why: "passes over the training set (the paper uses at most 100000)"},
+		{Key: "lr_warmup_steps", Max: MaxLRWarmupSteps, Why: "steps of linear learning-rate warm-up"},
+		{Key: "keep_checkpoints", Max: MaxKeepCheckpoints, Why: "step checkpoints kept on disk"},
+	}
+	for _, l := range engine.Limits() {
+		if l.Key == "batch_size" {
+			continue // the trainer sets it from global_batch_size, bounded above
+		}
+		if !strings.Contains(l.Key, " ") {
+			l.Key = "arch." + l.Key
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// Validate reports every invalid setting in one error that names the
+// keys; sizes above their documented limits (Limits) are refused here, so
+// a run never starts allocating for them.
 func (c Config) Validate() error {
 	var errs []string
 	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
-	if err := c.Arch.Validate(); err != nil {
+	arch := c.Arch
+	if c.GlobalBatchSize > 0 && c.GlobalBatchSize <= MaxGlobalBatchSize {
+		arch.BatchSize = c.GlobalBatchSize // the model's batch is a share of it
+	}
+	if err := arch.Validate(); err != nil {
 		bad("arch: %v", err)
 	}
 	if c.GlobalBatchSize <= 0 {
@@ -99,9 +159,16 @@ func (c Config) Validate() error {
 	if c.Epochs <= 0 {
 		bad("epochs must be positive, got %d", c.Epochs)
 	}
+	for _, l := range Limits()[:4] {
+		v := map[string]int{"global_batch_size": c.GlobalBatchSize, "epochs": c.Epochs,
+			"lr_warmup_steps": c.LRWarmupSteps, "keep_checkpoints": c.KeepCheckpoints}[l.Key]
+		if float64(v) > l.Max {
+			bad("%s %d is above the limit %d (%s)", l.Key, v, int64(l.Max), l.Why)
+		}
+	}
 	if c.EvalInterval <= 0 {
 		bad("eval_interval must be positive, got %d", c.EvalInterval)
-	} else if c.Epochs%c.EvalInterval != 0 {
+	} else if c.Epochs > 0 && c.Epochs%c.EvalInterval != 0 {
 		bad("eval_interval %d must divide epochs %d", c.EvalInterval, c.Epochs)
 	}
 	if c.MinEvalInterval < 0 {
@@ -119,6 +186,9 @@ func (c Config) Validate() error {
 	if !(c.Beta1 >= 0 && c.Beta1 < 1) || !(c.Beta2 >= 0 && c.Beta2 < 1) {
 		bad("beta1 and beta2 must be in [0, 1)")
 	}
+	if !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0) || !(c.PuzzleEmbWeightDecay >= 0) || math.IsInf(c.PuzzleEmbWeightDecay, 0) {
+		bad("weight_decay and puzzle_emb_weight_decay must be finite and not negative")
+	}
 	if c.EMA && !(c.EMARate >= 0 && c.EMARate <= 1) {
 		bad("ema_rate must be in [0, 1], got %g", c.EMARate)
 	}
@@ -130,6 +200,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxNonFinite < 1 {
 		bad("max_non_finite must be at least 1")
+	}
+	if c.TotalStepsLimit < 0 || c.EvalBatches < 0 {
+		bad("max_steps and eval_max_batches must not be negative (0 means no limit)")
 	}
 	if c.ReplicaCheckEvery < 0 {
 		bad("replica_check_every must not be negative (0 turns the check off)")
@@ -157,6 +230,10 @@ func FromPreset(name string) (Config, error) {
 	return c, nil
 }
 
+// Presets lists the paper recipes FromPreset knows, with a one-line
+// description each.
+func Presets() []engine.PresetInfo { return engine.Presets() }
+
 // keyPaths maps every settable key (arch.<model key>, arch.loss.loss_type
 // and the top-level keys) to its field.
 func keyPaths() map[string][]int {
@@ -164,6 +241,9 @@ func keyPaths() map[string][]int {
 	ct := reflect.TypeOf(Config{})
 	for i := 0; i < ct.NumField(); i++ {
 		f := ct.Field(i)
+		if !f.IsExported() {
+			continue
+		}
 		tag := strings.Split(f.Tag.Get("json"), ",")[0]
 		if tag == "arch" {
 			at := f.Type
@@ -182,7 +262,10 @@ func keyPaths() map[string][]int {
 	return out
 }
 
-// Keys lists every key Set accepts, sorted.
+// Keys lists every key of the configuration that Set accepts, sorted. Set
+// also accepts the reference's own forms listed by KeyDocs (arch=NAME,
+// arch.name, arch.loss.name, checkpoint_path and the keys without effect
+// here).
 func Keys() []string {
 	var ks []string
 	for k := range keyPaths() {
@@ -192,28 +275,184 @@ func Keys() []string {
 	return ks
 }
 
-// Set applies one override in the reference's key=value form:
-// `arch.L_cycles=4`, `lr=1e-4`, `ema=true`, `data_paths=[data/a,data/b]`.
-// An unknown key is an error listing the valid ones.
+// CanonicalKey returns the configuration key (one of Keys) that an
+// override's key names: hydra's + and ++ prefixes dropped, the
+// reference's checkpoint_path and arch.loss.loss_type mapped to
+// checkpoint_dir and arch.loss_type. ok is false for the forms that are
+// not one key (arch=, arch.name, arch.loss.name, the keys without effect)
+// and for unknown keys.
+func CanonicalKey(k string) (string, bool) {
+	k = strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(k), "+"), "+")
+	if to, ok := aliases[k]; ok {
+		k = to
+	}
+	if k == "arch.loss.loss_type" {
+		k = "arch.loss_type"
+	}
+	_, ok := keyPaths()[k]
+	return k, ok
+}
+
+// aliases maps the reference's key names that differ from ours to ours.
+var aliases = map[string]string{
+	"checkpoint_path": "checkpoint_dir",
+}
+
+// ignoredKeys are the reference's keys that have no effect here, with the
+// reason given in their one warning. A key ending in "." covers its
+// subkeys.
+var ignoredKeys = map[string]string{
+	"evaluators":        "the evaluation follows the test data: ARC sets (with test_puzzles.json) get the ARC pass@k scorer, every set gets exact and token accuracy",
+	"eval_save_outputs": "evaluation outputs are not saved; ARC sets write submission.json to the checkpoint directory",
+	"hydra.":            "hydra's own settings (output directories, logging) do not apply",
+}
+
+// ignoredKey returns the ignored entry covering k.
+func ignoredKey(k string) (string, string, bool) {
+	if why, ok := ignoredKeys[k]; ok {
+		return k, why, true
+	}
+	for p, why := range ignoredKeys {
+		if strings.HasSuffix(p, ".") && (strings.HasPrefix(k, p) || k+"." == p) {
+			return strings.TrimSuffix(p, "."), why, true
+		}
+	}
+	return "", "", false
+}
+
+// Warnings returns the warnings gathered while the config was built: one
+// per accepted reference key that has no effect here.
+func (c *Config) Warnings() []string { return append([]string(nil), c.res.warnings...) }
+
+func (c *Config) warn(key, msg string) {
+	if slices.Contains(c.res.warned, key) {
+		return
+	}
+	// Copies of a Config share the slices' arrays: append to fresh ones.
+	c.res.warned = append(slices.Clip(c.res.warned), key)
+	c.res.warnings = append(slices.Clip(c.res.warnings), msg)
+}
+
+// value is one override's value: a scalar in its written form, a list, or
+// null.
+type value struct {
+	s      string
+	list   []string
+	isList bool
+	null   bool
+}
+
+// parseValue reads the command-line form of a value.
+func parseValue(v string) value {
+	v = strings.TrimSpace(v)
+	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+		v = v[1 : len(v)-1] // quoted as a shell would have, e.g. data_paths="[data/a]" in a Kubernetes args list
+	}
+	switch v {
+	case "null", "None", "~":
+		return value{null: true}
+	}
+	if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+		return value{list: parseList(v), isList: true}
+	}
+	return value{s: v}
+}
+
+// Set applies one override in the reference's (hydra's) key=value form:
+//
+//	arch.L_cycles=4  lr=1e-4  ema=true  data_paths=[data/a,data/b]
+//	arch=trm         the architecture group: the model keys as the
+//	                 reference's config/arch/trm.yaml gives them (the
+//	                 dataset's sizes are kept)
+//	+run_name=x      hydra's "add a key" form, the same as run_name=x
+//	checkpoint_path  the reference's name of checkpoint_dir
+//	evaluators=[]    a reference key without effect here: accepted, with
+//	                 one warning (see Warnings)
+//
+// puzzle_emb_ndim follows hidden_size unless it was set explicitly. null
+// clears a name or path; eval_interval=null means one pass of all epochs,
+// as in the reference. An unknown key is an error suggesting the nearest
+// valid one.
 func (c *Config) Set(kv string) error {
+	if strings.HasPrefix(strings.TrimSpace(kv), "~") {
+		return fmt.Errorf("override %q: deleting a key (hydra's ~key) is not supported; set it instead", kv)
+	}
 	k, v, ok := strings.Cut(kv, "=")
 	if !ok {
 		return fmt.Errorf("override %q: want key=value", kv)
 	}
-	k = strings.TrimPrefix(strings.TrimSpace(k), "+")
+	k = strings.TrimSpace(k)
+	k = strings.TrimPrefix(strings.TrimPrefix(k, "+"), "+")
+	return c.assign(k, parseValue(v))
+}
+
+// assign sets key k to val: the one path for overrides and config files.
+func (c *Config) assign(k string, val value) error {
+	if to, ok := aliases[k]; ok {
+		k = to
+	}
+	switch k {
+	case "arch", "arch.name":
+		if val.isList || val.null {
+			return fmt.Errorf("key %s: want an architecture name such as trm", k)
+		}
+		a, err := engine.LookupArch(strings.Trim(val.s, `"'`))
+		if err != nil {
+			return fmt.Errorf("key %s: %w", k, err)
+		}
+		if k == "arch" {
+			arch, err := a.Defaults(c.Arch)
+			if err != nil {
+				return err
+			}
+			c.Arch, c.res.ndimGiven = arch, false
+		}
+		return nil
+	case "arch.loss.name":
+		if n := strings.Trim(val.s, `"'`); n != engine.LossHeadName {
+			return fmt.Errorf("key arch.loss.name: %q is not supported (the loss head is %s)", n, engine.LossHeadName)
+		}
+		return nil
+	}
+	if base, why, ok := ignoredKey(k); ok {
+		c.warn(base, fmt.Sprintf("%s: accepted but has no effect here: %s", base, why))
+		return nil
+	}
 	path, ok := keyPaths()[k]
 	if !ok {
-		return fmt.Errorf("unknown key %q; valid keys: %s", k, strings.Join(Keys(), ", "))
+		return unknownKey(k)
 	}
 	f := reflect.ValueOf(c).Elem()
 	for _, i := range path {
 		f = f.Field(i)
 	}
-	v = strings.TrimSpace(v)
+	if val.null {
+		switch {
+		case f.Kind() == reflect.String:
+			f.SetString("")
+		case f.Kind() == reflect.Slice:
+			f.Set(reflect.Zero(f.Type()))
+		case k == "eval_interval":
+			c.EvalInterval = c.Epochs
+		case k == "min_eval_interval":
+			c.MinEvalInterval = 0
+		default:
+			return fmt.Errorf("key %s: null is not a value of this key", k)
+		}
+		return nil
+	}
+	if val.isList != (f.Kind() == reflect.Slice) {
+		if val.isList {
+			return fmt.Errorf("key %s: a list is not a value of this key", k)
+		}
+		val = value{list: parseList(val.s), isList: true}
+	}
+	v := strings.TrimSpace(val.s)
+	oldHidden := c.Arch.HiddenSize
 	switch f.Kind() {
 	case reflect.Int:
 		n, err := strconv.ParseFloat(v, 64) // the reference accepts 1e4 for ints
-		if err != nil || n != float64(int(n)) {
+		if err != nil || n != math.Trunc(n) || math.Abs(n) > 1<<53 {
 			return fmt.Errorf("key %s: %q is not an integer", k, v)
 		}
 		f.SetInt(int64(n))
@@ -230,7 +469,7 @@ func (c *Config) Set(kv string) error {
 		}
 		f.SetFloat(n)
 	case reflect.Bool:
-		b, err := strconv.ParseBool(strings.ToLower(v))
+		b, err := parseBool(v)
 		if err != nil {
 			return fmt.Errorf("key %s: %q is not true or false", k, v)
 		}
@@ -238,16 +477,39 @@ func (c *Config) Set(kv string) error {
 	case reflect.String:
 		f.SetString(strings.Trim(v, `"'`))
 	case reflect.Slice:
-		f.Set(reflect.ValueOf(parseList(v)))
+		if len(val.list) == 0 {
+			f.Set(reflect.Zero(f.Type())) // [] and an absent list are the same
+		} else {
+			f.Set(reflect.ValueOf(val.list))
+		}
 	default:
 		return fmt.Errorf("key %s: unsupported kind %v", k, f.Kind())
+	}
+	switch k {
+	case "arch.puzzle_emb_ndim":
+		c.res.ndimGiven = true
+	case "arch.hidden_size":
+		if !c.res.ndimGiven {
+			c.Arch.FollowHiddenSize(oldHidden)
+		}
 	}
 	return nil
 }
 
+// parseBool reads the boolean spellings of YAML and Python.
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(strings.Trim(v, `"'`)) {
+	case "true", "yes", "on", "1":
+		return true, nil
+	case "false", "no", "off", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("not a boolean")
+}
+
 // parseList reads `[a,b]`, `a,b` or `a` as a list of strings.
 func parseList(v string) []string {
-	v = strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")
+	v = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(v), "["), "]")
 	var out []string
 	for _, p := range strings.Split(v, ",") {
 		if p = strings.Trim(strings.TrimSpace(p), `"'`); p != "" {
@@ -263,39 +525,22 @@ func (c Config) MarshalIndent() []byte {
 	return b
 }
 
-// ParseConfigJSON overlays a JSON training config (reference keys, the
-// model under "arch") on c; unknown keys are errors naming the file.
-func ParseConfigJSON(c *Config, b []byte, name string) error {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return fmt.Errorf("%s: %v", name, err)
-	}
-	if a, ok := raw["arch"]; ok {
-		arch, err := engine.ParseConfigOver(c.Arch, a, name+": arch")
-		if err != nil {
-			return err
+// Diff lists the keys whose values differ between c and d, sorted, as
+// "key: a -> b". The resolution state (see Config) is not compared.
+func (c Config) Diff(d Config) []string {
+	var out []string
+	cv, dv := reflect.ValueOf(c), reflect.ValueOf(d)
+	for _, k := range Keys() {
+		if k == "arch.loss.loss_type" {
+			continue // the same field as arch.loss_type
 		}
-		c.Arch = arch
-		delete(raw, "arch")
-	}
-	paths := keyPaths()
-	for k, v := range raw {
-		if _, ok := paths[k]; !ok {
-			return fmt.Errorf("%s: unknown key %q; valid keys: %s", name, k, strings.Join(Keys(), ", "))
+		a, b := cv, dv
+		for _, i := range keyPaths()[k] {
+			a, b = a.Field(i), b.Field(i)
 		}
-		s := strings.TrimSpace(string(v))
-		if strings.HasPrefix(s, "[") {
-			var list []string
-			if err := json.Unmarshal(v, &list); err != nil {
-				return fmt.Errorf("%s: key %s: %v", name, k, err)
-			}
-			s = "[" + strings.Join(list, ",") + "]"
-		} else {
-			s = strings.Trim(s, `"`)
-		}
-		if err := c.Set(k + "=" + s); err != nil {
-			return fmt.Errorf("%s: %v", name, err)
+		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+			out = append(out, fmt.Sprintf("%s: %v -> %v", k, a.Interface(), b.Interface()))
 		}
 	}
-	return nil
+	return out
 }
