@@ -60,13 +60,15 @@ const (
 	// make rank 0 read.
 	maxHandshakeFrame = 1024
 	nonceLen          = 32
-	// handshakeTimeout bounds one connection's handshake, so a peer that
-	// connects and goes quiet is dropped without holding anything up.
-	handshakeTimeout = 10 * time.Second
 	// maxPending bounds the handshakes in progress at rank 0; beyond it
 	// new connections are closed at once (a real rank retries).
 	maxPending = 64
 )
+
+// handshakeTimeout bounds one connection's handshake, so a peer that
+// connects and goes quiet is dropped without holding anything up (a
+// variable so that tests can shorten it).
+var handshakeTimeout = 10 * time.Second
 
 // Options configure Exchange.
 type Options struct {
