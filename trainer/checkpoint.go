@@ -126,6 +126,9 @@ func writeCheckpoint(root string, t *Trainer, meta Meta, ch *engine.CarryHost) (
 	if err := safetensors.WriteFile(filepath.Join(tmp, StateFile), ts, map[string]string{"format": "trm-train-state"}); err != nil {
 		return "", err
 	}
+	if err := testHook("checkpoint-write"); err != nil {
+		return "", err
+	}
 	eval, err := t.Optim.EMAParams()
 	if err != nil {
 		return "", err
@@ -177,10 +180,14 @@ func writeCheckpoint(root string, t *Trainer, meta Meta, ch *engine.CarryHost) (
 	return final, syncDir(root)
 }
 
-// testHook lets the fault-injection tests stop a process at a named point
-// of a checkpoint write (TRM_TEST_CRASH_AT=name kills the process there
-// with SIGKILL; TRM_TEST_FAIL_AT=name makes the write fail as a full disk
-// would). Unset, it does nothing.
+// testHook lets the fault-injection tests (trainer/faults_test.go) stop a
+// process at a named point of a checkpoint write: "checkpoint-write" (the
+// state file written, the rest not), "checkpoint-before-rename" (complete
+// in its temporary directory) and "checkpoint-aside" (a replaced
+// checkpoint moved aside, the new one not yet in place).
+// TRM_TEST_CRASH_AT=name kills the process there with SIGKILL;
+// TRM_TEST_FAIL_AT=name makes the write fail there as a full disk would.
+// Unset, it does nothing.
 func testHook(point string) error {
 	if os.Getenv("TRM_TEST_CRASH_AT") == point {
 		p, _ := os.FindProcess(os.Getpid())

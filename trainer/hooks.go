@@ -200,11 +200,22 @@ type JSONLHook struct {
 }
 
 // NewJSONLHook appends to the file at path (created if needed), so a
-// resumed run continues the same log.
+// resumed run continues the same log. A log whose last line a killed
+// process left unfinished is ended with a newline first, so the records
+// of the new run stay lines of their own (only the cut record is lost).
 func NewJSONLHook(path string) (*JSONLHook, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
+	}
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			if _, err := f.Write([]byte{'\n'}); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("log %s: %w", path, err)
+			}
+		}
 	}
 	return &JSONLHook{w: f, f: f, path: path, enc: json.NewEncoder(f)}, nil
 }

@@ -494,8 +494,10 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			return nil, fmt.Errorf("run directory %s: %w", p.runDir, err)
 		}
 	}
-	for _, n := range p.notes {
-		fmt.Fprintln(warn, "note:", n)
+	if opt.Rank == 0 {
+		for _, n := range p.notes {
+			fmt.Fprintln(warn, "note:", n)
+		}
 	}
 	hooks := append([]Hook(nil), opt.Hooks...)
 	logPath := opt.LogPath
