@@ -18,9 +18,11 @@ import (
 // they describe a process that is about to exit.
 //
 // The run label moves from the series into the grouping key, and the
-// Pushgateway puts it back on every series, so pushed and scraped series
-// carry the same labels when Prometheus scrapes the Pushgateway with
-// honor_labels: true (see deploy/prometheus/prometheus.yml).
+// Pushgateway puts it back on every series, so pushed series carry the
+// job and run labels of scraped ones when Prometheus scrapes the
+// Pushgateway with honor_labels: true (see deploy/prometheus/prometheus.yml);
+// only instance differs (the Pushgateway's address), and dashboards that
+// select by run show both.
 func (e *Exporter) Push(ctx context.Context, url, job string) error {
 	if job == "" {
 		job = DefaultPushJob
