@@ -386,6 +386,27 @@ func (c *Config) Set(kv string) error {
 	return c.assign(k, parseValue(v))
 }
 
+// SetAll applies overrides in hydra's order: the architecture group
+// (arch=NAME) first, wherever it stands, then every other override in the
+// order given, so `arch.L_cycles=4 arch=trm` keeps L_cycles 4 as the
+// reference does. The first error is returned.
+func (c *Config) SetAll(kvs []string) error {
+	isGroup := func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return strings.TrimLeft(strings.TrimSpace(k), "+") == "arch"
+	}
+	for _, group := range []bool{true, false} {
+		for _, kv := range kvs {
+			if isGroup(kv) == group {
+				if err := c.Set(kv); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // assign sets key k to val: the one path for overrides and config files.
 func (c *Config) assign(k string, val value) error {
 	if to, ok := aliases[k]; ok {

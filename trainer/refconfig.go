@@ -563,3 +563,41 @@ func kindName(n *yaml.Node) string {
 	}
 	return "node"
 }
+
+// ResolveModelConfig reads a model configuration for the commands that
+// take one (evaluation, import, params): a preset name; a model
+// config.json (the model keys at the top, as engine.LoadConfig reads
+// it); a training config JSON with the model under "arch"; or a YAML file
+// of the reference (an architecture file from its config/arch/, a run's
+// all_config.yaml). The model is validated; warnings about keys without
+// effect are returned for the caller to show.
+func ResolveModelConfig(arg string) (engine.Config, []string, error) {
+	if p, err := engine.LookupPreset(arg); err == nil {
+		return p.Model, nil, nil
+	}
+	ext := strings.ToLower(filepath.Ext(arg))
+	switch ext {
+	case ".json":
+		b, err := os.ReadFile(arg)
+		if err != nil {
+			return engine.Config{}, nil, err
+		}
+		var top map[string]json.RawMessage
+		if json.Unmarshal(b, &top) == nil && top["arch"] == nil {
+			c, err := engine.ParseConfig(b, arg)
+			return c, nil, err
+		}
+	case ".yaml", ".yml":
+	default:
+		_, err := engine.LookupPreset(arg)
+		return engine.Config{}, nil, fmt.Errorf("%v, and not a .json, .yaml or .yml config file", err)
+	}
+	c := DefaultConfig()
+	if err := LoadConfigFile(&c, arg); err != nil {
+		return engine.Config{}, nil, err
+	}
+	if err := c.Arch.Validate(); err != nil {
+		return engine.Config{}, nil, fmt.Errorf("%s: %w", arg, err)
+	}
+	return c.Arch, c.Warnings(), nil
+}

@@ -357,3 +357,73 @@ func bomb() string {
 	}
 	return b.String()
 }
+
+// TestResolveModelConfig: the model of a preset, a model config.json, a
+// training JSON and the reference's YAML files.
+func TestResolveModelConfig(t *testing.T) {
+	p, _ := engine.LookupPreset("sudoku-mlp")
+	want := presetPlus(t, "sudoku-att", tinyOverrides).Arch
+	cases := []struct {
+		arg      string
+		want     engine.Config
+		warnings int
+	}{
+		{"sudoku-mlp", p.Model, 0},
+		{filepath.Join(refDir, "config/arch/trm_tiny.yaml"), want, 0},
+		{filepath.Join(refDir, "all_config.yaml"), want, 2},
+	}
+	for _, tc := range cases {
+		got, w, err := ResolveModelConfig(tc.arg)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.arg, err)
+		}
+		// The dataset's sizes are those of the defaults, not the preset's.
+		got.SeqLen, got.VocabSize, got.NumPuzzleIdentifiers = tc.want.SeqLen, tc.want.VocabSize, tc.want.NumPuzzleIdentifiers
+		if got != tc.want || len(w) != tc.warnings {
+			t.Errorf("%s:\n got  %+v, %d warnings\n want %+v, %d", tc.arg, got, len(w), tc.want, tc.warnings)
+		}
+	}
+	golden, _, err := ResolveModelConfig("../testdata/golden/mlp_t_small/config.json")
+	if err != nil || !golden.MLPT {
+		t.Fatalf("model config.json: %+v %v", golden, err)
+	}
+	dir := t.TempDir()
+	tj := filepath.Join(dir, "train.json")
+	if err := os.WriteFile(tj, []byte(`{"arch": {"hidden_size": 64, "num_heads": 4}, "lr": 1e-3}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, _, err := ResolveModelConfig(tj); err != nil || c.HiddenSize != 64 || c.PuzzleEmbNdim != 64 {
+		t.Fatalf("training JSON: %+v %v", c, err)
+	}
+	if _, _, err := ResolveModelConfig(filepath.Join(refDir, "arch_hrm.yaml")); err == nil || !strings.Contains(err.Error(), "not supported yet") {
+		t.Fatalf("hrm: %v", err)
+	}
+	if _, _, err := ResolveModelConfig("sudoku"); err == nil || !strings.Contains(err.Error(), "sudoku-mlp") || !strings.Contains(err.Error(), ".yaml") {
+		t.Fatalf("unknown preset: %v", err)
+	}
+}
+
+// TestSetAllGroupFirst: the architecture group applies before the other
+// overrides wherever it stands, as in hydra.
+func TestSetAllGroupFirst(t *testing.T) {
+	c, _ := FromPreset("sudoku-mlp")
+	if err := c.SetAll([]string{"arch.L_cycles=4", "arch.hidden_size=64", "+arch=trm", "lr=3e-4"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Arch.LCycles != 4 || c.Arch.HiddenSize != 64 || c.Arch.PuzzleEmbNdim != 64 || c.Arch.MLPT || c.LR != 3e-4 {
+		t.Fatalf("%+v", c)
+	}
+	if err := c.SetAll([]string{"lr=1", "arch.hiden_size=3"}); err == nil || !strings.Contains(err.Error(), "did you mean arch.hidden_size") {
+		t.Fatalf("error %v", err)
+	}
+	for in, want := range map[string]string{"+checkpoint_path": "checkpoint_dir", "arch.loss.loss_type": "arch.loss_type", "++lr": "lr"} {
+		if got, ok := CanonicalKey(in); !ok || got != want {
+			t.Errorf("CanonicalKey(%s) = %s, %v", in, got, ok)
+		}
+	}
+	for _, in := range []string{"arch", "evaluators", "lrr"} {
+		if _, ok := CanonicalKey(in); ok {
+			t.Errorf("CanonicalKey(%s) is a key", in)
+		}
+	}
+}
