@@ -159,10 +159,10 @@ func (c Config) Validate() error {
 	if c.Epochs <= 0 {
 		bad("epochs must be positive, got %d", c.Epochs)
 	}
-	for _, l := range Limits()[:4] {
-		v := map[string]int{"global_batch_size": c.GlobalBatchSize, "epochs": c.Epochs,
-			"lr_warmup_steps": c.LRWarmupSteps, "keep_checkpoints": c.KeepCheckpoints}[l.Key]
-		if float64(v) > l.Max {
+	sizes := map[string]int{"global_batch_size": c.GlobalBatchSize, "epochs": c.Epochs,
+		"lr_warmup_steps": c.LRWarmupSteps, "keep_checkpoints": c.KeepCheckpoints}
+	for _, l := range Limits() {
+		if v, ok := sizes[l.Key]; ok && float64(v) > l.Max {
 			bad("%s %d is above the limit %d (%s)", l.Key, v, int64(l.Max), l.Why)
 		}
 	}

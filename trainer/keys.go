@@ -106,8 +106,10 @@ func KeyDocs() []KeyDoc {
 	}
 	out = append(out, referenceDocs...)
 	for k, why := range ignoredKeys {
-		out = append(out, KeyDoc{Key: strings.TrimSuffix(k, ".") + map[bool]string{true: ".*"}[strings.HasSuffix(k, ".")],
-			Meaning: "the reference's; accepted with a warning, no effect: " + why})
+		if strings.HasSuffix(k, ".") {
+			k += "*" // the key's subkeys: hydra.*
+		}
+		out = append(out, KeyDoc{Key: k, Meaning: "the reference's; accepted with a warning, no effect: " + why})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out

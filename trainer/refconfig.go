@@ -380,16 +380,13 @@ func (r *fileReader) set(k string, v *yaml.Node) error {
 		val.s = v.Value
 	case v.Kind == yaml.SequenceNode:
 		val.isList = true
-		val.list = []string{}
 		for _, it := range v.Content {
 			it = deref(it)
-			if it.Kind != yaml.ScalarNode {
-				if _, _, ignored := ignoredKey(k); ignored {
-					break // evaluators is a list of mappings
-				}
+			if it.Kind == yaml.ScalarNode {
+				val.list = append(val.list, it.Value)
+			} else if _, _, ignored := ignoredKey(k); !ignored { // evaluators is a list of mappings
 				return r.errf(it, "key %s: a list of %ss is not a value of this key", k, kindName(it))
 			}
-			val.list = append(val.list, it.Value)
 		}
 	default:
 		if _, _, ignored := ignoredKey(k); !ignored {
