@@ -21,7 +21,7 @@ import (
 // Pushgateway puts it back on every series, so pushed series carry the
 // job and run labels of scraped ones when Prometheus scrapes the
 // Pushgateway with honor_labels: true (see deploy/prometheus/prometheus.yml);
-// only instance differs (the Pushgateway's address), and dashboards that
+// only instance differs (pushed series have none), and dashboards that
 // select by run show both.
 func (e *Exporter) Push(ctx context.Context, url, job string) error {
 	if job == "" {
