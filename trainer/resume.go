@@ -28,6 +28,10 @@ var ResumableKeys = []string{
 	"checkpoint_dir", "keep_checkpoints", "best_metric",
 }
 
+// launchKeys say how to launch a run, not what the run is: they are never
+// stored differences (a `resume auto` relaunch may set them freely).
+var launchKeys = map[string]bool{"resume_auto": true}
+
 func resumable(key string) bool {
 	for _, k := range ResumableKeys {
 		if k == key {
@@ -90,6 +94,10 @@ func ResumeConfig(stored Config, overrides []string, out string) (Config, []stri
 		if reflect.DeepEqual(before, after) {
 			continue
 		}
+		if launchKeys[k] {
+			cfg = next
+			continue
+		}
 		if !resumable(k) {
 			return stored, nil, fmt.Errorf("resume: %s cannot change on resume (the checkpoint's run has %s=%v, asked %v); a resumed run may change only %s; start a fresh run (--init with the checkpoint's %s) to change it",
 				k, k, fmtValue(before), fmtValue(after), strings.Join(ResumableKeys, ", "), ModelFile)
@@ -149,7 +157,7 @@ func configDiff(stored, asked Config) []string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if datasetKeys[k] {
+		if datasetKeys[k] || launchKeys[k] {
 			continue
 		}
 		a, b := fieldOf(&stored, paths[k]), fieldOf(&asked, paths[k])

@@ -212,6 +212,13 @@ func loadVerified(dir string) (Meta, error) {
 	return LoadMeta(dir)
 }
 
+// RunDirFor returns the run directory (absolute; "" for a run without
+// checkpoints) that Run will lock and write for cfg and opt: Out, else
+// for a resume the directory of the checkpoint (or a checkpoint_dir
+// override), else cfg's checkpoint_dir. A command line uses it to default
+// its metrics run label and to name the directory in its messages.
+func RunDirFor(cfg Config, opt RunOptions) (string, error) { return plannedRunDir(cfg, opt) }
+
 // plannedRunDir is the directory a run will write (absolute), known
 // before any checkpoint is read so that it can be locked first.
 func plannedRunDir(cfg Config, opt RunOptions) (string, error) {
