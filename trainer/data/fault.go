@@ -19,6 +19,7 @@ type FaultError struct {
 	Offset int64
 }
 
+// Error names the file and the faulting byte.
 func (e *FaultError) Error() string {
 	if e.Offset < 0 {
 		return fmt.Sprintf("%s: reading memory-mapped data faulted (a dataset file truncated or changed while in use, or an I/O error)", e.Path)

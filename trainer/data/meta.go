@@ -60,9 +60,12 @@ func ParseMetadata(b []byte) (Metadata, error) {
 // above any puzzle dataset (ARC: 900 and 12) and keep a corrupt value from
 // sizing a model or a batch.
 const (
-	MaxSeqLen    = 1 << 20
+	// MaxSeqLen bounds seq_len.
+	MaxSeqLen = 1 << 20
+	// MaxVocabSize bounds vocab_size.
 	MaxVocabSize = 1 << 24
-	maxCount     = math.MaxInt32
+	// maxCount bounds the counts and identifiers held in int32 arrays.
+	maxCount = math.MaxInt32
 )
 
 // Validate checks the fields against each other and their bounds.

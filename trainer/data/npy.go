@@ -105,7 +105,10 @@ func Int32Array(values []int32, shape ...int) *Array {
 func (a *Array) Len() int { return len(a.data) / a.DType.Size() }
 
 // Bytes returns the raw little-endian element bytes (mapped memory for an
-// opened file: read only, valid until Close).
+// opened file: read only, valid until Close). Reads through it are not
+// guarded against a file truncated under the process, as the iterators'
+// and Check's are: a caller reading mapped bytes itself must be ready for
+// SIGBUS (see FaultError).
 func (a *Array) Bytes() []byte { return a.data }
 
 // At returns element i (flat C-order index) widened to int64. A uint64 above
