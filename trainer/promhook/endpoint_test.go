@@ -163,7 +163,9 @@ func pushgateway(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	var out bytes.Buffer
-	cmd := exec.Command(bin, "--web.listen-address="+addr)
+	// In memory only: Debian's build persists to a file in /var/lib by
+	// default, which would carry one test's pushes into the next.
+	cmd := exec.Command(bin, "--web.listen-address="+addr, "--persistence.file=")
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
