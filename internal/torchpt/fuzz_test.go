@@ -1,6 +1,8 @@
 package torchpt
 
 import (
+	"archive/zip"
+	"bytes"
 	"strings"
 	"testing"
 
@@ -105,6 +107,44 @@ func FuzzLegacy(f *testing.F) {
 	f.Add(legacyCheckpointRaw(oneView(1, []int64{384 << 20}, []int64{0}), "0", 1, f32Bytes(7)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, keys, err := DecodeWith(data, "fuzz.pt", fuzzOptions)
+		checkDecoded(t, got, keys, err)
+	})
+}
+
+// FuzzZipEntries packs fuzzed pickle and storage bytes into a well-formed
+// archive (valid CRCs, so the mutations reach the state dict and the view
+// checks rather than stopping at the zip reader), stored or deflated.
+func FuzzZipEntries(f *testing.F) {
+	storage := make([]float32, 24)
+	for i := range storage {
+		storage[i] = float32(i) + 0.5
+	}
+	f.Add(statePickle(fuzzSeedTensors(), pickleOptions{orderedDict: true}), f32Bytes(storage...), false)
+	f.Add(oneView(1, []int64{384 << 20}, []int64{0}), f32Bytes(7), false)
+	f.Add(oneView(1, []int64{1 << 40}, []int64{0}), f32Bytes(7), true)
+	f.Add(oneView(1<<62, []int64{4}, []int64{1}), []byte{}, false)
+	f.Add(oneView(4, []int64{2, 2}, []int64{1, 2}), f32Bytes(1, 2, 3, 4), true)
+	f.Fuzz(func(t *testing.T, pkl, st []byte, deflate bool) {
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		method := zip.Store
+		if deflate {
+			method = zip.Deflate
+		}
+		for _, e := range []struct {
+			name string
+			data []byte
+		}{{"archive/data.pkl", pkl}, {"archive/data/0", st}, {"archive/version", []byte("3\n")}} {
+			w, err := zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: method})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(e.data)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got, keys, err := DecodeWith(buf.Bytes(), "fuzz.pt", fuzzOptions)
 		checkDecoded(t, got, keys, err)
 	})
 }
