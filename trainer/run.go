@@ -626,6 +626,9 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 		if cerr := checkpoint(p, false); cerr != nil && !errors.Is(cerr, ErrNonFiniteWeights) {
 			cause = fmt.Errorf("%w (and %v)", cause, cerr)
 		}
+		if cfg.CheckpointDir == "" {
+			return fmt.Errorf("%w (no checkpoint directory was set)", cause)
+		}
 		if g := lastGood(); g != "" {
 			return fmt.Errorf("%w; the last good state is in %s", cause, g)
 		}

@@ -698,3 +698,50 @@ func TestProgressLine(t *testing.T) {
 		t.Fatalf("line after 20 s: %q", l)
 	}
 }
+
+// TestResumeNewDataAndIntervals: new data of the same shapes and a new
+// eval_interval are taken with the data position restarted (logged);
+// data the stored model cannot read is refused naming the mismatch.
+func TestResumeNewDataAndIntervals(t *testing.T) {
+	cfg := smallRunConfig(t)
+	interruptedRun(t, cfg, 5, RunOptions{})
+	same := t.TempDir()
+	if err := BuildDemoSudoku(same, 100, 20, 8, 1, 5, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The same arrays declared with a larger vocabulary: a model with
+	// another embedding table.
+	wider := filepath.Join(t.TempDir(), "wider")
+	copyDir(t, same, wider)
+	for _, split := range []string{"train", "test"} {
+		p := filepath.Join(wider, split, "dataset.json")
+		var m map[string]any
+		b, _ := os.ReadFile(p)
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["vocab_size"] = m["vocab_size"].(float64) + 1
+		b, _ = json.Marshal(m)
+		os.WriteFile(p, b, 0o644)
+	}
+	_, err := Run(context.Background(), Config{}, quiet(RunOptions{Resume: cfg.CheckpointDir, Out: filepath.Join(t.TempDir(), "x"), ResumeOverrides: []string{"data_paths=[" + wider + "]"}}))
+	if err == nil || !strings.Contains(err.Error(), "vocab_size 7") || !strings.Contains(err.Error(), "model needs 16, 6") {
+		t.Fatalf("data of another model: %v", err)
+	}
+	var warn bytes.Buffer
+	o := quiet(RunOptions{Resume: cfg.CheckpointDir, Out: filepath.Join(t.TempDir(), "y"), ResumeOverrides: []string{"data_paths=[" + same + "]", "eval_interval=1"}})
+	o.Warn = &warn
+	rec := &recorder{}
+	o.Hooks = []Hook{rec}
+	sum, err := Run(context.Background(), Config{}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.steps[0] != 6 || sum.Steps != 16 || !strings.Contains(warn.String(), "data position restarts at a fresh pass") || !strings.Contains(warn.String(), "eval_interval 2 -> 1") {
+		t.Fatalf("resume on new data: first step %d, %+v, notes %q", rec.steps[0], sum, warn.String())
+	}
+	m, err := LoadMeta(sum.Checkpoint)
+	if err != nil || m.Config.DataPaths[0] != same || m.Config.EvalInterval != 1 {
+		t.Fatalf("stored config after the resume: %v %v", m.Config.DataPaths, err)
+	}
+}
