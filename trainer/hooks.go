@@ -204,20 +204,35 @@ type JSONLHook struct {
 // process left unfinished is ended with a newline first, so the records
 // of the new run stay lines of their own (only the cut record is lost).
 func NewJSONLHook(path string) (*JSONLHook, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
+	cut := lastLineCut(path)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > 0 {
-		last := make([]byte, 1)
-		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
-			if _, err := f.Write([]byte{'\n'}); err != nil {
-				f.Close()
-				return nil, fmt.Errorf("log %s: %w", path, err)
-			}
+	if cut {
+		if _, err := f.Write([]byte{'\n'}); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("log %s: %w", path, err)
 		}
 	}
 	return &JSONLHook{w: f, f: f, path: path, enc: json.NewEncoder(f)}, nil
+}
+
+// lastLineCut reports whether path is a regular file whose last line has
+// no newline.
+func lastLineCut(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
+		return false
+	}
+	last := make([]byte, 1)
+	_, err = f.ReadAt(last, st.Size()-1)
+	return err == nil && last[0] != '\n'
 }
 
 // NewJSONLWriter logs to w (a pipe, a test buffer); Err reports its write

@@ -745,3 +745,37 @@ func TestResumeNewDataAndIntervals(t *testing.T) {
 		t.Fatalf("stored config after the resume: %v %v", m.Config.DataPaths, err)
 	}
 }
+
+// TestJSONLAfterCut: a log whose last record a kill cut off is continued
+// on a line of its own; logs to /dev/null (no sync) work.
+func TestJSONLAfterCut(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "run.jsonl")
+	os.WriteFile(p, []byte("{\"type\":\"start\"}\n{\"type\":\"tra"), 0o644)
+	h, err := NewJSONLHook(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.OnCheckpoint(CheckpointInfo{Step: 3})
+	h.OnEnd(nil)
+	if h.Err() != nil {
+		t.Fatal(h.Err())
+	}
+	b, _ := os.ReadFile(p)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[2], `"type":"checkpoint"`) {
+		t.Fatalf("log after a cut line:\n%s", b)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[2]), &m); err != nil {
+		t.Fatalf("record after the cut line: %v", err)
+	}
+	n, err := NewJSONLHook(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.OnCheckpoint(CheckpointInfo{Step: 1})
+	n.OnEnd(nil)
+	if n.Err() != nil {
+		t.Fatalf("log to %s: %v", os.DevNull, n.Err())
+	}
+}
