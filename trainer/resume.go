@@ -273,3 +273,31 @@ func writeAtomic(path string, b []byte) error {
 }
 
 func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339) }
+
+// RunLabelFor returns the metrics run label Run will record for cfg and
+// opt when opt.RunLabel is empty: the label the resumed run recorded (in
+// the checkpoint's run directory), else the run directory's name, else ""
+// (a run without a directory). A command line starts its metrics exporter
+// with it, so a resumed run, even into a new --out, keeps its series.
+func RunLabelFor(cfg Config, opt RunOptions) string {
+	if opt.RunLabel != "" {
+		return opt.RunLabel
+	}
+	dir, err := RunDirFor(cfg, opt)
+	if err != nil {
+		return ""
+	}
+	src := opt.Resume
+	if src == ResumeAuto {
+		src = dir
+	}
+	if src != "" {
+		if l := StoredRunLabel(src); l != "" {
+			return l
+		}
+	}
+	if dir != "" {
+		return filepath.Base(dir)
+	}
+	return ""
+}

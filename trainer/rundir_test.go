@@ -140,6 +140,13 @@ func TestResumeCopyLeavesOriginal(t *testing.T) {
 	if l := StoredRunLabel(cp); l != "sudoku-a" {
 		t.Fatalf("run label %q after resume, want sudoku-a", l)
 	}
+	// A resume into a new directory keeps the label too.
+	if l := RunLabelFor(Config{}, RunOptions{Resume: cp, Out: filepath.Join(t.TempDir(), "elsewhere")}); l != "sudoku-a" {
+		t.Fatalf("label for a resume into a new directory: %q", l)
+	}
+	if l := RunLabelFor(Config{CheckpointDir: "/runs/fresh"}, RunOptions{}); l != "fresh" {
+		t.Fatalf("label of a fresh run: %q", l)
+	}
 	recs := readLog(t, filepath.Join(cp, "run.jsonl"))
 	var types []string
 	for _, r := range recs {
