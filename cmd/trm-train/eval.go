@@ -111,7 +111,7 @@ in order (e.g. eval_max_batches=10), then --data. --dry-run prints the
 resolved config as JSON on stdout and the plan on stderr, and exits without
 opening a device or reading the weights.` + envHelp("TRM_CPU_GEMM", "TRM_CUDA_GEMM", "TRM_CUDA_FATBIN", "TRM_CUDA_PROBE", "TRM_CUBLAS"),
 		Example: `  trm-train eval --checkpoint runs/sudoku --early-exit
-  trm-train eval --model model.safetensors --model-config sudoku-att --data data/sudoku --dry-run`,
+  trm-train eval --checkpoint runs/sudoku eval_max_batches=2 --dry-run`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runEval(c, &f, args)

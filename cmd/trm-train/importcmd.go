@@ -24,8 +24,7 @@ keys may carry the _orig_mod.model. or model. prefix; any dtype or strides) and
 writes float32 safetensors under the model's own keys, which trm-train eval
 --model and trm-train train --init read. With --model-config every key and
 shape is checked against that architecture.`,
-		Example: `  trm-train import step_50000.pt model.safetensors --model-config sudoku-att`,
-		Args:    cobra.ArbitraryArgs,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runImport(c.OutOrStdout(), modelConfig, args)
 		},

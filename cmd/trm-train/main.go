@@ -93,6 +93,10 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	for _, b := range builders {
 		root.AddCommand(b())
 	}
+	// cobra adds these when it executes; adding them now completes the
+	// tree for the tests that walk it.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
 	return root
 }
 
