@@ -812,7 +812,9 @@ func (h *harness) prepare(path string, args []string) {
 	}
 	for _, flag := range []string{"checkpoint", "resume"} {
 		for _, d := range flagValues(args, flag) {
-			h.checkpoint(d)
+			if d != trainer.ResumeAuto { // auto starts fresh in an empty --out
+				h.checkpoint(d)
+			}
 		}
 	}
 	switch path {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -134,24 +137,19 @@ func planTrain(cfg trainer.Config, md data.Metadata, hasTest bool) trainPlan {
 }
 
 // dryRunTrain prints the resolved training config and its plan.
-func dryRunTrain(stdout, stderr io.Writer, cfg trainer.Config, f *trainFlags) error {
+func dryRunTrain(stdout, stderr io.Writer, cfg trainer.Config, f *trainFlags, overrides []string) error {
 	dev, world, err := describeDevice(f.device)
 	if err != nil {
 		return err
 	}
 	var plan trainPlan
+	var notes []string
 	if f.resume != "" {
-		// A resumed run takes its config from the checkpoint (trainer.Run).
-		dir, err := trainer.LatestCheckpoint(f.resume)
+		c, from, step, n, err := resolveResume(cfg, f, overrides)
 		if err != nil {
 			return err
 		}
-		m, err := trainer.LoadMeta(dir)
-		if err != nil {
-			return err
-		}
-		cfg = m.Config
-		plan.ResumeFrom, plan.StartStep = dir, m.Step
+		cfg, plan.ResumeFrom, plan.StartStep, notes = c, from, step, n
 	}
 	if f.initPath != "" {
 		if _, err := os.Stat(f.initPath); err != nil {
@@ -240,7 +238,10 @@ func dryRunTrain(stdout, stderr io.Writer, cfg trainer.Config, f *trainFlags) er
 	w("%d total steps%s over %d epochs: %d evaluation intervals of %d epochs, %d evaluations, %d checkpoints",
 		plan.TotalSteps, limit, cfg.Epochs, plan.Passes, cfg.EvalInterval, plan.Evaluations, plan.Checkpoints)
 	if plan.ResumeFrom != "" {
-		w("resumes from %s at step %d (its config, printed above)", plan.ResumeFrom, plan.StartStep)
+		w("resumes from %s at step %d (its config with the changes a resume may make, printed above)", plan.ResumeFrom, plan.StartStep)
+	}
+	for _, n := range notes {
+		w("%s", n)
 	}
 	if f.initPath != "" {
 		w("starting weights %s", f.initPath)
@@ -282,4 +283,137 @@ func allExist(dirs []string) bool {
 		}
 	}
 	return len(dirs) > 0
+}
+
+// resolveResume mirrors trainer.Run's choice between a fresh run and a
+// resume (RunOptions.Resume, ResumeOverrides and Out, as runTrain sets
+// them) without writing anything: the config the run would use, the
+// checkpoint it would continue from and its step, and notes.
+func resolveResume(cfg trainer.Config, f *trainFlags, overrides []string) (trainer.Config, string, int, []string, error) {
+	src, out := f.resume, f.out
+	auto := src == trainer.ResumeAuto
+	if auto {
+		dir := cfg.CheckpointDir
+		if out != "" {
+			dir = out
+		}
+		if dir == "" {
+			return cfg, "", 0, nil, usageErrorf("--resume auto needs a run directory: give --out DIR")
+		}
+		steps, err := trainer.ListCheckpoints(dir)
+		if err != nil && !os.IsNotExist(err) {
+			return cfg, "", 0, nil, err
+		}
+		if len(steps) == 0 {
+			return cfg, "", 0, []string{"resume auto: no checkpoint in " + dir + ", a fresh run starts there"}, nil
+		}
+		src, out = dir, dir
+	}
+	ck, err := trainer.LatestCheckpoint(src)
+	if err != nil {
+		return cfg, "", 0, nil, err
+	}
+	m, err := trainer.LoadMeta(ck)
+	if err != nil {
+		return cfg, "", 0, nil, err
+	}
+	if auto {
+		// The relaunched command line's config against the stored one.
+		if overrides, err = configChanges(m.Config, cfg); err != nil {
+			return cfg, "", 0, nil, err
+		}
+	}
+	if out == "" {
+		out = src // a run directory, or the checkpoint's own
+		if ck == src {
+			out = filepath.Dir(ck)
+		}
+	}
+	rc, notes, err := trainer.ResumeConfig(m.Config, overrides, out)
+	if err != nil {
+		return cfg, "", 0, nil, err
+	}
+	return rc, ck, m.Step, notes, nil
+}
+
+// datasetKeys are fixed by the dataset's metadata: a fresh config leaves
+// them unset, so they are no change between a stored and a relaunched run.
+var datasetKeys = map[string]bool{"arch.seq_len": true, "arch.vocab_size": true, "arch.num_puzzle_identifiers": true, "arch.loss_type": true}
+
+// configChanges returns the key=value overrides that turn stored into
+// asked, comparing their JSON forms key by key (paths made absolute, as
+// a stored config's are).
+func configChanges(stored, asked trainer.Config) ([]string, error) {
+	abs := func(l []string) []string {
+		out := make([]string, len(l))
+		for i, p := range l {
+			out[i], _ = filepath.Abs(p)
+		}
+		return out
+	}
+	if asked.DataPaths != nil {
+		asked.DataPaths = abs(asked.DataPaths)
+	}
+	if asked.DataPathsTest != nil {
+		asked.DataPathsTest = abs(asked.DataPathsTest)
+	}
+	if asked.CheckpointDir != "" {
+		asked.CheckpointDir, _ = filepath.Abs(asked.CheckpointDir)
+	}
+	flat := func(c trainer.Config) (map[string]json.RawMessage, error) {
+		var top map[string]json.RawMessage
+		if err := json.Unmarshal(c.MarshalIndent(), &top); err != nil {
+			return nil, err
+		}
+		var arch map[string]json.RawMessage
+		if err := json.Unmarshal(top["arch"], &arch); err != nil {
+			return nil, err
+		}
+		delete(top, "arch")
+		for k, v := range arch {
+			top["arch."+k] = v
+		}
+		return top, nil
+	}
+	a, err := flat(stored)
+	if err != nil {
+		return nil, err
+	}
+	b, err := flat(asked)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(b))
+	for k := range b {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		if datasetKeys[k] || bytes.Equal(compact(a[k]), compact(b[k])) {
+			continue
+		}
+		var list []string
+		var s string
+		switch {
+		case json.Unmarshal(b[k], &list) == nil:
+			if len(list) == 0 && (string(compact(a[k])) == "null" || string(compact(a[k])) == "[]") {
+				continue
+			}
+			out = append(out, k+"=["+strings.Join(list, ",")+"]")
+		case json.Unmarshal(b[k], &s) == nil:
+			out = append(out, k+"="+s)
+		default:
+			out = append(out, k+"="+string(compact(b[k])))
+		}
+	}
+	return out, nil
+}
+
+func compact(b json.RawMessage) []byte {
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return b
+	}
+	return buf.Bytes()
 }

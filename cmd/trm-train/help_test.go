@@ -329,3 +329,44 @@ func TestDeployFiles(t *testing.T) {
 		t.Errorf("promtool check config: %v\n%s", err, out)
 	}
 }
+
+// TestResumeAutoDryRun: --resume auto dry-runs as the run resolves it: a
+// fresh start in an empty run directory, the checkpoint's config when the
+// same command line is relaunched, and the same refusal as the run for a
+// change a resume cannot make.
+func TestResumeAutoDryRun(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := trainer.BuildDemoSudoku("data/sudoku4", 32, 8, 8, 0, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"train", "--quiet", "--resume", "auto", "--out", "runs/r", "data_paths=[data/sudoku4]", "global_batch_size=8",
+		"epochs=2", "eval_interval=1", "max_steps=2", "arch.hidden_size=16", "arch.num_heads=2", "arch.puzzle_emb_ndim=16",
+		"arch.expansion=2", "arch.H_cycles=1", "arch.L_cycles=1", "arch.L_layers=1", "arch.halt_max_steps=2"}
+	dry := func(extra ...string) (int, string, string) {
+		return runCmd(append(append(append([]string(nil), base...), extra...), "--dry-run")...)
+	}
+	if code, _, errs := dry(); code != 0 || !strings.Contains(errs, "no checkpoint in runs/r, a fresh run starts there") {
+		t.Fatalf("empty run directory: exit %d, %s", code, errs)
+	}
+	if code, out, errs := runCmd(base...); code != 0 {
+		t.Fatalf("first run: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs := dry("max_steps=4")
+	if code != 0 || !strings.Contains(errs, "resumes from ") || !strings.Contains(errs, "at step 2") || !strings.Contains(errs, "max_steps changed on resume: 2 -> 4") {
+		t.Fatalf("relaunch: exit %d, %s", code, errs)
+	}
+	var cfg trainer.Config
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil || cfg.TotalStepsLimit != 4 || cfg.Arch.HiddenSize != 16 {
+		t.Fatalf("relaunch config: %v %+v", err, cfg)
+	}
+	// The run agrees: the same change resumes, a model change is refused
+	// by both with the same words.
+	if code, out, errs := runCmd(append(append([]string(nil), base...), "max_steps=4")...); code != 0 || !strings.Contains(out, "done: 4 steps") {
+		t.Fatalf("resumed run: exit %d\n%s%s", code, out, errs)
+	}
+	code, _, dryErr := dry("arch.hidden_size=32")
+	runCode, _, runErr := runCmd(append(append([]string(nil), base...), "arch.hidden_size=32")...)
+	if code != 1 || runCode != 1 || !strings.Contains(dryErr, "arch.hidden_size cannot change on resume") || !strings.Contains(runErr, "arch.hidden_size cannot change on resume") {
+		t.Fatalf("a model change: dry run exit %d (%s), run exit %d (%s)", code, dryErr, runCode, runErr)
+	}
+}

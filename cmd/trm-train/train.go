@@ -70,7 +70,7 @@ Keys:
 	fl := c.Flags()
 	fl.StringVar(&f.preset, "preset", "", "paper recipe: "+strings.Join(engine.PresetNames(), ", "))
 	fl.StringVar(&f.configFile, "config", "", "training config file (the reference keys, the model under \"arch\")")
-	fl.StringVar(&f.resume, "resume", "", "continue from a checkpoint directory (or a directory of step_* checkpoints)")
+	fl.StringVar(&f.resume, "resume", "", "continue from a checkpoint directory (or a run directory of step_* checkpoints); auto: from --out's newest checkpoint if it has one, else start there")
 	fl.StringVar(&f.device, "device", "cpu", "cpu, cuda:N, cuda:N,M,... or cuda (every visible GPU)")
 	fl.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
 	fl.StringVar(&f.out, "out", "", "checkpoint directory (sets checkpoint_dir)")
@@ -96,11 +96,9 @@ func resolveTrainConfig(f *trainFlags, overrides []string) (trainer.Config, erro
 		cfg = c
 	}
 	if f.configFile != "" {
-		b, err := os.ReadFile(f.configFile)
-		if err != nil {
-			return cfg, err
-		}
-		if err := trainer.ParseConfigJSON(&cfg, b, f.configFile); err != nil {
+		// JSON, or the reference's YAML (hydra defaults lists resolved
+		// against the file's directory).
+		if err := trainer.LoadConfigFile(&cfg, f.configFile); err != nil {
 			return cfg, err
 		}
 	}
@@ -147,13 +145,19 @@ func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
 		return usageErrorf("--init and --resume exclude each other")
 	}
 	if f.dryRun {
-		return dryRunTrain(stdout, stderr, cfg, f)
+		return dryRunTrain(stdout, stderr, cfg, f, args)
 	}
 	be, err := openBackend(f.device, f.threads)
 	if err != nil {
 		return err
 	}
 	opt := trainer.RunOptions{Backend: be, Resume: f.resume}
+	if f.resume != "" {
+		// A resumed run starts from the checkpoint's config: the command
+		// line's overrides and --out are its changes (trainer.ResumeConfig
+		// refuses those a resume cannot make).
+		opt.ResumeOverrides, opt.Out = args, f.out
+	}
 	if f.initPath != "" {
 		// The layout needs the dataset's sizes: read them first.
 		p, err := loadInit(f.initPath, cfg)
