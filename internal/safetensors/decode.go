@@ -2,6 +2,7 @@ package safetensors
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -65,8 +66,15 @@ func ReadFile(path string) (*File, error) {
 // file: a FIFO or device is refused at once instead of blocking the
 // reader or feeding it without end.
 func ReadFileWith(path string, o ReadOptions) (*File, error) {
+	return ReadFileContext(context.Background(), path, o)
+}
+
+// ReadFileContext is ReadFileWith stopping when ctx ends: the file is
+// read in chunks of ChunkBytes with a check of ctx before each, and the
+// error then wraps ctx.Err() and names the file.
+func ReadFileContext(ctx context.Context, path string, o ReadOptions) (*File, error) {
 	o = o.withDefaults()
-	data, err := ReadRegular(path, o.MaxBytes)
+	data, err := ReadRegularContext(ctx, path, o.MaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err)
 	}

@@ -3,6 +3,7 @@ package safetensors
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -121,6 +122,14 @@ func buildHeader(tensors map[string]Tensor, names []string, metadata map[string]
 // safetensors format. Every tensor is validated first; on a validation
 // error nothing is written.
 func Encode(w io.Writer, tensors map[string]Tensor, metadata map[string]string) error {
+	return EncodeContext(context.Background(), w, tensors, metadata)
+}
+
+// EncodeContext is Encode stopping when ctx ends: tensor data is written
+// in chunks of ChunkBytes with a check of ctx before each, and the error
+// then names the tensor reached and wraps ctx.Err(). What was written to w
+// before is not undone; WriteFileContext removes its partial file.
+func EncodeContext(ctx context.Context, w io.Writer, tensors map[string]Tensor, metadata map[string]string) error {
 	if err := validateAll(tensors); err != nil {
 		return err
 	}
@@ -135,8 +144,16 @@ func Encode(w io.Writer, tensors map[string]Tensor, metadata map[string]string) 
 		return fmt.Errorf("safetensors: %w", err)
 	}
 	for _, name := range names {
-		if _, err := w.Write(tensors[name].Data); err != nil {
-			return fmt.Errorf("safetensors: %w", err)
+		for b := tensors[name].Data; ; b = b[min(len(b), ChunkBytes):] {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("safetensors: writing tensor %q interrupted: %w", name, err)
+			}
+			if len(b) == 0 {
+				break
+			}
+			if _, err := w.Write(b[:min(len(b), ChunkBytes)]); err != nil {
+				return fmt.Errorf("safetensors: %w", err)
+			}
 		}
 	}
 	return nil
@@ -150,7 +167,15 @@ func Encode(w io.Writer, tensors map[string]Tensor, metadata map[string]string) 
 // existing file at path is left untouched, except when only the final
 // directory sync fails: the new file is then in place and the error says
 // so. The new file gets mode 0644.
-func WriteFile(path string, tensors map[string]Tensor, metadata map[string]string) (err error) {
+func WriteFile(path string, tensors map[string]Tensor, metadata map[string]string) error {
+	return WriteFileContext(context.Background(), path, tensors, metadata)
+}
+
+// WriteFileContext is WriteFile stopping when ctx ends (checked every
+// ChunkBytes of tensor data and before the final rename): the temporary
+// file is removed, an existing file at path is left as it was, and the
+// error names path and wraps ctx.Err().
+func WriteFileContext(ctx context.Context, path string, tensors map[string]Tensor, metadata map[string]string) (err error) {
 	// Validate before creating anything: a bad tensor must not even leave
 	// a temporary file behind.
 	if err := validateAll(tensors); err != nil {
@@ -172,11 +197,17 @@ func WriteFile(path string, tensors map[string]Tensor, metadata map[string]strin
 		}
 	}()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err = Encode(bw, tensors, metadata); err != nil {
+	if err = EncodeContext(ctx, bw, tensors, metadata); err != nil {
 		return fmt.Errorf("%w (writing %s)", err, path)
 	}
 	if err = bw.Flush(); err != nil {
 		return fmt.Errorf("safetensors: writing %s: %w", path, err)
+	}
+	// Flushing a large file to disk can take seconds: not for a write
+	// that is being abandoned.
+	if cerr := ctx.Err(); cerr != nil {
+		err = fmt.Errorf("safetensors: writing %s interrupted: %w", path, cerr)
+		return err
 	}
 	if err = tmp.Chmod(0o644); err != nil {
 		return fmt.Errorf("safetensors: writing %s: %w", path, err)
@@ -187,6 +218,10 @@ func WriteFile(path string, tensors map[string]Tensor, metadata map[string]strin
 	closed = true
 	if err = tmp.Close(); err != nil {
 		return fmt.Errorf("safetensors: writing %s: %w", path, err)
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		err = fmt.Errorf("safetensors: writing %s interrupted: %w", path, cerr)
+		return err
 	}
 	if err = os.Rename(tmpName, path); err != nil {
 		return fmt.Errorf("safetensors: replacing %s: %w", path, err)
