@@ -370,3 +370,23 @@ func TestResumeAutoDryRun(t *testing.T) {
 		t.Fatalf("a model change: dry run exit %d (%s), run exit %d (%s)", code, dryErr, runCode, runErr)
 	}
 }
+
+// TestFatbinTargetsBuilt reads the kernels make kernels built, when they
+// are here (CI's CUDA build step makes them; the file is not committed).
+func TestFatbinTargetsBuilt(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "kernels", "trm.fatbin"))
+	if err != nil {
+		t.Skip("kernels/trm.fatbin is not built (make kernels)")
+	}
+	got, err := fatbinTargets(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := regexp.MustCompile(`^(sm_\d+|compute_\d+ \(PTX\))$`)
+	for _, g := range got {
+		if !target.MatchString(g) {
+			t.Errorf("target %q in %v", g, got)
+		}
+	}
+	t.Logf("kernels/trm.fatbin: %v", got)
+}
