@@ -14,6 +14,8 @@ all: build
 
 # CUDA kernels (make kernels): see kernels/kernels.mk.
 include kernels/kernels.mk
+# The CPU stand-in for the NVIDIA libraries (make standin): cuda/standin/standin.mk.
+include cuda/standin/standin.mk
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/trm-train

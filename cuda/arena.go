@@ -18,6 +18,11 @@ type arena struct {
 	b        *Backend
 	chunks   []chunk
 	reserved bool
+	// separate gives every buffer its own allocation of exactly its size
+	// (on the CPU stand-in, whose allocations end at a guard page): an
+	// overrun then faults at the buffer's end, naming it, instead of
+	// running into the next buffer of a chunk.
+	separate bool
 	total    int64 // bytes allocated from the driver
 	used     int64 // bytes handed out
 	// Copies of total and used for readers on other goroutines (the
@@ -52,6 +57,9 @@ func (a *arena) reserve(n int64) error {
 
 // alloc returns n bytes (rounded up to the alignment).
 func (a *arena) alloc(n int64, what string) (cu.DevicePtr, error) {
+	if a.separate {
+		return a.allocSeparate(n, what)
+	}
 	n = (n + arenaAlign - 1) / arenaAlign * arenaAlign
 	if len(a.chunks) > 0 {
 		c := &a.chunks[len(a.chunks)-1]
@@ -77,6 +85,20 @@ func (a *arena) alloc(n int64, what string) (cu.DevicePtr, error) {
 	c.used = n
 	a.used += n
 	a.publish()
+	return c.ptr, nil
+}
+
+// allocSeparate is alloc in separate mode: one driver allocation per
+// buffer, named after what asked for it.
+func (a *arena) allocSeparate(n int64, what string) (cu.DevicePtr, error) {
+	if err := a.grow(n, what); err != nil {
+		return 0, err
+	}
+	c := &a.chunks[len(a.chunks)-1]
+	c.used = n
+	a.used += n
+	a.publish()
+	nameBuffer(uintptr(c.ptr), what)
 	return c.ptr, nil
 }
 

@@ -193,8 +193,8 @@ func NewWithOptions(device int, opt Options) (*Backend, error) {
 		d.release()
 		return nil, fmt.Errorf("cuda device %d: %w", device, err)
 	}
-	b.arena = &arena{b: b}
-	if opt.ArenaBytes > 0 {
+	b.arena = &arena{b: b, separate: Emulated()}
+	if opt.ArenaBytes > 0 && !b.arena.separate {
 		if err := b.arena.reserve(opt.ArenaBytes); err != nil {
 			b.Close()
 			return nil, err
@@ -351,7 +351,11 @@ func (b *Backend) Alloc(dt engine.DType, n int) engine.Buf {
 	if n == 0 {
 		return x
 	}
-	p, err := b.arena.alloc(x.bytes(), fmt.Sprintf("Alloc(%v, %d)", dt, n))
+	what := fmt.Sprintf("Alloc(%v, %d)", dt, n)
+	if b.arena.separate {
+		what += " from " + callSite()
+	}
+	p, err := b.arena.alloc(x.bytes(), what)
 	if err != nil {
 		b.fail(err)
 		x.n = 0
@@ -447,7 +451,7 @@ func (b *Backend) Download(dst any, src engine.Buf) {
 		}
 		atomic.AddInt64(&b.stats.Syncs, 1)
 		if err := b.stream.Synchronize(); err != nil {
-			return fmt.Errorf("stream synchronize: %w (an op faulted; CUDA errors are sticky: recreate the backend)", err)
+			return fmt.Errorf("stream synchronize: %w (an op faulted; CUDA errors are sticky: recreate the backend)%s", err, b.faultDetail())
 		}
 		copy(p, unsafe.Slice((*byte)(stage), n))
 		// The stream is idle: every transient staging slot is free again.
@@ -487,7 +491,7 @@ func (b *Backend) finish() {
 	e2 := cu.MemsetD8Async(b.errDev, 0, 32, b.stream)
 	atomic.AddInt64(&b.stats.Syncs, 1)
 	if err := b.stream.Synchronize(); err != nil {
-		b.fail(fmt.Errorf("cuda backend: stream synchronize: %w (an op faulted; CUDA errors are sticky: recreate the backend)", err))
+		b.fail(fmt.Errorf("cuda backend: stream synchronize: %w (an op faulted; CUDA errors are sticky: recreate the backend)%s", err, b.faultDetail()))
 		b.pin.reset()
 		return
 	}
@@ -516,6 +520,15 @@ func decodeDeviceError(w []int32) error {
 		return fmt.Errorf("cuda backend: SignSGDRows: row %d: id %d outside the table's %d rows", w[1], w[3], w[4])
 	}
 	return fmt.Errorf("cuda backend: device error code %d (%d, %d, %d, %d)", w[0], w[1], w[2], w[3], w[4])
+}
+
+// faultDetail is what the CPU stand-in knows of a fault (the kernel, the
+// thread, the buffer), as ": detail", or "" on a GPU.
+func (b *Backend) faultDetail() string {
+	if d := standinError(b.dev.ord); d != "" {
+		return ": " + d
+	}
+	return ""
 }
 
 func wrapCU(what string, err error) error {

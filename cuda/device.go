@@ -25,6 +25,7 @@ type device struct {
 	blas                 *blasLib
 	fatbinFrom           string
 	work                 chan func()
+	stopped              chan struct{} // closed when the worker has unloaded the kernels and released the context
 	refs                 int
 	dev                  cu.Device
 	totalMem, freeAtOpen int64
@@ -40,7 +41,7 @@ var (
 // kernelNames are every kernel the backend launches; all are looked up at
 // load time so a stale fatbin fails at New, not in the middle of a step.
 var kernelNames = []string{
-	"trm_copy2d", "trm_transpose", "trm_add", "trm_fill_f32", "trm_fill_f64", "trm_fill_i32", "trm_ema",
+	"trm_copy2d", "trm_transpose", "trm_add", "trm_axpby", "trm_fill_f32", "trm_fill_f64", "trm_fill_i32", "trm_ema",
 	"trm_add_rmsnorm", "trm_rmsnorm_backward", "trm_swiglu", "trm_swiglu_backward", "trm_rope",
 	"trm_attn_rowdot",
 	"trm_attn_fwd_d16", "trm_attn_fwd_d32", "trm_attn_fwd_d64", "trm_attn_fwd_d128", "trm_attn_fwd_d256",
@@ -74,7 +75,10 @@ func openDevice(ord int, fatbin string) (*device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &device{ord: ord, fns: map[string]cu.Function{}, blas: lib, work: make(chan func(), 1024), refs: 1}
+	if err := checkLibraries(lib); err != nil {
+		return nil, err
+	}
+	d := &device{ord: ord, fns: map[string]cu.Function{}, blas: lib, work: make(chan func(), 1024), stopped: make(chan struct{}), refs: 1}
 	started := make(chan error)
 	go d.loop(fatbin, started)
 	if err := <-started; err != nil {
@@ -104,7 +108,11 @@ func sharedBlas() (*blasLib, error) {
 func (d *device) loop(fatbin string, started chan<- error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer close(d.stopped)
 	if err := d.init(fatbin); err != nil {
+		if d.ctx != (cu.CUContext{}) {
+			d.dev.ReleasePrimaryCtx()
+		}
 		started <- err
 		return
 	}
@@ -172,7 +180,9 @@ func (d *device) do(f func() error) error {
 func (d *device) post(f func()) { d.work <- f }
 
 // release drops one Backend's reference; the last one stops the worker,
-// which unloads the module and releases the primary context.
+// which unloads the module and releases the primary context, and waits
+// for that, so that a backend opened next on the device starts from a
+// fresh context and nothing of this one is still being torn down.
 func (d *device) release() {
 	devMu.Lock()
 	defer devMu.Unlock()
@@ -180,5 +190,6 @@ func (d *device) release() {
 	if d.refs == 0 {
 		delete(devices, d.ord)
 		close(d.work)
+		<-d.stopped
 	}
 }

@@ -79,14 +79,30 @@ typedef struct {
 	trm_cublasGetStatusString_t statusString; // NULL before cuBLAS 11.4
 } trm_blas;
 
+// trm_blas_close unloads a candidate that failed (its cuBLASLt too), so a
+// library without the entry points does not stay mapped.
+static void trm_blas_close(trm_blas *b) {
+	if (b->lib) dlclose(b->lib);
+	if (b->lt) dlclose(b->lt);
+	b->lib = 0;
+	b->lt = 0;
+}
+
+// trm_standin_marker returns the marker string the CPU stand-in for the
+// NVIDIA libraries exports (cuda/standin/driver.cc), looked up in lib;
+// NULL for NVIDIA's own libraries.
+static const char *trm_standin_marker(void *lib) {
+	return (const char *)dlsym(lib, "trm_standin_version");
+}
+
 // trm_blas_open loads cuBLAS from path (its cuBLASLt from ltPath first, if
 // given, so the library's own dependency resolves to the same folder).
 // Returns 0, or 1 with *err set to dlerror's message or the missing symbol.
 static int trm_blas_open(trm_blas *b, const char *path, const char *ltPath, const char **err) {
 	if (ltPath) b->lt = dlopen(ltPath, RTLD_NOW | RTLD_GLOBAL);
 	b->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!b->lib) { *err = dlerror(); return 1; }
-#define TRM_SYM(field, name, type) b->field = (type)dlsym(b->lib, name); if (!b->field) { *err = name; return 1; }
+	if (!b->lib) { *err = dlerror(); trm_blas_close(b); return 1; }
+#define TRM_SYM(field, name, type) b->field = (type)dlsym(b->lib, name); if (!b->field) { *err = name; trm_blas_close(b); return 1; }
 	TRM_SYM(create, "cublasCreate_v2", trm_cublasCreate_t)
 	TRM_SYM(destroy, "cublasDestroy_v2", trm_cublasDestroy_t)
 	TRM_SYM(setStream, "cublasSetStream_v2", trm_cublasSetStream_t)
@@ -299,6 +315,9 @@ func openBlas() (*blasLib, error) {
 	return nil, fmt.Errorf("cuBLAS not found (set TRM_CUBLAS to the file, or LD_LIBRARY_PATH to its folder); tried:\n  %s",
 		strings.Join(tried, "\n  "))
 }
+
+// standin reports whether this cuBLAS is the CPU stand-in's.
+func (l *blasLib) standin() bool { return C.trm_standin_marker(l.c.lib) != nil }
 
 func (l *blasLib) status(st C.int) error {
 	if st == 0 {

@@ -1,0 +1,177 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"debug/elf"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/tinyrecursive/trm/engine"
+	"gorgonia.org/cu"
+)
+
+// The tests of the CPU stand-in's guards (cuda/standin): they need the
+// stand-in, whose behaviour on a fault or a leak a GPU does not have.
+
+func needStandin(t *testing.T) {
+	t.Helper()
+	if !Emulated() {
+		t.Skip("needs the CPU stand-in for the NVIDIA libraries (make test-cuda-standin)")
+	}
+}
+
+func standinBackend(t *testing.T) *Backend {
+	t.Helper()
+	b, err := NewWithOptions(0, Options{Gemm: GemmFP32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestStandinExportsEverySymbol: the stand-in's libcuda.so.1 exports every
+// cu* symbol this binary imports, so the dynamic loader never fails on a
+// symbol the stand-in lacks (cuda/standin/gen-symbols.sh regenerates its
+// list when gorgonia.org/cu changes).
+func TestStandinExportsEverySymbol(t *testing.T) {
+	needStandin(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imported, err := f.ImportedSymbols()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := standinPath(t)
+	g, err := elf.Open(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	syms, err := g.DynamicSymbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for _, s := range syms {
+		if s.Section != elf.SHN_UNDEF && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+			exported[s.Name] = true
+		}
+	}
+	var want, missing []string
+	for _, s := range imported {
+		if len(s.Name) > 2 && strings.HasPrefix(s.Name, "cu") && s.Name[2] >= 'A' && s.Name[2] <= 'Z' {
+			want = append(want, s.Name)
+			if !exported[s.Name] {
+				missing = append(missing, s.Name)
+			}
+		}
+	}
+	sort.Strings(missing)
+	if len(want) < 20 {
+		t.Fatalf("only %d cu* symbols imported by %s: is it linked against libcuda?", len(want), exe)
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%s lacks %d of the %d cu* symbols %s imports (run cuda/standin/gen-symbols.sh on the binary and rebuild): %v",
+			lib, len(missing), len(want), exe, missing)
+	}
+	t.Logf("%s exports all %d cu* symbols %s imports", lib, len(want), exe)
+}
+
+// standinPath finds the file the stand-in was loaded from.
+func standinPath(t *testing.T) string {
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(maps), "\n") {
+		if i := strings.Index(line, "/"); i >= 0 && strings.HasSuffix(line, "libtrmstandin.so") {
+			return line[i:]
+		}
+	}
+	t.Fatal("the stand-in's library is not mapped in this process")
+	return ""
+}
+
+// TestStandinFaultNamesBuffer: a kernel writing past the end of a buffer
+// faults at once, and Sync's error names the kernel and the buffer (the
+// call site that allocated it).
+func TestStandinFaultNamesBuffer(t *testing.T) {
+	needStandin(t)
+	b := standinBackend(t)
+	defer b.Close()
+	x := b.Alloc(engine.F32, 100).(*buf)
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	// A fill of 5000 elements into a buffer of 100: the overrun crosses
+	// the guard page after the buffer.
+	b.kernel("overrun", "trm_fill_f32", dims3{1, 1, 1}, dims3{256, 1, 1}, ptr(x), f64arg(1), i64arg(5000))
+	err := b.Sync()
+	if err == nil {
+		t.Fatal("an out-of-bounds write went unnoticed")
+	}
+	for _, want := range []string{"trm_fill_f32", "invalid write", "past the end", "Alloc(f32, 100)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the fault's error lacks %q: %v", want, err)
+		}
+	}
+	t.Log(err)
+}
+
+// TestStandinLeakReported: a device buffer left allocated when the last
+// backend on the device closes is reported with its name.
+func TestStandinLeakReported(t *testing.T) {
+	needStandin(t)
+	b := standinBackend(t)
+	var p cu.DevicePtr
+	err := b.dev.do(func() error {
+		var err error
+		p, err = cu.MemAlloc(4096)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nameBuffer(uintptr(p), "the buffer this test leaks")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep := StandinLeaks(0)
+	if !strings.Contains(rep, "the buffer this test leaks") || !strings.Contains(rep, "4096 bytes") {
+		t.Fatalf("leak report %q does not name the leaked buffer", rep)
+	}
+	// A backend that frees what it allocated leaves nothing behind.
+	b = standinBackend(t)
+	b.Alloc(engine.F32, 1000)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep := StandinLeaks(0); rep != "" {
+		t.Fatalf("a backend closed normally leaked: %s", rep)
+	}
+}
+
+// TestStandinOutOfMemory: TRM_STANDIN_MEM sizes the device, so the
+// out-of-memory path runs: the error says what was asked and what is free.
+func TestStandinOutOfMemory(t *testing.T) {
+	needStandin(t)
+	t.Setenv("TRM_STANDIN_MEM", "256M")
+	b := standinBackend(t)
+	defer b.Close()
+	b.Alloc(engine.F32, 100<<20)
+	err := b.Sync()
+	if err == nil || !strings.Contains(err.Error(), "out of device memory") || !strings.Contains(err.Error(), "of 256.0 MiB") {
+		t.Fatalf("an allocation of 400 MiB on a 256 MiB device: error %v", err)
+	}
+	t.Log(err)
+}
