@@ -75,12 +75,15 @@ func (d docCommand) name() string {
 	return n
 }
 
+// testRoot is the repository's root, resolved before any test changes
+// the working directory.
+var testRoot, testRootErr = filepath.Abs(filepath.Join("..", ".."))
+
 func repoRoot(t *testing.T) string {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
+	if testRootErr != nil {
+		t.Fatal(testRootErr)
 	}
-	return root
+	return testRoot
 }
 
 // TestDocumentedCommands runs every documented command line (see the top

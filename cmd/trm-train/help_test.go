@@ -84,6 +84,8 @@ func TestFlagsAnywhere(t *testing.T) {
 		{"params", "sudoku-mlp", "--puzzles", "5"},
 		{"params", "--puzzles=5", "sudoku-mlp"},
 		{"data", "check", "data/sudoku4"},
+		{"import", filepath.Join(repoRoot(t), "testdata", "golden", "torch", "att_rope_small.compiled.pt"), "m.safetensors",
+			"--model-config", filepath.Join(repoRoot(t), "testdata", "golden", "att_rope_small", "config.json")},
 	} {
 		if code, out, errs := runCmd(args...); code != 0 {
 			t.Errorf("%v: exit %d\n%s%s", args, code, out, errs)
