@@ -142,6 +142,11 @@ func decodeOrderedTasks(b []byte) ([]NamedTask, error) {
 	return out, err
 }
 
+// DecodeTasks decodes a JSON object of tasks (a challenges file, or a
+// test_puzzles.json) in file order, with the checks of LoadSubset; a
+// test pair without "output" keeps an empty Output (H == 0).
+func DecodeTasks(b []byte) ([]NamedTask, error) { return decodeOrderedTasks(b) }
+
 // LoadTestPuzzles reads a dataset's test_puzzles.json in file order.
 func LoadTestPuzzles(path string) ([]NamedTask, error) {
 	b, err := safetensors.ReadRegular(path, maxTaskFileBytes)

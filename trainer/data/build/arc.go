@@ -9,16 +9,16 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/tinyrecursive/trm/puzzle"
 	"github.com/tinyrecursive/trm/trainer/data"
 	"github.com/tinyrecursive/trm/trainer/data/arc"
 )
 
-// ARC layout constants (spec section 7): 30x30 canvas, PAD 0, end-of-grid
-// marker 1, colours 0..9 as tokens 2..11.
+// ARC layout constants (spec section 7, puzzle's ARC constants): 30x30
+// canvas, PAD 0, end-of-grid marker 1, colours 0..9 as tokens 2..11.
 const (
-	arcSeqLen  = arc.MaxSize * arc.MaxSize
-	arcVocab   = 12
-	arcEOS     = 1
+	arcSeqLen  = puzzle.ARCSeqLen
+	arcVocab   = puzzle.ARCVocab
 	arcRetries = 5 // candidates tried per wanted augmentation
 )
 
@@ -164,12 +164,7 @@ func BuildARC(o ARCOptions) (ARCStats, error) {
 	return st, stg.commit()
 }
 
-func augName(name string, a arc.Aug) string {
-	if a == arc.Identity {
-		return name
-	}
-	return a.Name(name)
-}
+func augName(name string, a arc.Aug) string { return puzzle.ARCName(name, a) }
 
 // pairs returns the puzzle's pairs in the test split (test true) or train.
 func (p *arcPuzzle) pairs(test bool) []arc.Pair {
@@ -190,10 +185,7 @@ func augmentARC(r *data.RNG, p *arcPuzzle, numAug int) []arc.Aug {
 	all := append(append([]arc.Pair(nil), p.train...), p.test...)
 	seen := map[[32]byte]bool{versionKey(all, arc.Identity): true}
 	for trial := 0; trial < arcRetries*numAug && len(out) < numAug+1; trial++ {
-		a := arc.Aug{T: r.IntN(8)}
-		for i, c := range r.Perm(9) {
-			a.Colours[i+1] = byte(c + 1)
-		}
+		a := puzzle.DrawARCAug(r)
 		k := versionKey(all, a)
 		if !seen[k] {
 			seen[k] = true
@@ -305,25 +297,8 @@ func writeARCSplit(dir string, r *data.RNG, puzzles []*arcPuzzle, test bool, ids
 }
 
 // EncodeARCGrid writes grid g at offset (row, col) of a 30x30 token canvas
-// dst: colours as tokens 2..11, the end-of-grid marker on row row+H
-// (columns col..col+W-1) and on column col+W (rows row..row+H-1) where they
-// fit, everything else PAD; the corner (row+H, col+W) stays PAD.
-func EncodeARCGrid(dst []byte, g arc.Grid, row, col int) {
-	clear(dst)
-	const n = arc.MaxSize
-	for i := 0; i < g.H; i++ {
-		for j := 0; j < g.W; j++ {
-			dst[(row+i)*n+col+j] = g.At(i, j) + 2
-		}
-	}
-	if er := row + g.H; er < n {
-		for j := col; j < col+g.W; j++ {
-			dst[er*n+j] = arcEOS
-		}
-	}
-	if ec := col + g.W; ec < n {
-		for i := row; i < row+g.H; i++ {
-			dst[i*n+ec] = arcEOS
-		}
-	}
-}
+// dst (puzzle.EncodeARCGrid): colours as tokens 2..11, the end-of-grid
+// marker on row row+H (columns col..col+W-1) and on column col+W (rows
+// row..row+H-1) where they fit, everything else PAD; the corner (row+H,
+// col+W) stays PAD.
+func EncodeARCGrid(dst []byte, g arc.Grid, row, col int) { puzzle.EncodeARCGrid(dst, g, row, col) }

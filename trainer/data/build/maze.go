@@ -5,16 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/tinyrecursive/trm/internal/safetensors"
+	"github.com/tinyrecursive/trm/puzzle"
 	"github.com/tinyrecursive/trm/trainer/data"
 	"github.com/tinyrecursive/trm/trainer/data/arc"
 )
 
 // MazeCharset lists the maze characters in token order: '#' is token 1,
-// ' ' 2, 'S' 3, 'G' 4, 'o' 5 (0 is PAD), as the reference's CHARSET.
-const MazeCharset = "# SGo"
+// ' ' 2, 'S' 3, 'G' 4, 'o' 5 (0 is PAD), as the reference's CHARSET
+// (puzzle.MazeCharset).
+const MazeCharset = puzzle.MazeCharset
 
 // Maze is a square maze as text: N*N characters from MazeCharset, the
 // question without and the answer with the shortest path marked 'o'.
@@ -65,12 +66,12 @@ func ReadMazeCSV(path string) ([]Maze, error) {
 		}
 		for _, s := range []string{q, a} {
 			for i := 0; i < len(s); i++ {
-				if mazeToken(s[i]) == 0 {
+				if puzzle.MazeToken(s[i]) == 0 {
 					return nil, fmt.Errorf("%s: line %d: character %q is not in %q", path, line, s[i], MazeCharset)
 				}
 			}
 		}
-		if err := checkMazeCells(q, a, n); err != nil {
+		if err := puzzle.CheckMazeCells(n, q, a); err != nil {
 			return nil, fmt.Errorf("%s: line %d: %w", path, line, err)
 		}
 		out = append(out, Maze{N: n, Question: q, Answer: a})
@@ -81,45 +82,12 @@ func ReadMazeCSV(path string) ([]Maze, error) {
 	return out, nil
 }
 
-// checkMazeCells checks the start and goal and that the answer only
-// marks path cells: one S and one G in the question, no 'o' in it, and
-// every answer cell equal to the question's except ' ' turned 'o'.
-func checkMazeCells(q, a string, n int) error {
-	for _, c := range []byte("SG") {
-		switch k := strings.Count(q, string(c)); k {
-		case 1:
-		case 0:
-			return fmt.Errorf("question has no %c (start S and goal G are required)", c)
-		default:
-			return fmt.Errorf("question has %d %c cells, want one", k, c)
-		}
-	}
-	if i := strings.IndexByte(q, 'o'); i >= 0 {
-		return fmt.Errorf("question marks a path cell 'o' at row %d, column %d", i/n+1, i%n+1)
-	}
-	for i := 0; i < len(q); i++ {
-		if a[i] != q[i] && !(q[i] == ' ' && a[i] == 'o') {
-			return fmt.Errorf("answer has %q at row %d, column %d where the question has %q", a[i], i/n+1, i%n+1, q[i])
-		}
-	}
-	return nil
-}
-
-func mazeToken(c byte) byte {
-	for i := 0; i < len(MazeCharset); i++ {
-		if MazeCharset[i] == c {
-			return byte(i + 1)
-		}
-	}
-	return 0
-}
-
 // mazeExample tokenises a maze after dihedral transform t (0 = as is).
 func mazeExample(m Maze, t int) Example {
 	tok := func(s string) []byte {
 		g := make([]byte, len(s))
 		for i := 0; i < len(s); i++ {
-			g[i] = mazeToken(s[i])
+			g[i] = puzzle.MazeToken(s[i])
 		}
 		return arc.Dihedral(arc.Grid{H: m.N, W: m.N, Cells: g}, t).Cells
 	}
@@ -204,7 +172,7 @@ func GenerateMaze(r *data.RNG, n int, loops float64, minPath int) (Maze, error) 
 		// Try a few starts per layout: the farthest unique goal from each.
 		for try := 0; try < 20; try++ {
 			s := open[r.IntN(len(open))]
-			dist, count := bfsCount(g, n, s)
+			dist, count := puzzle.MazeDistances(n, string(g), s)
 			var cands []int
 			for _, i := range open {
 				if dist[i] >= minPath && count[i] == 1 && i != s {
@@ -218,7 +186,7 @@ func GenerateMaze(r *data.RNG, n int, loops float64, minPath int) (Maze, error) 
 			q := append([]byte(nil), g...)
 			q[s], q[goal] = 'S', 'G'
 			a := append([]byte(nil), q...)
-			for _, i := range tracePath(g, n, dist, goal) {
+			for _, i := range puzzle.MazeRoute(n, string(g), dist, goal) {
 				if i != s && i != goal {
 					a[i] = 'o'
 				}
@@ -281,120 +249,17 @@ func carveMaze(r *data.RNG, n int, loops float64) []byte {
 	return g
 }
 
-// bfsCount returns, from s over open cells, each cell's distance (-1 when
-// unreachable) and its number of shortest paths saturated at 2.
-func bfsCount(g []byte, n, s int) (dist []int, count []int) {
-	dist, count = make([]int, len(g)), make([]int, len(g))
-	for i := range dist {
-		dist[i] = -1
-	}
-	dist[s], count[s] = 0, 1
-	queue := []int{s}
-	for len(queue) > 0 {
-		c := queue[0]
-		queue = queue[1:]
-		for _, nb := range neighbours(n, c) {
-			if g[nb] == '#' {
-				continue
-			}
-			switch {
-			case dist[nb] < 0:
-				dist[nb], count[nb] = dist[c]+1, count[c]
-				queue = append(queue, nb)
-			case dist[nb] == dist[c]+1:
-				count[nb] = min(2, count[nb]+count[c])
-			}
-		}
-	}
-	return dist, count
-}
-
-func neighbours(n, c int) []int {
-	y, x := c/n, c%n
-	out := make([]int, 0, 4)
-	if y > 0 {
-		out = append(out, c-n)
-	}
-	if y < n-1 {
-		out = append(out, c+n)
-	}
-	if x > 0 {
-		out = append(out, c-1)
-	}
-	if x < n-1 {
-		out = append(out, c+1)
-	}
-	return out
-}
-
-// tracePath walks back from goal along decreasing distances.
-func tracePath(g []byte, n int, dist []int, goal int) []int {
-	path := []int{goal}
-	for c := goal; dist[c] > 0; {
-		for _, nb := range neighbours(n, c) {
-			if g[nb] != '#' && dist[nb] == dist[c]-1 {
-				c = nb
-				break
-			}
-		}
-		path = append(path, c)
-	}
-	return path
-}
-
 // MazePath checks a maze's answer: the 'o' cells with S and G must form
-// one simple 4-connected path from S to G through open cells whose length
-// equals the shortest distance. It returns that length in steps.
+// one simple 4-connected path from S to G through open cells
+// (puzzle.MazePathSteps) whose length equals the shortest distance. It
+// returns that length in steps.
 func MazePath(m Maze) (int, error) {
-	n := m.N
-	s, goal := -1, -1
-	g := []byte(m.Question)
-	for i := range g {
-		switch g[i] {
-		case 'S':
-			s = i
-		case 'G':
-			goal = i
-		}
-		if m.Answer[i] != g[i] && !(g[i] == ' ' && m.Answer[i] == 'o') {
-			return 0, fmt.Errorf("answer changes cell %d from %q to %q", i, g[i], m.Answer[i])
-		}
+	steps, err := puzzle.MazePathSteps(m.N, m.Question, m.Answer)
+	if err != nil {
+		return 0, err
 	}
-	if s < 0 || goal < 0 {
-		return 0, errors.New("no S or no G")
-	}
-	onPath := func(i int) bool { return m.Answer[i] == 'o' || i == s || i == goal }
-	steps, prev, cur := 0, -1, s
-	for cur != goal {
-		next := -1
-		for _, nb := range neighbours(n, cur) {
-			if nb != prev && onPath(nb) {
-				if next >= 0 {
-					return 0, fmt.Errorf("path branches at cell %d", cur)
-				}
-				next = nb
-			}
-		}
-		if next < 0 {
-			return 0, fmt.Errorf("path breaks at cell %d", cur)
-		}
-		prev, cur = cur, next
-		steps++
-	}
-	marked := 0
-	for i := range g {
-		if m.Answer[i] == 'o' {
-			marked++
-		}
-	}
-	if marked != steps-1 {
-		return 0, fmt.Errorf("%d cells marked but the path has %d inner cells", marked, steps-1)
-	}
-	free := append([]byte(nil), g...)
-	free[s], free[goal] = ' ', ' '
-	dist, _ := bfsCount(free, n, s)
-	if dist[goal] != steps {
-		return 0, fmt.Errorf("path of %d steps, shortest is %d", steps, dist[goal])
+	if d := (puzzle.Maze{N: m.N, Cells: m.Question}).ShortestPath(); d != steps {
+		return 0, fmt.Errorf("path of %d steps, shortest is %d", steps, d)
 	}
 	return steps, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/tinyrecursive/trm/internal/safetensors"
+	"github.com/tinyrecursive/trm/puzzle"
 	"github.com/tinyrecursive/trm/trainer/data"
 )
 
@@ -32,7 +33,6 @@ func ReadSudokuCSV(path string, box, minRating int) ([]SudokuPuzzle, error) {
 		return nil, err
 	}
 	defer f.Close()
-	n := box * box
 	cr := csv.NewReader(f)
 	cr.FieldsPerRecord = 4
 	cr.ReuseRecord = true
@@ -60,15 +60,15 @@ func ReadSudokuCSV(path string, box, minRating int) ([]SudokuPuzzle, error) {
 		if rating < minRating {
 			continue
 		}
-		q, err := sudokuDigits(rec[1], n, true)
+		q, err := puzzle.SudokuDigits(rec[1], box, true)
 		if err != nil {
 			return nil, fmt.Errorf("%s: line %d: question: %w", path, line, err)
 		}
-		a, err := sudokuDigits(rec[2], n, false)
+		a, err := puzzle.SudokuDigits(rec[2], box, false)
 		if err != nil {
 			return nil, fmt.Errorf("%s: line %d: answer: %w", path, line, err)
 		}
-		if err := checkSudokuAnswer(box, q, a); err != nil {
+		if err := puzzle.CheckSudokuAnswer(box, q, a); err != nil {
 			return nil, fmt.Errorf("%s: line %d: %w", path, line, err)
 		}
 		out = append(out, SudokuPuzzle{q, a, rating})
@@ -82,60 +82,12 @@ func ReadSudokuCSV(path string, box, minRating int) ([]SudokuPuzzle, error) {
 	return out, nil
 }
 
-// checkSudokuAnswer explains why a is not the solution of q: a given it
-// contradicts, or a digit repeated in a row, column or box.
-func checkSudokuAnswer(box int, q, a []byte) error {
-	n := box * box
-	for i := range q {
-		if q[i] != 0 && a[i] != q[i] {
-			return fmt.Errorf("answer has %d at row %d, column %d, where the question gives %d", a[i], i/n+1, i%n+1, q[i])
-		}
-	}
-	for i := 0; i < n; i++ {
-		var row, col, blk uint32
-		for j := 0; j < n; j++ {
-			r := (i/box)*box + j/box
-			c := (i%box)*box + j%box
-			for _, u := range []struct {
-				seen *uint32
-				cell int
-				what string
-			}{{&row, i*n + j, "row"}, {&col, j*n + i, "column"}, {&blk, r*n + c, "box"}} {
-				bit := uint32(1) << a[u.cell]
-				if *u.seen&bit != 0 {
-					return fmt.Errorf("answer repeats %d in %s %d", a[u.cell], u.what, i+1)
-				}
-				*u.seen |= bit
-			}
-		}
-	}
-	return nil
-}
-
-func sudokuDigits(s string, n int, blanks bool) ([]byte, error) {
-	if len(s) != n*n {
-		return nil, fmt.Errorf("%d characters, want %d", len(s), n*n)
-	}
-	d := make([]byte, n*n)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '.' && blanks:
-			d[i] = 0
-		case c >= '0' && c <= '0'+byte(n) && (blanks || c != '0'):
-			d[i] = c - '0'
-		default:
-			return nil, fmt.Errorf("character %q at %d", c, i)
-		}
-	}
-	return d, nil
-}
-
-// sudokuTokens maps digits to tokens: digit + 1, blank -> 1, 0 stays PAD.
+// sudokuTokens maps digits to tokens with puzzle.SudokuToken (digit + 1,
+// blank -> 1, 0 stays PAD).
 func sudokuTokens(p SudokuPuzzle) Example {
 	in, out := make([]byte, len(p.Question)), make([]byte, len(p.Answer))
 	for i := range in {
-		in[i], out[i] = p.Question[i]+1, p.Answer[i]+1
+		in[i], out[i] = puzzle.SudokuToken(p.Question[i]), puzzle.SudokuToken(p.Answer[i])
 	}
 	return Example{in, out}
 }
@@ -426,17 +378,7 @@ func randomFullGrid(r *data.RNG, box int) []byte {
 }
 
 // ValidSudokuSolution reports whether a is a complete grid obeying the
-// rules and agreeing with every clue of q.
+// rules and agreeing with every clue of q (puzzle.CheckSudokuAnswer).
 func ValidSudokuSolution(box int, q, a []byte) bool {
-	n := box * box
-	if len(a) != n*n || len(q) != n*n {
-		return false
-	}
-	for i, v := range a {
-		if v == 0 || int(v) > n || (q[i] != 0 && q[i] != v) {
-			return false
-		}
-	}
-	_, ok := newSudokuSolver(box, a) // fails on a repeated digit in a unit
-	return ok
+	return puzzle.CheckSudokuAnswer(box, q, a) == nil
 }
