@@ -2,6 +2,7 @@ package torchpt
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io/fs"
 	"math"
@@ -123,7 +124,7 @@ func TestGoldenStridedIsColumnMajor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck, err := parse(data, Options{}.withDefaults(), &budget{max: DefaultMaxBytes})
+	ck, err := parse(context.Background(), data, Options{}.withDefaults(), &budget{max: DefaultMaxBytes})
 	if err != nil {
 		t.Fatal(err)
 	}

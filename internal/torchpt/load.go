@@ -15,6 +15,7 @@ package torchpt
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -46,7 +47,19 @@ func Load(path string) (map[string]safetensors.Tensor, []string, error) {
 // archive is read entry by entry, a legacy file whole (so it must fit
 // Options.MaxBytes).
 func LoadWith(path string, o Options) (map[string]safetensors.Tensor, []string, error) {
+	return LoadContext(context.Background(), path, o)
+}
+
+// LoadContext is LoadWith stopping when ctx ends: checked every
+// safetensors.ChunkBytes read from the file or copied out of a storage,
+// and between tensors, it then returns an error that names the file and
+// what was being read and wraps ctx.Err(). Nothing is returned from an
+// interrupted load.
+func LoadContext(ctx context.Context, path string, o Options) (map[string]safetensors.Tensor, []string, error) {
 	o = o.withDefaults()
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("torchpt: loading %s interrupted: %w", path, err)
+	}
 	f, size, err := safetensors.OpenRegular(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("torchpt: %w", err)
@@ -59,11 +72,11 @@ func LoadWith(path string, o Options) (map[string]safetensors.Tensor, []string, 
 	var ck *checkpoint
 	b := &budget{max: o.MaxBytes}
 	if isZip(head) {
-		ck, err = parseZip(f, size, o, b)
+		ck, err = parseZip(ctx, f, size, o, b)
 	} else if err = checkFormat(head); err == nil {
 		if err = b.take(size, "reading the legacy-format file"); err == nil {
-			data := make([]byte, size)
-			if _, err = f.ReadAt(data, 0); err == nil {
+			var data []byte
+			if data, err = readAllAt(ctx, f, size, "the legacy-format file"); err == nil {
 				ck, err = parseLegacy(data, o, b)
 			}
 		}
@@ -71,7 +84,24 @@ func LoadWith(path string, o Options) (map[string]safetensors.Tensor, []string, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("torchpt: %s: %w", path, err)
 	}
-	return ck.materializeAll(path)
+	return ck.materializeAll(ctx, path)
+}
+
+// readAllAt reads the first size bytes of ra in chunks of
+// safetensors.ChunkBytes, checking ctx before each.
+func readAllAt(ctx context.Context, ra io.ReaderAt, size int64, what string) ([]byte, error) {
+	data := make([]byte, size)
+	for off := int64(0); off < size; {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("reading %s interrupted after %d of %d bytes: %w", what, off, size, err)
+		}
+		n, err := ra.ReadAt(data[off:min(off+safetensors.ChunkBytes, size)], off)
+		off += int64(n)
+		if err != nil && !(err == io.EOF && off == size) {
+			return nil, fmt.Errorf("reading %s: %w", what, err)
+		}
+	}
+	return data, nil
 }
 
 // Decode reads a state dict from the bytes of a torch.save file with the
@@ -84,19 +114,28 @@ func Decode(data []byte, name string) (map[string]safetensors.Tensor, []string, 
 // DecodeWith is Decode under explicit bounds; data itself is not counted
 // against Options.MaxBytes, only what decoding allocates.
 func DecodeWith(data []byte, name string, o Options) (map[string]safetensors.Tensor, []string, error) {
+	return DecodeContext(context.Background(), data, name, o)
+}
+
+// DecodeContext is DecodeWith stopping when ctx ends, checked as
+// LoadContext does.
+func DecodeContext(ctx context.Context, data []byte, name string, o Options) (map[string]safetensors.Tensor, []string, error) {
 	o = o.withDefaults()
-	ck, err := parse(data, o, &budget{max: o.MaxBytes})
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("torchpt: decoding %s interrupted: %w", name, err)
+	}
+	ck, err := parse(ctx, data, o, &budget{max: o.MaxBytes})
 	if err != nil {
 		return nil, nil, fmt.Errorf("torchpt: %s: %w", name, err)
 	}
-	return ck.materializeAll(name)
+	return ck.materializeAll(ctx, name)
 }
 
 // materializeAll copies every planned view out of its storage.
-func (ck *checkpoint) materializeAll(name string) (map[string]safetensors.Tensor, []string, error) {
+func (ck *checkpoint) materializeAll(ctx context.Context, name string) (map[string]safetensors.Tensor, []string, error) {
 	out := make(map[string]safetensors.Tensor, len(ck.keys))
 	for _, k := range ck.keys {
-		t, err := ck.refs[k].materialize()
+		t, err := ck.refs[k].materialize(ctx)
 		if err != nil {
 			return nil, nil, fmt.Errorf("torchpt: %s: tensor %q: %w", name, k, err)
 		}
@@ -140,9 +179,9 @@ func checkFormat(head []byte) error {
 
 // parse detects the format and returns the state dict's tensor views with
 // their storage bytes attached and every view checked against b.
-func parse(data []byte, o Options, b *budget) (*checkpoint, error) {
+func parse(ctx context.Context, data []byte, o Options, b *budget) (*checkpoint, error) {
 	if isZip(data) {
-		return parseZip(bytes.NewReader(data), int64(len(data)), o, b)
+		return parseZip(ctx, bytes.NewReader(data), int64(len(data)), o, b)
 	}
 	if err := checkFormat(data); err != nil {
 		return nil, err
@@ -181,7 +220,7 @@ func stateDict(obj any) (*checkpoint, error) {
 // Every entry's declared sizes are checked before it is read: the pickle
 // against Options.MaxPickleBytes, each storage against the size its
 // element count implies, and all of it against the budget.
-func parseZip(ra io.ReaderAt, size int64, o Options, b *budget) (*checkpoint, error) {
+func parseZip(ctx context.Context, ra io.ReaderAt, size int64, o Options, b *budget) (*checkpoint, error) {
 	zr, err := zip.NewReader(ra, size)
 	if err != nil {
 		return nil, fmt.Errorf("zip archive: %w (truncated or corrupt file?)", err)
@@ -208,7 +247,7 @@ func parseZip(ra io.ReaderAt, size int64, o Options, b *budget) (*checkpoint, er
 		return nil, fmt.Errorf("zip entry %s declares %d bytes, more than the %d-byte pickle limit (Options.MaxPickleBytes)",
 			pf.Name, pf.UncompressedSize64, o.MaxPickleBytes)
 	}
-	pkl, err := readZipEntry(pf, int64(pf.UncompressedSize64))
+	pkl, err := readZipEntry(ctx, pf, int64(pf.UncompressedSize64))
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +257,7 @@ func parseZip(ra io.ReaderAt, size int64, o Options, b *budget) (*checkpoint, er
 		if f.UncompressedSize64 > 16 {
 			return nil, fmt.Errorf("zip entry %s is %d bytes, want at most 16", f.Name, f.UncompressedSize64)
 		}
-		b, err := readZipEntry(f, int64(f.UncompressedSize64))
+		b, err := readZipEntry(ctx, f, int64(f.UncompressedSize64))
 		if err != nil {
 			return nil, err
 		}
@@ -273,7 +312,7 @@ func parseZip(ra io.ReaderAt, size int64, o Options, b *budget) (*checkpoint, er
 	}
 	for i, key := range table.order {
 		st := table.byKey[key]
-		data, err := readZipEntry(entries[i], int64(entries[i].UncompressedSize64))
+		data, err := readZipEntry(ctx, entries[i], int64(entries[i].UncompressedSize64))
 		if err != nil {
 			return nil, err
 		}
@@ -312,7 +351,11 @@ func checkZipEntry(f *zip.File, archiveSize int64, o Options) error {
 // whose data runs longer or shorter than declared is an error, so a
 // forged size cannot make us allocate more than we planned. CRC errors
 // from a corrupted entry surface here.
-func readZipEntry(f *zip.File, size int64) ([]byte, error) {
+//
+// The entry is read in chunks of safetensors.ChunkBytes with a check of
+// ctx before each, so a cancelled load of a multi-gigabyte storage stops
+// within milliseconds.
+func readZipEntry(ctx context.Context, f *zip.File, size int64) ([]byte, error) {
 	if f == nil {
 		return nil, fmt.Errorf("zip entry missing")
 	}
@@ -322,10 +365,17 @@ func readZipEntry(f *zip.File, size int64) ([]byte, error) {
 	}
 	defer rc.Close()
 	b := make([]byte, size)
-	if _, err := io.ReadFull(rc, b); errors.Is(err, zip.ErrFormat) {
-		return nil, fmt.Errorf("zip entry %s: data runs past its declared %d bytes, or is corrupt", f.Name, size)
-	} else if err != nil {
-		return nil, fmt.Errorf("zip entry %s: %w (shorter than its declared %d bytes?)", f.Name, err, size)
+	for off := int64(0); off < size; {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("reading zip entry %s interrupted after %d of %d bytes: %w", f.Name, off, size, err)
+		}
+		n, err := io.ReadFull(rc, b[off:min(off+safetensors.ChunkBytes, size)])
+		off += int64(n)
+		if errors.Is(err, zip.ErrFormat) {
+			return nil, fmt.Errorf("zip entry %s: data runs past its declared %d bytes, or is corrupt", f.Name, size)
+		} else if err != nil {
+			return nil, fmt.Errorf("zip entry %s: %w (shorter than its declared %d bytes?)", f.Name, err, size)
+		}
 	}
 	// Reading to the end makes the zip reader verify the CRC.
 	var extra [1]byte

@@ -1,6 +1,7 @@
 package torchpt
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/tinyrecursive/trm/internal/safetensors"
@@ -303,7 +304,7 @@ func (t *tensorRef) check(o Options) (int64, error) {
 
 // materialize copies a view, checked by plan, into a contiguous C-order
 // tensor.
-func (t *tensorRef) materialize() (safetensors.Tensor, error) {
+func (t *tensorRef) materialize(ctx context.Context) (safetensors.Tensor, error) {
 	if !t.planned {
 		return safetensors.Tensor{}, fmt.Errorf("view was not checked before copying")
 	}
@@ -326,7 +327,9 @@ func (t *tensorRef) materialize() (safetensors.Tensor, error) {
 		// buffer's capacity would silently yield zeros.
 		return safetensors.Tensor{}, fmt.Errorf("storage %s holds %d bytes, the view needs %d", t.st.root.key, len(data), hi)
 	}
-	copyStrided(out.Data, data[lo:hi:hi], t.offset, t.size, t.stride, es)
+	if err := copyStrided(ctx, out.Data, data[lo:hi:hi], t.offset, t.size, t.stride, es); err != nil {
+		return safetensors.Tensor{}, err
+	}
 	return out, nil
 }
 
@@ -334,16 +337,33 @@ func (t *tensorRef) materialize() (safetensors.Tensor, error) {
 // C order. The last dimension is copied as one block when its stride is 1
 // (the common, contiguous case), element by element otherwise; an
 // odometer walks the leading dimensions.
-func copyStrided(dst, src []byte, offset int64, size, stride []int64, es int64) {
+//
+// ctx is checked about every safetensors.ChunkBytes copied (a row at a
+// time, or inside a long strided row): copying a multi-gigabyte view
+// element by element takes seconds.
+func copyStrided(ctx context.Context, dst, src []byte, offset int64, size, stride []int64, es int64) error {
 	rank := len(size)
 	if rank == 0 {
 		copy(dst, src[offset*es:(offset+1)*es])
-		return
+		return nil
 	}
 	inner, innerStride := size[rank-1], stride[rank-1]
 	idx := make([]int64, rank-1)
-	var out int64
+	var out, check int64
+	interrupted := func() error {
+		if out < check {
+			return nil
+		}
+		check = out + safetensors.ChunkBytes
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("copying out interrupted after %d of %d bytes: %w", out, len(dst), err)
+		}
+		return nil
+	}
 	for {
+		if err := interrupted(); err != nil {
+			return err
+		}
 		base := offset
 		for i, v := range idx {
 			base += v * stride[i]
@@ -357,6 +377,11 @@ func copyStrided(dst, src []byte, offset int64, size, stride []int64, es int64) 
 				p := (base + j*innerStride) * es
 				copy(dst[out:out+es], src[p:p+es])
 				out += es
+				if j&0xffff == 0xffff {
+					if err := interrupted(); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		// Advance the odometer over the leading dimensions.
@@ -369,7 +394,7 @@ func copyStrided(dst, src []byte, offset int64, size, stride []int64, es int64) 
 			idx[d] = 0
 		}
 		if d < 0 {
-			return
+			return nil
 		}
 	}
 }
