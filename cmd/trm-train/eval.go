@@ -27,7 +27,7 @@ type inference struct {
 // then applies key=value overrides (arch= first) and, when given, the
 // test data directories. The test data's metadata fixes the
 // dataset-dependent sizes. No weights are read.
-func resolveInference(ckpt, model, modelConfig string, dataDirs, overrides []string) (trainer.Config, string, error) {
+func resolveInference(ckpt, model, modelConfig string, dataDirs, overrides []string, warn io.Writer) (trainer.Config, string, error) {
 	var cfg trainer.Config
 	switch {
 	case ckpt != "":
@@ -47,7 +47,7 @@ func resolveInference(ckpt, model, modelConfig string, dataDirs, overrides []str
 			model = filepath.Join(dir, trainer.ModelFile)
 		}
 	case model != "" && modelConfig != "":
-		a, err := engine.ResolveConfig(modelConfig)
+		a, err := resolveModelConfig(modelConfig, warn)
 		if err != nil {
 			return cfg, "", err
 		}
@@ -76,9 +76,20 @@ func resolveInference(ckpt, model, modelConfig string, dataDirs, overrides []str
 	return cfg, model, nil
 }
 
+// resolveModelConfig reads a --model-config: a preset, a model or training
+// config JSON, or the reference's YAML (an arch file, a run's
+// all_config.yaml); warnings about keys without effect go to warn.
+func resolveModelConfig(arg string, warn io.Writer) (engine.Config, error) {
+	c, warnings, err := trainer.ResolveModelConfig(arg)
+	for _, w := range warnings {
+		fmt.Fprintln(warn, "warning:", w)
+	}
+	return c, err
+}
+
 // loadInference resolves as resolveInference does and reads the weights.
-func loadInference(ckpt, model, modelConfig string, dataDirs, overrides []string) (*inference, error) {
-	cfg, model, err := resolveInference(ckpt, model, modelConfig, dataDirs, overrides)
+func loadInference(ckpt, model, modelConfig string, dataDirs, overrides []string, warn io.Writer) (*inference, error) {
+	cfg, model, err := resolveInference(ckpt, model, modelConfig, dataDirs, overrides, warn)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +131,7 @@ opening a device or reading the weights.` + envHelp("TRM_CPU_GEMM", "TRM_CUDA_GE
 	fl := c.Flags()
 	fl.StringVar(&f.ckpt, "checkpoint", "", "checkpoint directory (its best/ or newest step_* is used when given a root)")
 	fl.StringVar(&f.model, "model", "", "model weights (safetensors, reference keys), as trm-train import writes")
-	fl.StringVar(&f.modelConfig, "model-config", "", "architecture of --model: a preset or a model config file")
+	fl.StringVar(&f.modelConfig, "model-config", "", "architecture of --model: a preset, a model config JSON or a reference YAML (config/arch/NAME.yaml, all_config.yaml)")
 	fl.StringVar(&f.dataDir, "data", "", "test data directory (default: the checkpoint's data_paths_test)")
 	fl.IntVar(&f.batch, "batch", 0, "evaluation batch size (default: the training global batch)")
 	fl.StringVar(&f.device, "device", "cpu", "cpu or cuda:N")
@@ -136,7 +147,7 @@ func runEval(c *cobra.Command, f *evalFlags, args []string) error {
 	if f.dataDir != "" {
 		dirs = []string{f.dataDir}
 	}
-	cfg, model, err := resolveInference(f.ckpt, f.model, f.modelConfig, dirs, args)
+	cfg, model, err := resolveInference(f.ckpt, f.model, f.modelConfig, dirs, args, stderr)
 	if err != nil {
 		return err
 	}

@@ -148,6 +148,12 @@ func TestDryRun(t *testing.T) {
 			t.Errorf("the printed config lacks %q", k)
 		}
 	}
+	// arch=NAME applies before every arch.KEY override, wherever it stands.
+	code, out, errs = runCmd("train", "data_paths=[data/sudoku4]", "arch.hidden_size=32", "arch.num_heads=2", "arch=trm", "--dry-run")
+	cfg = trainer.Config{}
+	if err := json.Unmarshal([]byte(out), &cfg); code != 0 || err != nil || cfg.Arch.HiddenSize != 32 || cfg.Arch.NumHeads != 2 {
+		t.Errorf("arch=trm after arch.hidden_size=32: exit %d, hidden %d, heads %d\n%s", code, cfg.Arch.HiddenSize, cfg.Arch.NumHeads, errs)
+	}
 	// A multi-process environment without its secret fails the dry run as
 	// it would fail the job; with it, the plan names the rank.
 	t.Setenv("WORLD_SIZE", "4")

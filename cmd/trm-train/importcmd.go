@@ -26,14 +26,14 @@ writes float32 safetensors under the model's own keys, which trm-train eval
 shape is checked against that architecture.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			return runImport(c.OutOrStdout(), modelConfig, args)
+			return runImport(c.OutOrStdout(), c.ErrOrStderr(), modelConfig, args)
 		},
 	}
-	c.Flags().StringVar(&modelConfig, "model-config", "", "check every key and shape against this architecture (a preset or model config file)")
+	c.Flags().StringVar(&modelConfig, "model-config", "", "check every key and shape against this architecture (a preset, a model config JSON or a reference YAML)")
 	return c
 }
 
-func runImport(stdout io.Writer, modelConfig string, args []string) error {
+func runImport(stdout, stderr io.Writer, modelConfig string, args []string) error {
 	if len(args) != 2 {
 		return usageErrorf("want the input .pt and the output .safetensors, got %d arguments", len(args))
 	}
@@ -55,7 +55,7 @@ func runImport(stdout io.Writer, modelConfig string, args []string) error {
 		ts[ck] = safetensors.FromFloat32(t.Shape, v)
 	}
 	if modelConfig != "" {
-		cfg, err := engine.ResolveConfig(modelConfig)
+		cfg, err := resolveModelConfig(modelConfig, stderr)
 		if err != nil {
 			return err
 		}

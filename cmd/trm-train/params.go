@@ -23,18 +23,18 @@ func newParamsCmd() *cobra.Command {
 		Example: `  trm-train params sudoku-mlp --puzzles 5`,
 		Args:    cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			return runParams(c.OutOrStdout(), puzzles, args)
+			return runParams(c.OutOrStdout(), c.ErrOrStderr(), puzzles, args)
 		},
 	}
 	c.Flags().IntVar(&puzzles, "puzzles", 0, "rows of the puzzle embedding table (default: the config's num_puzzle_identifiers)")
 	return c
 }
 
-func runParams(stdout io.Writer, puzzles int, args []string) error {
+func runParams(stdout, stderr io.Writer, puzzles int, args []string) error {
 	if len(args) != 1 {
 		return usageErrorf("want exactly one preset name or config path, got %d arguments", len(args))
 	}
-	cfg, err := engine.ResolveConfig(args[0])
+	cfg, err := resolveModelConfig(args[0], stderr)
 	if err != nil {
 		return err
 	}

@@ -134,19 +134,19 @@ Sudoku as its cells in row order (digits, '.' or '0' for blanks), a maze as
 		Example: `  trm-train solve --checkpoint runs/sudoku4 1.3..2.......1.2`,
 		Args:    cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			return runSolve(c.OutOrStdout(), c.InOrStdin(), &f, args)
+			return runSolve(c.OutOrStdout(), c.ErrOrStderr(), c.InOrStdin(), &f, args)
 		},
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.ckpt, "checkpoint", "", "checkpoint directory")
 	fl.StringVar(&f.model, "model", "", "model weights (with --model-config)")
-	fl.StringVar(&f.modelConfig, "model-config", "", "architecture of --model: a preset or model config file")
+	fl.StringVar(&f.modelConfig, "model-config", "", "architecture of --model: a preset, a model config JSON or a reference YAML (config/arch/NAME.yaml, all_config.yaml)")
 	fl.IntVar(&f.pid, "puzzle-id", 0, "puzzle identifier (row of the puzzle embedding; 0 for Sudoku and Maze)")
 	return c
 }
 
-func runSolve(stdout io.Writer, stdin io.Reader, f *solveFlags, args []string) error {
-	inf, err := loadInference(f.ckpt, f.model, f.modelConfig, nil, nil)
+func runSolve(stdout, stderr io.Writer, stdin io.Reader, f *solveFlags, args []string) error {
+	inf, err := loadInference(f.ckpt, f.model, f.modelConfig, nil, nil, stderr)
 	if err != nil {
 		return err
 	}
