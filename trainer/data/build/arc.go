@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -65,6 +66,15 @@ type ARCStats struct {
 // version rejected, at most 5*NumAug candidates); training examples are
 // translated at random except one per puzzle version.
 func BuildARC(o ARCOptions) (ARCStats, error) {
+	return BuildARCContext(context.Background(), o)
+}
+
+// BuildARCContext is BuildARC stopping when ctx ends: checked per puzzle
+// while augmenting and per puzzle version while writing (a few thousand
+// rows at most), it returns an error wrapping ctx.Err() and leaves
+// neither o.Out nor its temporary directory (gigabytes at 1000
+// augmentations) behind.
+func BuildARCContext(ctx context.Context, o ARCOptions) (_ ARCStats, err error) {
 	var st ARCStats
 	if o.NumAug < 0 || len(o.Subsets) == 0 {
 		return st, errors.New("build: need subsets and a non-negative augmentation count")
@@ -78,6 +88,9 @@ func BuildARC(o ARCOptions) (ARCStats, error) {
 	var testTasks []arc.NamedTask
 	seen := map[string]string{}
 	for _, subset := range o.Subsets {
+		if err := interrupted(ctx, "arc dataset %s (reading subset %s)", o.Out, subset); err != nil {
+			return st, err
+		}
 		tasks, err := arc.LoadSubset(o.Prefix, subset)
 		if err != nil {
 			return st, err
@@ -102,6 +115,9 @@ func BuildARC(o ARCOptions) (ARCStats, error) {
 	}
 	pr := newProgress(o.Log, "arc augment", len(puzzles))
 	for i, p := range puzzles {
+		if err := interrupted(ctx, "arc dataset %s (augmenting puzzle %d of %d)", o.Out, i, len(puzzles)); err != nil {
+			return st, err
+		}
 		p.augs = augmentARC(r, p, o.NumAug)
 		if len(p.augs) < o.NumAug+1 {
 			st.ShortAugmented++
@@ -134,7 +150,12 @@ func BuildARC(o ARCOptions) (ARCStats, error) {
 	if err != nil {
 		return st, err
 	}
-	fail := func(err error) (ARCStats, error) { stg.abort(); return st, err }
+	defer func() {
+		if err != nil {
+			stg.abort()
+		}
+	}()
+	fail := func(err error) (ARCStats, error) { return st, err }
 	for _, split := range []bool{false, true} {
 		name := "train"
 		if split {
@@ -144,7 +165,7 @@ func BuildARC(o ARCOptions) (ARCStats, error) {
 		if err != nil {
 			return fail(err)
 		}
-		n, err := writeARCSplit(dir, r, puzzles, split, ids, len(names), o.Log)
+		n, err := writeARCSplit(ctx, o.Out, dir, r, puzzles, split, ids, len(names), o.Log)
 		if err != nil {
 			return fail(err)
 		}
@@ -161,6 +182,9 @@ func BuildARC(o ARCOptions) (ARCStats, error) {
 		return fail(err)
 	}
 	st.Puzzles, st.TestPuzzles, st.Identifiers = len(puzzles), len(testTasks), len(names)
+	if err := interrupted(ctx, "arc dataset %s", o.Out); err != nil {
+		return fail(err)
+	}
 	return st, stg.commit()
 }
 
@@ -212,7 +236,7 @@ func versionKey(pairs []arc.Pair, a arc.Aug) [32]byte {
 }
 
 // writeARCSplit streams one split's arrays and writes its dataset.json.
-func writeARCSplit(dir string, r *data.RNG, puzzles []*arcPuzzle, test bool, ids map[string]int32, numIDs int, log io.Writer) (int, error) {
+func writeARCSplit(ctx context.Context, out, dir string, r *data.RNG, puzzles []*arcPuzzle, test bool, ids map[string]int32, numIDs int, log io.Writer) (int, error) {
 	examples, nPuzzles, groups := 0, 0, 0
 	for _, p := range puzzles {
 		if k := len(p.pairs(test)); k > 0 {
@@ -246,6 +270,12 @@ func writeARCSplit(dir string, r *data.RNG, puzzles []*arcPuzzle, test bool, ids
 			continue
 		}
 		for _, a := range p.augs {
+			if werr == nil {
+				werr = interrupted(ctx, "arc dataset %s (%s: example %d of %d)", out, what, written, examples)
+			}
+			if werr != nil {
+				break
+			}
 			// One example per version stays at (0, 0) in the train split.
 			fixed := -1
 			if !test {
@@ -271,12 +301,21 @@ func writeARCSplit(dir string, r *data.RNG, puzzles []*arcPuzzle, test bool, ids
 			pidx = append(pidx, int32(written))
 			pids = append(pids, ids[augName(p.name, a)])
 		}
+		if werr != nil {
+			break
+		}
 		gidx = append(gidx, int32(len(pids)))
 		pr.update(written)
 	}
-	pr.finish()
-	if err := errors.Join(werr, inW.Close(), labW.Close()); err != nil {
-		return 0, err
+	if werr == nil {
+		pr.finish()
+	}
+	// An interrupted split is short of its declared shape; the close error
+	// saying so would only hide the interruption.
+	if cerr := errors.Join(inW.Close(), labW.Close()); werr != nil {
+		return 0, werr
+	} else if cerr != nil {
+		return 0, cerr
 	}
 	for _, f := range []struct {
 		name string

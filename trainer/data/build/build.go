@@ -7,6 +7,8 @@
 package build
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -49,21 +51,50 @@ func (s *stage) split(name string) (string, error) {
 	return d, os.MkdirAll(d, 0o755)
 }
 
-// commit moves the finished dataset into place.
+// commit moves the finished dataset into place. A dataset being replaced
+// (force) is first renamed aside and deleted only once the new one is in
+// place: deleting a large dataset takes seconds, and a process killed
+// meanwhile must leave either the old dataset whole or the new one, never
+// a half-deleted directory under the output name.
 func (s *stage) commit() error {
 	if err := os.Chmod(s.dir, 0o755); err != nil { // MkdirTemp makes it 0700
 		return err
 	}
-	if s.force {
-		if err := os.RemoveAll(s.out); err != nil {
-			return err
-		}
+	if !s.force {
+		return os.Rename(s.dir, s.out)
 	}
-	return os.Rename(s.dir, s.out)
+	if _, err := os.Lstat(s.out); os.IsNotExist(err) {
+		return os.Rename(s.dir, s.out)
+	}
+	old, err := os.MkdirTemp(filepath.Dir(filepath.Clean(s.out)), "."+filepath.Base(s.out)+".old-")
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(old); err != nil { // only the unique name is wanted
+		return err
+	}
+	if err := os.Rename(s.out, old); err != nil {
+		return fmt.Errorf("build: moving the old %s aside: %w", s.out, err)
+	}
+	if err := os.Rename(s.dir, s.out); err != nil {
+		return errors.Join(err, os.Rename(old, s.out))
+	}
+	return os.RemoveAll(old)
 }
 
-// abort removes the temporary directory; called on every failure path.
+// abort removes the temporary directory; called on every failure path,
+// cancellation included.
 func (s *stage) abort() { os.RemoveAll(s.dir) }
+
+// interrupted returns nil while ctx is live, and once it is done an error
+// that names what was stopped and wraps ctx.Err(), so callers can tell an
+// interruption (errors.Is(err, context.Canceled)) from a failure.
+func interrupted(ctx context.Context, format string, args ...any) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("build: %s interrupted: %w", fmt.Sprintf(format, args...), err)
+	}
+	return nil
+}
 
 // progress prints "what: done/total" to w at most every interval, and
 // once at the end; w may be nil (silent).
@@ -107,10 +138,13 @@ type simpleLayout struct {
 // writeSimpleSplit writes one split: groups[i] is original i followed by
 // its augmentations. total_groups = total_puzzles = number of originals
 // and mean_puzzle_examples 1, as the reference writes them.
-func writeSimpleSplit(dir string, lay simpleLayout, groups [][]Example) error {
+func writeSimpleSplit(ctx context.Context, what, dir string, lay simpleLayout, groups [][]Example) error {
 	var in, lab []byte
 	pidx, gidx, ids := []int32{0}, []int32{0}, []int32{}
-	for _, g := range groups {
+	for i, g := range groups {
+		if err := interrupted(ctx, "writing %s (group %d of %d)", what, i, len(groups)); err != nil {
+			return err
+		}
 		for _, ex := range g {
 			if len(ex.Input) != lay.seqLen || len(ex.Label) != lay.seqLen {
 				return fmt.Errorf("build: example of %d/%d tokens, want %d", len(ex.Input), len(ex.Label), lay.seqLen)
@@ -136,33 +170,44 @@ func writeSimpleSplit(dir string, lay simpleLayout, groups [][]Example) error {
 	if err := data.WriteSet(dir, "all", arrays); err != nil {
 		return err
 	}
+	if err := interrupted(ctx, "writing %s", what); err != nil {
+		return err
+	}
 	zero := 0
 	return data.WriteMetadata(dir, data.Metadata{PadID: 0, IgnoreLabelID: &zero, BlankIdentifierID: 0,
 		VocabSize: lay.vocab, SeqLen: lay.seqLen, NumPuzzleIdentifiers: 1, TotalGroups: len(groups),
 		MeanPuzzleExamples: 1, TotalPuzzles: len(groups), Sets: []string{"all"}})
 }
 
-// writeSimple writes a whole Sudoku/Maze-style dataset atomically.
-func writeSimple(out string, force bool, lay simpleLayout, train, test [][]Example) error {
+// writeSimple writes a whole Sudoku/Maze-style dataset atomically; when
+// ctx ends first, the temporary directory is removed and nothing appears
+// at out.
+func writeSimple(ctx context.Context, out string, force bool, lay simpleLayout, train, test [][]Example) (err error) {
 	st, err := newStage(out, force)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			st.abort()
+		}
+	}()
 	for _, sp := range []struct {
 		name   string
 		groups [][]Example
 	}{{"train", train}, {"test", test}} {
 		d, err := st.split(sp.name)
 		if err == nil {
-			err = writeSimpleSplit(d, lay, sp.groups)
+			err = writeSimpleSplit(ctx, out+" "+sp.name+" split", d, lay, sp.groups)
 		}
 		if err != nil {
-			st.abort()
 			return err
 		}
 	}
 	if err := data.WriteIdentifiers(st.dir, []string{"<blank>"}); err != nil {
-		st.abort()
+		return err
+	}
+	if err := interrupted(ctx, "writing %s", out); err != nil {
 		return err
 	}
 	return st.commit()

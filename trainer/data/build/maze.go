@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -31,6 +32,12 @@ type Maze struct {
 // open cells. Errors name the file and line; a file without mazes is an
 // error. path must be a regular file.
 func ReadMazeCSV(path string) ([]Maze, error) {
+	return ReadMazeCSVContext(context.Background(), path)
+}
+
+// ReadMazeCSVContext is ReadMazeCSV stopping when ctx ends (checked every
+// row), with an error wrapping ctx.Err() that names the file and line.
+func ReadMazeCSVContext(ctx context.Context, path string) ([]Maze, error) {
 	f, _, err := safetensors.OpenRegular(path)
 	if err != nil {
 		return nil, err
@@ -53,6 +60,9 @@ func ReadMazeCSV(path string) ([]Maze, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		line, _ := cr.FieldPos(0)
+		if err := interrupted(ctx, "reading %s at line %d", path, line); err != nil {
+			return nil, err
+		}
 		q, a := rec[1], rec[2]
 		n := 0
 		for n*n < len(q) {
@@ -110,6 +120,13 @@ type MazeOptions struct {
 
 // BuildMaze writes a maze dataset (vocab 6, seq N*N).
 func BuildMaze(o MazeOptions) error {
+	return BuildMazeContext(context.Background(), o)
+}
+
+// BuildMazeContext is BuildMaze stopping when ctx ends: checked per
+// training maze and per group written, it returns an error wrapping
+// ctx.Err() and leaves neither o.Out nor its temporary directory behind.
+func BuildMazeContext(ctx context.Context, o MazeOptions) error {
 	if len(o.Train) == 0 && len(o.Test) == 0 {
 		return errors.New("build: no mazes")
 	}
@@ -130,6 +147,9 @@ func BuildMaze(o MazeOptions) error {
 	pr := newProgress(o.Log, "maze train", len(keep))
 	train := make([][]Example, 0, len(keep))
 	for i, k := range keep {
+		if err := interrupted(ctx, "maze dataset %s (maze %d of %d)", o.Out, i, len(keep)); err != nil {
+			return err
+		}
 		g := []Example{mazeExample(o.Train[k], 0)}
 		if o.Aug {
 			for t := 1; t < 8; t++ {
@@ -144,7 +164,7 @@ func BuildMaze(o MazeOptions) error {
 	for i, m := range o.Test {
 		test[i] = []Example{mazeExample(m, 0)}
 	}
-	return writeSimple(o.Out, o.Force, simpleLayout{seqLen: n * n, vocab: len(MazeCharset) + 1}, train, test)
+	return writeSimple(ctx, o.Out, o.Force, simpleLayout{seqLen: n * n, vocab: len(MazeCharset) + 1}, train, test)
 }
 
 // GenerateMaze makes an N x N maze: a perfect maze carved by a randomised
@@ -155,6 +175,12 @@ func BuildMaze(o MazeOptions) error {
 // unique, so the answer (the path marked 'o', S and G kept) is well
 // defined. It retries until such a pair exists.
 func GenerateMaze(r *data.RNG, n int, loops float64, minPath int) (Maze, error) {
+	return GenerateMazeContext(context.Background(), r, n, loops, minPath)
+}
+
+// GenerateMazeContext is GenerateMaze stopping when ctx ends, checked
+// before every start tried (one breadth-first search each).
+func GenerateMazeContext(ctx context.Context, r *data.RNG, n int, loops float64, minPath int) (Maze, error) {
 	if n < 5 {
 		return Maze{}, fmt.Errorf("build: maze size %d below 5", n)
 	}
@@ -171,6 +197,9 @@ func GenerateMaze(r *data.RNG, n int, loops float64, minPath int) (Maze, error) 
 		}
 		// Try a few starts per layout: the farthest unique goal from each.
 		for try := 0; try < 20; try++ {
+			if err := interrupted(ctx, "generating a %dx%d maze with a path of %d steps (attempt %d)", n, n, minPath, attempt); err != nil {
+				return Maze{}, err
+			}
 			s := open[r.IntN(len(open))]
 			dist, count := puzzle.MazeDistances(n, string(g), s)
 			var cands []int
@@ -195,6 +224,26 @@ func GenerateMaze(r *data.RNG, n int, loops float64, minPath int) (Maze, error) 
 		}
 	}
 	return Maze{}, fmt.Errorf("build: no %dx%d maze with a unique shortest path of %d steps found", n, n, minPath)
+}
+
+// GenerateMazes generates count mazes with GenerateMazeContext from r in
+// order (the same result as count calls of GenerateMaze), printing
+// "what: done/count" to log (nil: silent) at most every second.
+func GenerateMazes(ctx context.Context, r *data.RNG, count, n int, loops float64, minPath int, what string, log io.Writer) ([]Maze, error) {
+	out := make([]Maze, 0, count)
+	pr := newProgress(log, what, count)
+	for i := 0; i < count; i++ {
+		m, err := GenerateMazeContext(ctx, r, n, loops, minPath)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%w, after %d of %d mazes", err, i, count)
+			}
+			return nil, err
+		}
+		out = append(out, m)
+		pr.update(i + 1)
+	}
+	return out, nil
 }
 
 // carveMaze returns an n*n grid of '#' and ' '.

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -28,6 +29,13 @@ type SudokuPuzzle struct {
 // line. A file without rows, or without a row rated minRating or more,
 // is an error rather than an empty split. path must be a regular file.
 func ReadSudokuCSV(path string, box, minRating int) ([]SudokuPuzzle, error) {
+	return ReadSudokuCSVContext(context.Background(), path, box, minRating)
+}
+
+// ReadSudokuCSVContext is ReadSudokuCSV stopping when ctx ends (checked
+// every row: a full reference CSV has millions), with an error wrapping
+// ctx.Err() that names the file and line reached.
+func ReadSudokuCSVContext(ctx context.Context, path string, box, minRating int) ([]SudokuPuzzle, error) {
 	f, _, err := safetensors.OpenRegular(path)
 	if err != nil {
 		return nil, err
@@ -53,6 +61,9 @@ func ReadSudokuCSV(path string, box, minRating int) ([]SudokuPuzzle, error) {
 		}
 		rows++
 		line, _ := cr.FieldPos(0)
+		if err := interrupted(ctx, "reading %s at line %d", path, line); err != nil {
+			return nil, err
+		}
 		rating, err := strconv.Atoi(rec[3])
 		if err != nil {
 			return nil, fmt.Errorf("%s: line %d: rating %q is not an integer", path, line, rec[3])
@@ -154,6 +165,14 @@ type SudokuOptions struct {
 // its own one-example puzzle with identifier 0, a group an original then
 // its augmentations (training only).
 func BuildSudoku(o SudokuOptions) error {
+	return BuildSudokuContext(context.Background(), o)
+}
+
+// BuildSudokuContext is BuildSudoku stopping when ctx ends: checked per
+// training puzzle while augmenting and per group while writing, it
+// returns an error wrapping ctx.Err() and leaves neither o.Out nor its
+// temporary directory behind.
+func BuildSudokuContext(ctx context.Context, o SudokuOptions) error {
 	if o.Box != 2 && o.Box != 3 {
 		return fmt.Errorf("build: box %d, want 3 (9x9) or 2 (4x4)", o.Box)
 	}
@@ -166,6 +185,9 @@ func BuildSudoku(o SudokuOptions) error {
 	pr := newProgress(o.Log, "sudoku train", len(keep))
 	train := make([][]Example, 0, len(keep))
 	for i, k := range keep {
+		if err := interrupted(ctx, "sudoku dataset %s (augmenting puzzle %d of %d)", o.Out, i, len(keep)); err != nil {
+			return err
+		}
 		p := o.Train[k]
 		g := []Example{sudokuTokens(p)}
 		for a := 0; a < o.NumAug; a++ {
@@ -180,7 +202,7 @@ func BuildSudoku(o SudokuOptions) error {
 	for i, p := range o.Test {
 		test[i] = []Example{sudokuTokens(p)}
 	}
-	return writeSimple(o.Out, o.Force, simpleLayout{seqLen: n * n, vocab: n + 2}, train, test)
+	return writeSimple(ctx, o.Out, o.Force, simpleLayout{seqLen: n * n, vocab: n + 2}, train, test)
 }
 
 // sudokuSolver is a bitmask backtracking solver: it fills the empty cell
@@ -323,8 +345,18 @@ var maxSudokuAttempts = 200000
 // unique (so the puzzle is minimal), retried until its rating is at least
 // minRating; an error after maxSudokuAttempts tries.
 func GenerateSudoku(r *data.RNG, box, minRating int) (SudokuPuzzle, error) {
+	return GenerateSudokuContext(context.Background(), r, box, minRating)
+}
+
+// GenerateSudokuContext is GenerateSudoku stopping when ctx ends, checked
+// before every attempt (one attempt takes about a millisecond; a high
+// minRating can need many thousands).
+func GenerateSudokuContext(ctx context.Context, r *data.RNG, box, minRating int) (SudokuPuzzle, error) {
 	n := box * box
 	for attempt := 0; attempt < maxSudokuAttempts; attempt++ {
+		if err := interrupted(ctx, "generating a %dx%d Sudoku rated %d or more (attempt %d)", n, n, minRating, attempt); err != nil {
+			return SudokuPuzzle{}, err
+		}
 		full := randomFullGrid(r, box)
 		q := append([]byte(nil), full...)
 		for _, i := range r.Perm(n * n) {
@@ -339,6 +371,25 @@ func GenerateSudoku(r *data.RNG, box, minRating int) (SudokuPuzzle, error) {
 		}
 	}
 	return SudokuPuzzle{}, fmt.Errorf("build: no %dx%d Sudoku rated %d or more in %d tries", n, n, minRating, maxSudokuAttempts)
+}
+
+// GenerateSudokus generates count puzzles with GenerateSudokuContext from
+// r in order (so the result is the same as count calls of GenerateSudoku),
+// printing "what: done/count" to log (nil: silent) at most every second.
+func GenerateSudokus(ctx context.Context, r *data.RNG, box, minRating, count int, what string, log io.Writer) ([]SudokuPuzzle, error) {
+	out := make([]SudokuPuzzle, count)
+	pr := newProgress(log, what, count)
+	for i := range out {
+		var err error
+		if out[i], err = GenerateSudokuContext(ctx, r, box, minRating); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%w, after %d of %d puzzles", err, i, count)
+			}
+			return nil, err
+		}
+		pr.update(i + 1)
+	}
+	return out, nil
 }
 
 // randomFullGrid fills an empty grid by backtracking with candidates in a
