@@ -3,6 +3,7 @@
 package data
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -93,7 +94,7 @@ func TestTruncatedTestSetAndCheck(t *testing.T) {
 		t.Fatal("EOF")
 	}
 	set := ds.Sets[0]
-	if _, err := checkSet(ds.Meta, "test", set); !errors.As(err, &fe) || fe.Path != labels {
+	if _, err := checkSet(context.Background(), ds.Meta, "test", set); !errors.As(err, &fe) || fe.Path != labels {
 		t.Fatalf("check: err = %v, want a *FaultError naming %s", err, labels)
 	}
 }
