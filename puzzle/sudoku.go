@@ -143,27 +143,27 @@ func sudokuChar(d byte) byte {
 func (s Sudoku) Render() string {
 	n, box := s.N(), s.Box
 	var b strings.Builder
-	rule := strings.Repeat("-", 2*box+1)
+	dashes := strings.Repeat("-", 2*box-1)
+	rule := dashes + strings.Repeat("-+-"+dashes, box-1)
 	for i := 0; i < n; i++ {
-		if i > 0 && i%box == 0 {
-			for k := 0; k < box; k++ {
-				if k > 0 {
-					b.WriteByte('+')
-				}
-				b.WriteString(rule)
-			}
+		if i > 0 {
 			b.WriteByte('\n')
+			if i%box == 0 {
+				b.WriteString(rule + "\n")
+			}
 		}
 		for j := 0; j < n; j++ {
-			if j > 0 && j%box == 0 {
-				b.WriteString(" |")
+			switch {
+			case j == 0:
+			case j%box == 0:
+				b.WriteString(" | ")
+			default:
+				b.WriteByte(' ')
 			}
-			b.WriteByte(' ')
 			b.WriteByte(sudokuChar(s.Cells[i*n+j]))
 		}
-		b.WriteString(" \n")
 	}
-	return strings.TrimSuffix(b.String(), "\n")
+	return b.String()
 }
 
 // Givens counts the filled cells.
