@@ -340,3 +340,42 @@ func TestForceReplaceLeavesNothing(t *testing.T) {
 		t.Errorf("replaced dataset has %d training examples, want the new 5", n)
 	}
 }
+
+// TestBuildSudokuCancelWhileAugmenting interrupts a build of 20 000
+// puzzles with 100 augmentations each (2 M examples: seconds of work)
+// 200 ms in.
+func TestBuildSudokuCancelWhileAugmenting(t *testing.T) {
+	ps, err := GenerateSudokus(context.Background(), data.NewRNG(8, 0), 3, 0, 20, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := make([]SudokuPuzzle, 20000)
+	for i := range train {
+		train[i] = ps[i%len(ps)]
+	}
+	out := filepath.Join(t.TempDir(), "sudoku-aug")
+	err, lat := cancelDuring(t, after(200*time.Millisecond), func(ctx context.Context) error {
+		return BuildSudokuContext(ctx, SudokuOptions{Out: out, Box: 3, Train: train, Test: ps[:2], NumAug: 100, Seed: 1})
+	})
+	checkCancelled(t, "sudoku build", err, lat)
+	checkNothingWritten(t, out)
+}
+
+// TestBuildMazeCancelWhileAugmenting interrupts a build of 100 000 30x30
+// mazes with their 7 dihedral versions (800 000 examples) 200 ms in.
+func TestBuildMazeCancelWhileAugmenting(t *testing.T) {
+	ms, err := GenerateMazes(context.Background(), data.NewRNG(9, 0), 10, 30, 0.1, 0, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := make([]Maze, 100000)
+	for i := range train {
+		train[i] = ms[i%len(ms)]
+	}
+	out := filepath.Join(t.TempDir(), "maze-aug")
+	err, lat := cancelDuring(t, after(200*time.Millisecond), func(ctx context.Context) error {
+		return BuildMazeContext(ctx, MazeOptions{Out: out, Train: train, Test: ms[:2], Aug: true, Seed: 1})
+	})
+	checkCancelled(t, "maze build", err, lat)
+	checkNothingWritten(t, out)
+}
