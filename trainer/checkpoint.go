@@ -246,11 +246,28 @@ func pruneCheckpoints(root string, keep int) error {
 		return err
 	}
 	for i := 0; i < len(steps)-keep; i++ {
-		if err := os.RemoveAll(steps[i]); err != nil {
+		if err := removeCheckpoint(steps[i]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// removeCheckpoint deletes a checkpoint directory without ever leaving a
+// partly deleted one under a checkpoint's name: it is renamed to a
+// temporary name first (which the next start removes if a kill comes
+// before the deletion ends).
+func removeCheckpoint(dir string) error {
+	trash, err := os.MkdirTemp(filepath.Dir(dir), tmpPrefix+"removed-")
+	if err != nil {
+		return err
+	}
+	gone := filepath.Join(trash, filepath.Base(dir))
+	if err := os.Rename(dir, gone); err != nil {
+		os.Remove(trash)
+		return err
+	}
+	return os.RemoveAll(trash)
 }
 
 // parseStepDir returns the step of a checkpoint directory name (step_N, or

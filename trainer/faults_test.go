@@ -157,8 +157,8 @@ func logSteps(t *testing.T, dir string) (map[int][]float64, int) {
 	return out, top
 }
 
-// checkAllLoad verifies every checkpoint of dir and restores each into a
-// trainer; it returns the newest step (0 without a checkpoint: a restart
+// checkAllLoad verifies every checkpoint of dir (best included) and
+// restores each step checkpoint into a trainer; it returns the newest step (0 without a checkpoint: a restart
 // begins at step 0).
 func checkAllLoad(t *testing.T, dir string) int {
 	t.Helper()
@@ -181,6 +181,11 @@ func checkAllLoad(t *testing.T, dir string) int {
 			t.Fatalf("checkpoint %s does not restore: %v", d, err)
 		}
 		newest = max(newest, m.Step)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "best")); err == nil {
+		if _, err := loadVerified(filepath.Join(dir, "best")); err != nil {
+			t.Fatalf("the best checkpoint does not load: %v", err)
+		}
 	}
 	return newest
 }
@@ -236,7 +241,8 @@ func TestFaultInjection(t *testing.T) {
 	// The uninterrupted run every other is compared with.
 	ref := filepath.Join(root, "ref")
 	rec := &recorder{}
-	if _, err := Run(context.Background(), faultConfig(t, data, ref), RunOptions{Backend: cpu.New(1), Hooks: []Hook{rec}}); err != nil {
+	refSum, err := Run(context.Background(), faultConfig(t, data, ref), RunOptions{Backend: cpu.New(1), Hooks: []Hook{rec}})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(rec.losses) != faultSteps {
@@ -249,15 +255,19 @@ func TestFaultInjection(t *testing.T) {
 		dir := filepath.Join(root, "kill9")
 		cfg := faultConfig(t, data, dir)
 		spec := faultSpec{Config: cfg, Resume: ResumeAuto}
+		newest := 0
 		for round, kind := range []string{"time", "checkpoint-write", "time", "checkpoint-aside", "time", "checkpoint-before-rename", "time", "time"} {
 			var c *child
 			switch kind {
 			case "time":
 				c = startChild(t, spec)
-				d := time.Duration(100+rng.IntN(1000)) * time.Millisecond
+				// A random moment of what is left of the run (as long
+				// as the uninterrupted run took for it), after start-up.
+				left := float64(refSum.Wall) * float64(faultSteps-newest) / faultSteps
+				d := 80*time.Millisecond + time.Duration((0.05+0.8*rng.Float64())*left)
 				time.Sleep(d)
 				c.cmd.Process.Kill()
-				t.Logf("round %d: SIGKILL after %s", round, d)
+				t.Logf("round %d: SIGKILL after %s", round, d.Round(time.Millisecond))
 			case "checkpoint-aside":
 				if steps, _ := ListCheckpoints(dir); len(steps) == 0 {
 					// Replacing needs a checkpoint: a run stopped at once
@@ -277,6 +287,9 @@ func TestFaultInjection(t *testing.T) {
 				t.Logf("round %d: SIGKILL at %s", round, kind)
 			}
 			code := c.wait()
+			if code == 0 && kind != "time" {
+				t.Fatalf("round %d: the run did not reach %s: %s", round, kind, c.stderr.String())
+			}
 			if code == 0 {
 				t.Logf("round %d: the run finished before the kill", round)
 			} else if code != -1 {
@@ -284,7 +297,7 @@ func TestFaultInjection(t *testing.T) {
 			} else {
 				kills++
 			}
-			newest := checkAllLoad(t, dir)
+			newest = checkAllLoad(t, dir)
 			_, top := logSteps(t, dir)
 			if top-newest > faultStepsPerPass {
 				t.Fatalf("round %d (%s): logged step %d, newest checkpoint step %d: more than one interval (%d steps) lost", round, kind, top, newest, faultStepsPerPass)
@@ -294,6 +307,16 @@ func TestFaultInjection(t *testing.T) {
 				if strings.HasPrefix(e.Name(), tmpPrefix) || strings.HasPrefix(e.Name(), asidePrefix) {
 					stale++
 				}
+			}
+			if newest == faultSteps {
+				// Finished: the next rounds need a run to kill, so the
+				// same run starts again from scratch in an empty
+				// directory.
+				if err := os.RemoveAll(dir); err != nil {
+					t.Fatal(err)
+				}
+				newest = 0
+				t.Logf("round %d: the run is complete; starting it again", round)
 			}
 		}
 		c := startChild(t, spec)

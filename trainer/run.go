@@ -265,19 +265,25 @@ func refuseOtherRun(p *plan, overwrite bool) error {
 			p.runDir, filepath.Base(steps[len(steps)-1]), what, p.runDir)
 	}
 	for _, s := range steps {
-		if err := os.RemoveAll(s); err != nil {
+		if err := removeCheckpoint(s); err != nil {
 			return err
 		}
 	}
-	if err := os.RemoveAll(filepath.Join(p.runDir, "best")); err != nil {
-		return err
+	if _, err := os.Stat(filepath.Join(p.runDir, "best")); err == nil {
+		if err := removeCheckpoint(filepath.Join(p.runDir, "best")); err != nil {
+			return err
+		}
 	}
 	p.notes = append(p.notes, fmt.Sprintf("overwrite: deleted %d checkpoints of another run from %s", len(steps), p.runDir))
 	return nil
 }
 
+// openDataset opens a dataset (a variable so a test can make it block as
+// a hung network mount does).
+var openDataset = data.Open
+
 // openData opens a dataset, giving up when ctx ends (a path that blocks,
-// a FIFO or a hung network mount, must not make SIGTERM wait forever).
+// on a hung network mount, must not make SIGTERM wait forever).
 func openData(ctx context.Context, split string, paths ...string) (*data.Dataset, error) {
 	type res struct {
 		ds  *data.Dataset
@@ -285,7 +291,7 @@ func openData(ctx context.Context, split string, paths ...string) (*data.Dataset
 	}
 	ch := make(chan res, 1)
 	go func() {
-		ds, err := data.Open(split, paths...)
+		ds, err := openDataset(split, paths...)
 		ch <- res{ds, err}
 	}()
 	select {
@@ -355,8 +361,21 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	if len(cfg.DataPaths) == 0 {
 		return nil, fmt.Errorf("no training data: set data_paths=[DIR,...] (build one with `trm-train data sudoku|maze|arc`)")
 	}
+	// A signal while the data opens stops the run before its first step:
+	// interrupted, nothing new to checkpoint (a resumed run's checkpoint
+	// is still its newest state).
+	interrupted := func() (*Summary, error) {
+		s := &Summary{Interrupted: true, Wall: time.Since(start), RunDir: p.runDir, Resumed: p.from, Notes: p.notes}
+		if meta != nil {
+			s.Steps, s.TotalSteps, s.Checkpoint = meta.Step, meta.TotalSteps, p.from
+		}
+		return s, nil
+	}
 	trainDS, err := openData(ctx, "train", cfg.DataPaths...)
 	if err != nil {
+		if ctx.Err() != nil {
+			return interrupted()
+		}
 		return nil, err
 	}
 	defer trainDS.Close()
@@ -380,6 +399,9 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	var testDS *data.Dataset
 	if allExist(testPaths, "test") {
 		if testDS, err = openData(ctx, "test", testPaths...); err != nil {
+			if ctx.Err() != nil {
+				return interrupted()
+			}
 			return nil, err
 		}
 		defer testDS.Close()

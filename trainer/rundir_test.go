@@ -19,6 +19,7 @@ import (
 
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/engine/cpu"
+	"github.com/tinyrecursive/trm/trainer/data"
 )
 
 // interruptedRun trains cfg until step `at`, cancelled there, and returns
@@ -655,27 +656,27 @@ func TestSignalDuringEvaluation(t *testing.T) {
 	}
 }
 
-// TestSignalWhileOpeningData: a dataset file that blocks on open (a FIFO)
-// does not keep a cancelled run waiting.
+// TestSignalWhileOpeningData: a dataset that never finishes opening (a
+// hung network mount) does not keep a cancelled run waiting: the run ends
+// interrupted before its first step, and a resumed run names its
+// checkpoint, still the newest state.
 func TestSignalWhileOpeningData(t *testing.T) {
 	cfg := smallRunConfig(t)
-	meta := filepath.Join(cfg.DataPaths[0], "train", "dataset.json")
-	os.Remove(meta)
-	if err := syscall.Mkfifo(meta, 0o644); err != nil {
-		t.Skip("no FIFOs here:", err)
+	interruptedRun(t, cfg, 3, RunOptions{})
+	block := make(chan struct{})
+	defer close(block)
+	saved := openDataset
+	openDataset = func(split string, dirs ...string) (*data.Dataset, error) {
+		<-block
+		return nil, errors.New("unblocked")
 	}
-	t.Cleanup(func() {
-		// Unblock the opener left behind, if it still waits.
-		if f, err := os.OpenFile(meta, os.O_RDWR, 0); err == nil {
-			f.Close()
-		}
-	})
+	defer func() { openDataset = saved }()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	t0 := time.Now()
-	_, err := Run(ctx, cfg, quiet(RunOptions{}))
-	if err == nil {
-		t.Fatal("a FIFO as dataset.json trained")
+	sum, err := Run(ctx, Config{}, quiet(RunOptions{Resume: cfg.CheckpointDir}))
+	if err != nil || !sum.Interrupted || sum.Steps != 3 || filepath.Base(sum.Checkpoint) != StepDirName(3) {
+		t.Fatalf("signal while opening the data: %v, %+v", err, sum)
 	}
 	if d := time.Since(t0); d > 3*time.Second {
 		t.Fatalf("the run took %s to give up", d)
