@@ -141,10 +141,21 @@ func TestArchitectures(t *testing.T) {
 	if err != nil || d.SeqLen != 16 || d.VocabSize != 6 || d.NumPuzzleIdentifiers != 9 || d.BatchSize != 4 || d.HCycles != 3 || d.LCycles != 6 || d.PuzzleEmbLen != 16 {
 		t.Fatalf("trm defaults %+v %v", d, err)
 	}
+	// Every group's defaults build a model of that architecture.
 	for _, n := range []string{"hrm", "trm_singlez", "trm_hier6", "transformers_baseline", "recursive_reasoning.hrm@HierarchicalReasoningModel_ACTV1"} {
-		_, err := LookupArch(n)
-		if err == nil || !strings.Contains(err.Error(), "not supported yet") {
-			t.Errorf("%s: %v", n, err)
+		if _, err := LookupArch(n); err == nil || !strings.Contains(err.Error(), "not supported yet") {
+			t.Errorf("LookupArch(%s): %v (the launcher cannot pass the architecture yet)", n, err)
+		}
+		a, err := FindArch(n)
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		d, err := a.Defaults(data)
+		if err != nil {
+			t.Fatalf("%s defaults: %v", n, err)
+		}
+		if _, err := NewArchLayout(d, ArchSettings{Name: n}); err != nil {
+			t.Errorf("%s defaults %+v: %v", n, d, err)
 		}
 	}
 	if _, err := LookupArch("gpt"); err == nil || !strings.Contains(err.Error(), "hrm, transformers_baseline, trm") {

@@ -4,37 +4,48 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 )
 
 // Options configure a Model's buffers.
 type Options struct {
-	// Backward allocates the activations of the differentiated outer cycle
-	// and the gradient buffers. Evaluation-only models leave it false and
-	// need a fraction of the memory.
+	// Backward allocates the activations of the differentiated calls and
+	// the gradient buffers. Evaluation-only models leave it false and need
+	// a fraction of the memory.
 	Backward bool
 	// ExplorationSeed seeds the generator of the halting-exploration draws
-	// (spec section 4) made on the host before each training step.
+	// (docs/architectures.md, halting) made on the host before each
+	// training step.
 	ExplorationSeed uint64
 	// Replica and Replicas place this model's B slots in a data-parallel
 	// global batch of Replicas*B: every replica draws the exploration
 	// values of the whole global batch from the same stream and keeps its
 	// slice, so K replicas explore exactly as one replica would.
 	Replica, Replicas int
+	// Arch selects the architecture (the zero value is the TRM).
+	Arch ArchSettings
 }
 
-// Model is one TRM on one backend, with buffers sized once for batch B.
+// Model is one model of one architecture on one backend, with buffers
+// sized once for batch B.
 type Model struct {
 	Cfg    Config
 	Layout *Layout
 	be     Backend
 	opt    Options
+	arch   *archDef
 
 	B, L, P, S, H, V, NH, HD, I, It int
 
-	params, puzzle, buffers Buf // trained [NumTrained], puzzle table, H_init|L_init
+	params, puzzle, buffers Buf // trained [NumTrained], puzzle table, the init buffers
 	grads, dLocal           Buf // [NumTrained], [B, Ndim]
 	w, g                    weights
-	hInit, lInit            Buf
+	nets                    [][]layerWeights // [network][layer], weights and gradients
+	inits                   []Buf            // [state] init buffer [H]
+
+	calls    []call // one ACT step's schedule
+	gradFrom int    // first differentiated call
+	producer [][]int
 
 	cos, sin Buf // [S, hd] rope tables
 	ones     Buf // [B] of 1, for the q-head bias as a K=1 product
@@ -46,31 +57,64 @@ type Model struct {
 	rng                                 *rand.Rand
 	pcg                                 *rand.PCG
 
-	x, inj    Buf            // [B,S,H] input injection, z_H + x
-	hinNG     Buf            // net input of no-grad calls
-	actsNG    []*blockActs   // per layer, reused by every no-grad call
-	hin       []Buf          // per differentiated call
-	acts      [][]*blockActs // [call][layer] of the differentiated outer cycle
-	wzH, wzL  Buf            // working carry of the extra forward
-	hL        Buf            // [B*L, H] z_H[:, P:] made contiguous
-	logits, q Buf            // [B,L,V], [B,2]
-	nextQ     Buf            // [B,2] q of the extra forward
-	loss      LossBufs
-	scratch   Buf // [B*S*H] o W_o^T or the mlp_t output before the norm
+	x, inj, sum Buf            // [B,S,H] input injection, the injection sum, the hidden sum
+	injSig      []int          // what inj holds now: its terms and their versions (nil: nothing reusable)
+	sigBuf      []int          // scratch for injSig
+	version     []int          // per state, bumped at every write (for injKey)
+	hinNG       Buf            // net input of no-grad calls
+	actsNG      []*blockActs   // per layer, reused by every no-grad call
+	hin         []Buf          // per differentiated call
+	acts        [][]*blockActs // [call][layer] of the differentiated calls
+	cur         []Buf          // per state, the buffer holding its current value
+	wz          []Buf          // working carry of the extra forward
+	hL          Buf            // [B*L, H] the head state's [:, P:] made contiguous
+	logits, q   Buf            // [B,L,V], [B,2]
+	nextQ       Buf            // [B,2] q of the extra forward
+	loss        LossBufs
+	scratch     Buf // [B*S*H] o W_o^T or the mlp_t output before the norm
 
 	// backward workspace
-	dzH, gA, gB, gx, pp0, pp1, d1, dT, dT2 Buf
-	dO, dqkv, dgu, dact, dguT, dactT       Buf
+	dZ                                []Buf  // per state, the gradient of its current value
+	live                              []bool // per state, dZ holds a gradient
+	recv                              []int  // states receiving a call\'s input gradient
+	gx, dh, pp0, pp1, d1, dT, dT2, dO Buf
+	dqkv, dgu, dact, dguT, dactT      Buf
 }
 
-// weights holds views of every parameter (or gradient) in the flat buffer.
+// weights holds views of the parameters (or gradients) outside the networks.
 type weights struct {
 	tok, pos, lm, qW, qB Buf
-	layers               []layerWeights
 }
 
+// linear is one bias-free linear layer y = x W^T, W [out, in] a view of
+// the flat parameter buffer and g the matching view of the gradient.
+type linear struct {
+	w, g    Buf
+	in, out int
+}
+
+// forward writes y [rows, out] = x [rows, in] W^T.
+func (l linear) forward(be Backend, y, x Buf, rows int) {
+	be.Gemm(Gemm{TransB: true, M: rows, N: l.out, K: l.in, Alpha: 1, A: x, Lda: l.in, B: l.w, Ldb: l.in, C: y, Ldc: l.out})
+}
+
+// backwardInput writes dx [rows, in] = dy W, or adds it when accumulate.
+func (l linear) backwardInput(be Backend, dx, dy Buf, rows int, accumulate bool) {
+	var beta float32
+	if accumulate {
+		beta = 1
+	}
+	be.Gemm(Gemm{M: rows, N: l.in, K: l.out, Alpha: 1, Beta: beta, A: dy, Lda: l.out, B: l.w, Ldb: l.in, C: dx, Ldc: l.in})
+}
+
+// backwardWeight adds dy^T x [out, in] to the weight gradient.
+func (l linear) backwardWeight(be Backend, dy, x Buf, rows int) {
+	be.Gemm(Gemm{TransA: true, M: l.out, N: l.in, K: rows, Alpha: 1, Beta: 1, A: dy, Lda: l.out, B: x, Ldb: l.in, C: l.g, Ldc: l.in})
+}
+
+// layerWeights are one block's linear layers (attention or mlp_t, then the MLP).
 type layerWeights struct {
-	qkv, o, upT, downT, up, down Buf
+	qkv, o, upT, downT, up, down linear
 }
 
 // blockActs are the saved activations of one call of one block.
@@ -86,15 +130,23 @@ type blockActs struct {
 	out, r2  Buf // [B*S,H], [B*S]
 }
 
-// NewModel validates cfg and allocates every buffer for batch size cfg.BatchSize.
+// NewModel validates cfg for the architecture of opt.Arch and allocates
+// every buffer for batch size cfg.BatchSize.
 func NewModel(cfg Config, be Backend, opt Options) (*Model, error) {
-	if err := cfg.Validate(); err != nil {
+	layout, err := NewArchLayout(cfg, opt.Arch)
+	if err != nil {
 		return nil, err
 	}
-	m := &Model{Cfg: cfg, Layout: NewLayout(cfg), be: be, opt: opt}
+	d, err := opt.Arch.def()
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Cfg: cfg, Layout: layout, be: be, opt: opt, arch: d}
 	m.B, m.L, m.P, m.S = cfg.BatchSize, cfg.SeqLen, cfg.PuzzleLen(), cfg.SeqTotal()
 	m.H, m.V, m.NH, m.HD = cfg.HiddenSize, cfg.VocabSize, cfg.NumHeads, cfg.HeadDim()
 	m.I, m.It = cfg.Inter(m.H), cfg.Inter(m.S)
+	m.calls, m.gradFrom = d.schedule(cfg)
+	m.producer = producers(m.calls, len(d.states))
 	m.pcg = rand.NewPCG(opt.ExplorationSeed, 0x6578_706c_6f72_6521) // "explore!"
 	m.rng = rand.New(m.pcg)
 	m.alloc()
@@ -104,6 +156,28 @@ func NewModel(cfg Config, be Backend, opt Options) (*Model, error) {
 	return m, nil
 }
 
+// producers returns, for every call and state, the index of the call that
+// wrote the value the call reads (-1: the step's starting carry).
+func producers(calls []call, states int) [][]int {
+	last := make([]int, states)
+	for i := range last {
+		last[i] = -1
+	}
+	out := make([][]int, len(calls))
+	for k, c := range calls {
+		out[k] = append([]int(nil), last...)
+		last[c.dst] = k
+	}
+	return out
+}
+
+// Arch returns the model's architecture group (trm, hrm, ...).
+func (m *Model) Arch() string { return m.arch.group }
+
+// CarryFields returns the names of the carry's states (z_H, z_L, ...), in
+// the order of Carry.Z and CarryHost.Z.
+func (m *Model) CarryFields() []string { return append([]string(nil), m.arch.states...) }
+
 func (m *Model) alloc() {
 	be := m.be
 	B, S, H, L, V := m.B, m.S, m.H, m.L, m.V
@@ -111,22 +185,24 @@ func (m *Model) alloc() {
 	f32 := func(n int) Buf { return be.Alloc(F32, n) }
 	i32 := func(n int) Buf { return be.Alloc(I32, n) }
 	f64 := func(n int) Buf { return be.Alloc(F64, n) }
+	ns := len(m.arch.states)
 
 	m.params = f32(m.Layout.NumTrained)
 	if m.Layout.NumPuzzle > 0 {
 		m.puzzle = f32(m.Layout.NumPuzzle)
 	}
 	m.buffers = f32(m.Layout.NumBuffer)
-	m.hInit = be.Slice(m.buffers, 0, H)
-	m.lInit = be.Slice(m.buffers, H, H)
-	m.w = m.views(m.params)
+	for i := range ns {
+		m.inits = append(m.inits, be.Slice(m.buffers, i*H, H))
+	}
 	if m.opt.Backward {
 		m.grads = f32(m.Layout.NumTrained)
-		m.g = m.views(m.grads)
 		if m.Cfg.PuzzleEmbNdim > 0 {
 			m.dLocal = f32(B * m.Cfg.PuzzleEmbNdim)
 		}
 	}
+	m.w, m.g = m.views(m.params), m.views(m.grads)
+	m.nets = m.netViews()
 	if m.Cfg.PosEncodings == PosRope {
 		cos, sin := RopeTables(S, m.HD, m.Cfg.RopeTheta)
 		m.cos, m.sin = f32(len(cos)), f32(len(sin))
@@ -141,17 +217,27 @@ func (m *Model) alloc() {
 	m.exploreBox = m.explore
 
 	m.x, m.inj, m.hinNG = f32(BSH), f32(BSH), f32(BSH)
-	m.actsNG = m.newActs()
-	if m.opt.Backward {
-		calls := m.Cfg.LCycles + 1
-		m.hin = make([]Buf, calls)
-		m.acts = make([][]*blockActs, calls)
-		for c := range calls {
-			m.hin[c] = f32(BSH)
-			m.acts[c] = m.newActs()
+	for _, c := range m.calls {
+		if len(c.hidden) > 1 && m.sum == nil {
+			m.sum = f32(BSH) // only trm_hier6 sums several states into the residual input
 		}
 	}
-	m.wzH, m.wzL = f32(BSH), f32(BSH)
+	maxLayers := 0
+	for _, n := range m.arch.netLayers(m.Cfg) {
+		maxLayers = max(maxLayers, n)
+	}
+	m.actsNG = m.newActs(maxLayers)
+	if m.opt.Backward {
+		for k := m.gradFrom; k < len(m.calls); k++ {
+			m.hin = append(m.hin, f32(BSH))
+			m.acts = append(m.acts, m.newActs(len(m.nets[m.calls[k].net])))
+		}
+	}
+	m.version = make([]int, ns)
+	m.cur = make([]Buf, ns)
+	for range ns {
+		m.wz = append(m.wz, f32(BSH))
+	}
 	m.hL = f32(B * L * H)
 	m.logits, m.q, m.nextQ = f32(B*L*V), f32(2*B), f32(2*B)
 	m.scratch = f32(BSH)
@@ -162,7 +248,11 @@ func (m *Model) alloc() {
 	}
 	if m.opt.Backward {
 		m.loss.DLogits, m.loss.DQ = f32(B*L*V), f32(2*B)
-		for _, p := range []*Buf{&m.dzH, &m.gA, &m.gB, &m.gx, &m.pp0, &m.pp1, &m.d1, &m.dT, &m.dT2, &m.dO} {
+		for range ns {
+			m.dZ = append(m.dZ, f32(BSH))
+		}
+		m.live, m.recv = make([]bool, ns), make([]int, 0, ns)
+		for _, p := range []*Buf{&m.gx, &m.dh, &m.pp0, &m.pp1, &m.d1, &m.dT, &m.dT2, &m.dO} {
 			*p = f32(BSH)
 		}
 		if m.Cfg.MLPT {
@@ -174,13 +264,13 @@ func (m *Model) alloc() {
 	}
 }
 
-// newActs allocates one call's activations for every layer. The no-grad
+// newActs allocates one call's activations for n layers. The no-grad
 // calls share one such set.
-func (m *Model) newActs() []*blockActs {
+func (m *Model) newActs(n int) []*blockActs {
 	be := m.be
 	B, S, H := m.B, m.S, m.H
 	f32 := func(n int) Buf { return be.Alloc(F32, n) }
-	acts := make([]*blockActs, m.Cfg.LLayers)
+	acts := make([]*blockActs, n)
 	for l := range acts {
 		a := &blockActs{}
 		if m.Cfg.MLPT {
@@ -197,24 +287,44 @@ func (m *Model) newActs() []*blockActs {
 	return acts
 }
 
-// views cuts the named parameter views out of a flat buffer.
+// view cuts the view of key out of a flat buffer (nil when either is absent).
+func (m *Model) view(flat Buf, key string) Buf {
+	e, ok := m.Layout.Lookup(key)
+	if !ok || flat == nil {
+		return nil
+	}
+	return m.be.Slice(flat, e.Offset, e.Size())
+}
+
+// views cuts the parameters outside the networks out of a flat buffer.
 func (m *Model) views(flat Buf) weights {
-	v := func(key string) Buf {
-		e, ok := m.Layout.Lookup(key)
-		if !ok {
-			return nil
+	v := func(key string) Buf { return m.view(flat, key) }
+	return weights{tok: v(KeyEmbedTokens), pos: v(KeyEmbedPos), lm: v(KeyLMHead), qW: v(KeyQHeadW), qB: v(KeyQHeadB)}
+}
+
+// netViews builds every block's linear layers over the parameter and
+// gradient buffers.
+func (m *Model) netViews() [][]layerWeights {
+	H, S, I, It := m.H, m.S, m.I, m.It
+	var out [][]layerWeights
+	for n, prefix := range m.arch.nets {
+		var ls []layerWeights
+		for i := 0; i < m.arch.netLayers(m.Cfg)[n]; i++ {
+			lin := func(name string, out, in int) linear {
+				k := NetLayerKey(prefix, i, name)
+				return linear{w: m.view(m.params, k), g: m.view(m.grads, k), in: in, out: out}
+			}
+			lw := layerWeights{up: lin(keyUp, 2*I, H), down: lin(keyDown, H, I)}
+			if m.Cfg.MLPT {
+				lw.upT, lw.downT = lin(keyMLPTUp, 2*It, S), lin(keyMLPTDown, S, It)
+			} else {
+				lw.qkv, lw.o = lin(keyQKV, 3*H, H), lin(keyO, H, H)
+			}
+			ls = append(ls, lw)
 		}
-		return m.be.Slice(flat, e.Offset, e.Size())
+		out = append(out, ls)
 	}
-	w := weights{tok: v(KeyEmbedTokens), pos: v(KeyEmbedPos), lm: v(KeyLMHead), qW: v(KeyQHeadW), qB: v(KeyQHeadB)}
-	for i := 0; i < m.Cfg.LLayers; i++ {
-		w.layers = append(w.layers, layerWeights{
-			qkv: v(LayerKey(i, keyQKV)), o: v(LayerKey(i, keyO)),
-			upT: v(LayerKey(i, keyMLPTUp)), downT: v(LayerKey(i, keyMLPTDown)),
-			up: v(LayerKey(i, keyUp)), down: v(LayerKey(i, keyDown)),
-		})
-	}
-	return w
+	return out
 }
 
 // Backend returns the model's backend.
@@ -252,22 +362,36 @@ func (m *Model) ParamBuffers() (params, grads, puzzle, dLocal Buf) {
 	return m.params, m.grads, m.puzzle, m.dLocal
 }
 
-// Carry is the ACT carry of spec section 4, on the backend: the recurrent
-// state and the example each batch slot is working on.
+// Carry is the ACT carry (docs/architectures.md), on the backend: the
+// recurrent states and the example each batch slot is working on.
 type Carry struct {
-	ZH, ZL               Buf // [B,S,H]
+	// Z holds every state [B,S,H], in the order of Model.CarryFields.
+	Z []Buf
+	// ZH and ZL are the states named z_H and z_L where the architecture
+	// has them (nil otherwise): views of the same buffers as Z.
+	ZH, ZL               Buf
 	St                   ACTState
 	Inputs, Labels, PIDs Buf // current_data: [B,L], [B,L], [B]
 }
 
 // NewCarry returns the initial carry: every slot halted, so the first step
-// starts every slot on its batch example from H_init / L_init.
+// starts every slot on its batch example from the init buffers.
 func (m *Model) NewCarry() *Carry {
 	be := m.be
 	c := &Carry{
-		ZH: be.Alloc(F32, m.B*m.S*m.H), ZL: be.Alloc(F32, m.B*m.S*m.H),
 		St:     ACTState{Steps: be.Alloc(I32, m.B), Halted: be.Alloc(I32, m.B)},
 		Inputs: be.Alloc(I32, m.B*m.L), Labels: be.Alloc(I32, m.B*m.L), PIDs: be.Alloc(I32, m.B),
+	}
+	for i, name := range m.arch.states {
+		z := be.Alloc(F32, m.B*m.S*m.H)
+		c.Z = append(c.Z, z)
+		switch name {
+		case "z_H":
+			c.ZH = z
+		case "z_L":
+			c.ZL = z
+		}
+		_ = i
 	}
 	m.ResetCarry(c)
 	return c
@@ -332,29 +456,42 @@ func (m *Model) Step(c *Carry, so StepOptions) error {
 	cfg := m.Cfg
 	be := m.be
 	training := so.Train && cfg.HaltMaxSteps > 1
-	if training && cfg.HaltExplorationProb > 0 {
+	// halting: whether this step halts on the Q head before halt_max_steps.
+	halting := training
+	switch {
+	case m.arch.group != "transformers_baseline":
+	case so.Train:
+		halting = training && !m.opt.Arch.ACTDisabled
+	default:
+		// act_inference: evaluation halts on the Q head, without exploration.
+		halting = m.opt.Arch.ACTInference && cfg.HaltMaxSteps > 1
+	}
+	if halting && so.Train && cfg.HaltExplorationProb > 0 {
 		m.drawExploration()
 		m.be.Upload(m.minSteps, m.exploreBox)
 	} else {
 		be.Fill(m.minSteps, 0)
 	}
-	be.ACTReset(c.ZH, c.ZL, c.St, c.Inputs, c.Labels, c.PIDs, m.batchInputs, m.batchLabels, m.batchPIDs,
-		m.hInit, m.lInit, m.B, m.S, m.L, m.H)
+	m.reset(c)
 	be.Embed(m.x, m.w.tok, m.w.pos, m.puzzle, c.Inputs, c.PIDs, m.embedDims())
 
-	m.recurse(c.ZH, c.ZL, so.Backward)
-	m.heads(c.ZH, m.q, true)
-	be.ACTHalt(c.St, m.q, m.minSteps, m.B, cfg.HaltMaxSteps, training, cfg.NoACTContinue)
+	m.recurse(c.Z, so.Backward)
+	head := c.Z[m.arch.head]
+	m.heads(head, m.q, true)
+	noContinue := cfg.NoACTContinue && m.arch.halt == haltTRM
+	be.ACTHalt(c.St, m.q, m.minSteps, m.B, cfg.HaltMaxSteps, halting, noContinue)
 
 	lb := m.loss
 	lb.Labels, lb.Steps = c.Labels, c.St.Steps
-	if training && !cfg.NoACTContinue {
+	if training && m.arch.target(cfg) {
 		// The target for q_continue comes from one more forward, without
-		// gradient, from the new carry on the same data (spec section 4).
-		be.Copy2D(m.wzH, 0, c.ZH, 0, 1, m.B*m.S*m.H)
-		be.Copy2D(m.wzL, 0, c.ZL, 0, 1, m.B*m.S*m.H)
-		m.recurse(m.wzH, m.wzL, false)
-		m.heads(m.wzH, m.nextQ, false)
+		// gradient, from the new carry on the same data.
+		n := m.B * m.S * m.H
+		for i, z := range c.Z {
+			be.Copy2D(m.wz[i], 0, z, 0, 1, n)
+		}
+		m.recurse(m.wz, false)
+		m.heads(m.wz[m.arch.head], m.nextQ, false)
 		lb.NextQ = m.nextQ
 	}
 	if !so.Backward {
@@ -404,148 +541,251 @@ func (m *Model) ExplorationState() ([]byte, error) { return m.pcg.MarshalBinary(
 // SetExplorationState restores a state from ExplorationState.
 func (m *Model) SetExplorationState(b []byte) error { return m.pcg.UnmarshalBinary(b) }
 
-// recurse runs H_cycles outer cycles in place on (zH, zL). The first
-// H_cycles-1 are constants for the gradient; the last one keeps its
-// activations when grad is set, and its result is copied back to zH, zL.
-func (m *Model) recurse(zH, zL Buf, grad bool) {
+// reset starts a fresh example in every halted slot: each state takes its
+// init buffer. The backend's reset op handles two states at a time (and
+// the slot bookkeeping, idempotent for the halted slots), so an
+// architecture with more states calls it per pair and one with an odd
+// count passes its last state twice.
+func (m *Model) reset(c *Carry) {
+	for i := 0; i < len(c.Z); i += 2 {
+		j := min(i+1, len(c.Z)-1)
+		m.be.ACTReset(c.Z[i], c.Z[j], c.St, c.Inputs, c.Labels, c.PIDs, m.batchInputs, m.batchLabels, m.batchPIDs,
+			m.inits[i], m.inits[j], m.B, m.S, m.L, m.H)
+	}
+}
+
+// recurse runs one ACT step's schedule in place on the states z. The calls
+// before gradFrom are constants for the gradient; with grad the later ones
+// keep their activations, and their results are copied back to z at the
+// end (the saved activations keep the intermediate values).
+func (m *Model) recurse(z []Buf, grad bool) {
 	be := m.be
-	cfg := m.Cfg
-	nograd := cfg.HCycles
-	if grad {
-		nograd--
+	n := m.B * m.S * m.H
+	copy(m.cur, z)
+	m.injSig = m.injSig[:0]
+	if m.injSig == nil {
+		m.injSig = make([]int, 0, 16)
 	}
-	for range nograd {
-		be.Add(m.inj, zH, m.x)
-		for range cfg.LCycles {
-			m.netNoGrad(zL, zL, m.inj)
+	for k, c := range m.calls {
+		if grad && k >= m.gradFrom {
+			g := k - m.gradFrom
+			m.input(m.hin[g], c)
+			m.net(m.nets[c.net], m.acts[g], m.hin[g])
+			m.cur[c.dst] = m.acts[g][len(m.acts[g])-1].out
+		} else {
+			m.input(m.hinNG, c)
+			m.net(m.nets[c.net], m.actsNG, m.hinNG)
+			be.Copy2D(m.cur[c.dst], 0, m.actsNG[len(m.nets[c.net])-1].out, 0, 1, n)
 		}
-		m.netNoGrad(zH, zH, zL)
+		m.version[c.dst]++
 	}
-	if !grad {
+	for i := range z {
+		if m.cur[i] != z[i] {
+			be.Copy2D(z[i], 0, m.cur[i], 0, 1, n)
+		}
+	}
+}
+
+// input writes a call's network input into dst: the hidden sum plus the
+// injection. The injection is kept in m.inj and reused by the next call
+// that injects the same values (the L calls of one cycle).
+func (m *Model) input(dst Buf, c call) {
+	be := m.be
+	hidden := m.sumInto(m.sum, c.hidden, false)
+	if len(c.inject) == 0 && !c.x {
+		be.Copy2D(dst, 0, hidden, 0, 1, m.B*m.S*m.H)
 		return
 	}
-	be.Add(m.inj, zH, m.x)
-	a := zL
-	for c := range cfg.LCycles {
-		m.net(c, a, m.inj)
-		a = m.netOut(c)
-	}
-	m.net(cfg.LCycles, zH, a)
-	n := m.B * m.S * m.H
-	be.Copy2D(zL, 0, a, 0, 1, n)
-	be.Copy2D(zH, 0, m.netOut(cfg.LCycles), 0, 1, n)
+	inj := m.injection(c)
+	be.Add(dst, hidden, inj)
 }
 
-func (m *Model) netOut(call int) Buf { return m.acts[call][m.Cfg.LLayers-1].out }
-
-// net runs differentiated call number `call`: h = a + inj, then the blocks.
-func (m *Model) net(call int, a, inj Buf) {
-	m.be.Add(m.hin[call], a, inj)
-	in := m.hin[call]
-	for l, act := range m.acts[call] {
-		m.block(l, act, in)
-		in = act.out
+// injection returns sum(inject) + x, computed once per distinct value.
+func (m *Model) injection(c call) Buf {
+	switch {
+	case len(c.inject) == 1 && !c.x:
+		return m.cur[c.inject[0]]
+	case len(c.inject) == 0:
+		return m.x
 	}
+	// The signature of the value: the call's terms and their versions.
+	sig := m.sigBuf[:0]
+	for _, s := range c.inject {
+		sig = append(sig, s, m.version[s])
+	}
+	if c.x {
+		sig = append(sig, -1)
+	}
+	m.sigBuf = sig
+	if !slices.Equal(sig, m.injSig) {
+		m.sumInto(m.inj, c.inject, c.x)
+		m.injSig = append(m.injSig[:0], sig...)
+	}
+	return m.inj
 }
 
-// netNoGrad writes net(a, inj) into dst (which may alias a or inj).
-func (m *Model) netNoGrad(dst, a, inj Buf) {
-	m.be.Add(m.hinNG, a, inj)
-	in := m.hinNG
-	for l, act := range m.actsNG {
-		m.block(l, act, in)
-		in = act.out
+// sumInto sums the states terms (then x, when withX) left to right into
+// dst and returns it; a lone state is returned as it is.
+func (m *Model) sumInto(dst Buf, terms []int, withX bool) Buf {
+	be := m.be
+	if len(terms) == 1 && !withX {
+		return m.cur[terms[0]]
 	}
-	m.be.Copy2D(dst, 0, in, 0, 1, m.B*m.S*m.H)
+	var acc Buf
+	for _, s := range terms {
+		if acc == nil {
+			acc = m.cur[s]
+			continue
+		}
+		be.Add(dst, acc, m.cur[s])
+		acc = dst
+	}
+	if withX {
+		if acc == nil {
+			return m.x
+		}
+		be.Add(dst, acc, m.x)
+	}
+	return dst
+}
+
+// net runs the blocks of one network on in, saving activations in acts.
+func (m *Model) net(layers []layerWeights, acts []*blockActs, in Buf) {
+	for l, w := range layers {
+		m.block(w, acts[l], in)
+		in = acts[l].out
+	}
 }
 
 // block runs one post-norm block, saving its activations in act.
-func (m *Model) block(l int, act *blockActs, in Buf) {
+func (m *Model) block(w layerWeights, act *blockActs, in Buf) {
 	be := m.be
 	B, S, H := m.B, m.S, m.H
 	BS := B * S
-	w := m.w.layers[l]
 	eps := float32(m.Cfg.RMSNormEps)
 	act.in = in
 	if m.Cfg.MLPT {
 		// The sequence MLP works on [B, H, S]: rows are hidden channels.
-		It := m.It
 		be.Transpose(act.inT, in, B, S, H)
-		be.Gemm(Gemm{TransB: true, M: B * H, N: 2 * It, K: S, Alpha: 1, A: act.inT, Lda: S, B: w.upT, Ldb: S, C: act.guT, Ldc: 2 * It})
-		be.SwiGLU(act.actT, act.guT, B*H, It)
-		be.Gemm(Gemm{TransB: true, M: B * H, N: S, K: It, Alpha: 1, A: act.actT, Lda: It, B: w.downT, Ldb: It, C: m.scratch, Ldc: S})
+		w.upT.forward(be, act.guT, act.inT, B*H)
+		be.SwiGLU(act.actT, act.guT, B*H, m.It)
+		w.downT.forward(be, m.scratch, act.actT, B*H)
 		be.AddRMSNorm(act.h1T, act.r1T, act.inT, m.scratch, B*H, S, eps)
 		be.Transpose(act.h1, act.h1T, B, H, S)
 	} else {
-		be.Gemm(Gemm{TransB: true, M: BS, N: 3 * H, K: H, Alpha: 1, A: in, Lda: H, B: w.qkv, Ldb: H, C: act.qkv, Ldc: 3 * H})
+		w.qkv.forward(be, act.qkv, in, BS)
 		if m.Cfg.PosEncodings == PosRope {
 			be.Rope(act.qkv, m.cos, m.sin, B, S, m.NH, m.HD, false)
 		}
 		be.Attention(act.o, act.lse, act.qkv, B, S, m.NH, m.HD)
-		be.Gemm(Gemm{TransB: true, M: BS, N: H, K: H, Alpha: 1, A: act.o, Lda: H, B: w.o, Ldb: H, C: m.scratch, Ldc: H})
+		w.o.forward(be, m.scratch, act.o, BS)
 		be.AddRMSNorm(act.h1, act.r1, in, m.scratch, BS, H, eps)
 	}
-	I := m.I
-	be.Gemm(Gemm{TransB: true, M: BS, N: 2 * I, K: H, Alpha: 1, A: act.h1, Lda: H, B: w.up, Ldb: H, C: act.gu, Ldc: 2 * I})
-	be.SwiGLU(act.act, act.gu, BS, I)
-	be.Gemm(Gemm{TransB: true, M: BS, N: H, K: I, Alpha: 1, A: act.act, Lda: I, B: w.down, Ldb: I, C: m.scratch, Ldc: H})
+	w.up.forward(be, act.gu, act.h1, BS)
+	be.SwiGLU(act.act, act.gu, BS, m.I)
+	w.down.forward(be, m.scratch, act.act, BS)
 	be.AddRMSNorm(act.out, act.r2, act.h1, m.scratch, BS, H, eps)
 }
 
-// heads computes q [B,2] from z_H[:,0] and, when logits is set, the logits
-// [B,L,V] from z_H[:,P:] (kept contiguous in hL for the backward pass).
-func (m *Model) heads(zH, q Buf, logits bool) {
+// heads computes q [B,2] from z[:,0] and, when logits is set, the logits
+// [B,L,V] from z[:,P:] (kept contiguous in hL for the backward pass).
+func (m *Model) heads(z, q Buf, logits bool) {
 	be := m.be
 	B, S, H, L, V := m.B, m.S, m.H, m.L, m.V
 	if logits {
-		be.Copy2D(m.hL, L*H, be.Slice(zH, m.P*H, zH.Len()-m.P*H), S*H, B, L*H)
-		be.Gemm(Gemm{TransB: true, M: B * L, N: V, K: H, Alpha: 1, A: m.hL, Lda: H, B: m.w.lm, Ldb: H, C: m.logits, Ldc: V})
+		be.Copy2D(m.hL, L*H, be.Slice(z, m.P*H, z.Len()-m.P*H), S*H, B, L*H)
+		linear{w: m.w.lm, in: H, out: V}.forward(be, m.logits, m.hL, B*L)
 	}
-	// q = 1 b^T + z_H[:,0] W_q^T: the bias as a rank-1 product keeps the
-	// interface free of a bias op.
+	// q = 1 b^T + z[:,0] W_q^T: the bias as a rank-1 product keeps the
+	// interface free of a bias op; z[:,0] is read with row stride S*H.
 	be.Gemm(Gemm{M: B, N: 2, K: 1, Alpha: 1, A: m.ones, Lda: 1, B: m.w.qB, Ldb: 2, C: q, Ldc: 2})
-	be.Gemm(Gemm{TransB: true, M: B, N: 2, K: H, Alpha: 1, Beta: 1, A: zH, Lda: S * H, B: m.w.qW, Ldb: H, C: q, Ldc: 2})
+	be.Gemm(Gemm{TransB: true, M: B, N: 2, K: H, Alpha: 1, Beta: 1, A: z, Lda: S * H, B: m.w.qW, Ldb: H, C: q, Ldc: 2})
 }
 
 // backward accumulates the gradients of the loss head's scaled total into
-// the gradient buffers, from the new carry c.
+// the gradient buffers, from the new carry c: the heads, then the
+// differentiated calls in reverse, each handing its input's gradient to
+// the states it read (where a differentiated call wrote them) and to x.
 func (m *Model) backward(c *Carry) {
 	be := m.be
-	zH := c.ZH
 	B, S, H, L, V, P := m.B, m.S, m.H, m.L, m.V, m.P
+	head := m.arch.head
+	z := c.Z[head]
+	dz := m.dZ[head]
 	be.Fill(m.grads, 0)
-	be.Fill(m.dzH, 0)
+	be.Fill(dz, 0)
 	dlog, dq := m.loss.DLogits, m.loss.DQ
-	// LM head: dW_lm = dlogits^T hL; dz_H[:, P:] = dlogits W_lm.
+	// LM head: dW_lm = dlogits^T hL; dz[:, P:] = dlogits W_lm.
 	be.Gemm(Gemm{TransA: true, M: V, N: H, K: B * L, Alpha: 1, A: dlog, Lda: V, B: m.hL, Ldb: H, C: m.g.lm, Ldc: H})
 	be.Gemm(Gemm{M: L, N: H, K: V, Alpha: 1, A: dlog, Lda: V, StrideA: L * V, B: m.w.lm, Ldb: H,
-		C: be.Slice(m.dzH, P*H, m.dzH.Len()-P*H), Ldc: H, StrideC: S * H, Batch: B})
-	// Q head: dW_q = dq^T z_H[:,0]; db_q = 1^T dq; dz_H[:,0] += dq W_q.
-	be.Gemm(Gemm{TransA: true, M: 2, N: H, K: B, Alpha: 1, A: dq, Lda: 2, B: zH, Ldb: S * H, C: m.g.qW, Ldc: H})
+		C: be.Slice(dz, P*H, dz.Len()-P*H), Ldc: H, StrideC: S * H, Batch: B})
+	// Q head: dW_q = dq^T z[:,0]; db_q = 1^T dq; dz[:,0] += dq W_q.
+	be.Gemm(Gemm{TransA: true, M: 2, N: H, K: B, Alpha: 1, A: dq, Lda: 2, B: z, Ldb: S * H, C: m.g.qW, Ldc: H})
 	be.Gemm(Gemm{TransA: true, M: 1, N: 2, K: B, Alpha: 1, A: m.ones, Lda: 1, B: dq, Ldb: 2, C: m.g.qB, Ldc: 2})
-	be.Gemm(Gemm{M: B, N: H, K: 2, Alpha: 1, Beta: 1, A: dq, Lda: 2, B: m.w.qW, Ldb: H, C: m.dzH, Ldc: S * H})
+	be.Gemm(Gemm{M: B, N: H, K: 2, Alpha: 1, Beta: 1, A: dq, Lda: 2, B: m.w.qW, Ldb: H, C: dz, Ldc: S * H})
 
-	// The H call: h = z_H0 + z_L; only z_L (the last L call's output)
-	// carries gradient further.
-	lc := m.Cfg.LCycles
-	m.netBackward(lc, m.dzH, m.gA)
-	g, other := m.gA, m.gB
-	be.Fill(m.gx, 0)
-	for c := lc - 1; c >= 0; c-- {
-		// h = z_L(c-1) + (z_H0 + x): the gradient reaches x and the
-		// previous call's output alike.
-		m.netBackward(c, g, other)
-		be.Add(m.gx, m.gx, other)
-		g, other = other, g
+	live := m.live // live[s]: dZ[s] holds a gradient
+	clear(live)
+	live[head] = true
+	gxLive := false
+	n := B * S * H
+	for k := len(m.calls) - 1; k >= m.gradFrom; k-- {
+		cl := m.calls[k]
+		if !live[cl.dst] {
+			continue // the loss does not depend on this call
+		}
+		live[cl.dst] = false
+		// d(input) reaches every term of the sums alike. It is written
+		// straight into the first receiving state without a gradient yet
+		// (the call's own dst among them: its gradient was just used), and
+		// copied or added to the other receivers from there.
+		recv := m.recv[:0]
+		for _, terms := range [][]int{cl.hidden, cl.inject} {
+			for _, s := range terms {
+				if m.producer[k][s] >= m.gradFrom && !slices.Contains(recv, s) {
+					recv = append(recv, s)
+				}
+			}
+		}
+		m.recv = recv
+		out := m.dh
+		first := -1
+		for _, s := range recv {
+			if !live[s] {
+				first, out = s, m.dZ[s]
+				break
+			}
+		}
+		m.netBackward(m.nets[cl.net], m.acts[k-m.gradFrom], m.dZ[cl.dst], out)
+		for _, s := range recv {
+			switch {
+			case s == first:
+			case live[s]:
+				be.Add(m.dZ[s], m.dZ[s], out)
+			default:
+				be.Copy2D(m.dZ[s], 0, out, 0, 1, n)
+			}
+			live[s] = true
+		}
+		if cl.x {
+			if !gxLive {
+				be.Fill(m.gx, 0)
+				gxLive = true
+			}
+			be.Add(m.gx, m.gx, out)
+		}
+	}
+	if !gxLive {
+		be.Fill(m.gx, 0)
 	}
 	be.EmbedBackward(m.g.tok, m.g.pos, m.dLocal, m.gx, c.Inputs, m.embedDims())
 }
 
 // netBackward propagates dout (gradient of a call's output) to dst
-// (gradient of its input h = a + inj), accumulating weight gradients.
-func (m *Model) netBackward(call int, dout, dst Buf) {
+// (gradient of its input), accumulating weight gradients.
+func (m *Model) netBackward(layers []layerWeights, acts []*blockActs, dout, dst Buf) {
 	cur := dout
-	for l := m.Cfg.LLayers - 1; l >= 0; l-- {
+	for l := len(layers) - 1; l >= 0; l-- {
 		out := dst
 		if l > 0 {
 			out = m.pp0
@@ -553,46 +793,44 @@ func (m *Model) netBackward(call int, dout, dst Buf) {
 				out = m.pp1
 			}
 		}
-		m.blockBackward(l, m.acts[call][l], cur, out)
+		m.blockBackward(layers[l], acts[l], cur, out)
 		cur = out
 	}
 }
 
 // blockBackward writes dx, the gradient of the block input, from dy.
-func (m *Model) blockBackward(l int, act *blockActs, dy, dx Buf) {
+func (m *Model) blockBackward(w layerWeights, act *blockActs, dy, dx Buf) {
 	be := m.be
-	B, S, H, I := m.B, m.S, m.H, m.I
+	B, S, H := m.B, m.S, m.H
 	BS := B * S
-	w, g := m.w.layers[l], m.g.layers[l]
 	// Second half: out = rms_norm(h1 + (silu(g) u) W_down^T), [g|u] = h1 W_up^T.
 	be.RMSNormBackward(m.d1, dy, act.out, act.r2, BS, H)
-	be.Gemm(Gemm{M: BS, N: I, K: H, Alpha: 1, A: m.d1, Lda: H, B: w.down, Ldb: I, C: m.dact, Ldc: I})
-	be.Gemm(Gemm{TransA: true, M: H, N: I, K: BS, Alpha: 1, Beta: 1, A: m.d1, Lda: H, B: act.act, Ldb: I, C: g.down, Ldc: I})
-	be.SwiGLUBackward(m.dgu, m.dact, act.gu, BS, I)
-	be.Gemm(Gemm{M: BS, N: H, K: 2 * I, Alpha: 1, Beta: 1, A: m.dgu, Lda: 2 * I, B: w.up, Ldb: H, C: m.d1, Ldc: H})
-	be.Gemm(Gemm{TransA: true, M: 2 * I, N: H, K: BS, Alpha: 1, Beta: 1, A: m.dgu, Lda: 2 * I, B: act.h1, Ldb: H, C: g.up, Ldc: H})
+	w.down.backwardInput(be, m.dact, m.d1, BS, false)
+	w.down.backwardWeight(be, m.d1, act.act, BS)
+	be.SwiGLUBackward(m.dgu, m.dact, act.gu, BS, m.I)
+	w.up.backwardInput(be, m.d1, m.dgu, BS, true)
+	w.up.backwardWeight(be, m.dgu, act.h1, BS)
 	// m.d1 now holds d h1.
 	if m.Cfg.MLPT {
-		It := m.It
 		be.Transpose(m.dT, m.d1, B, S, H)
 		be.RMSNormBackward(m.dT2, m.dT, act.h1T, act.r1T, B*H, S)
-		be.Gemm(Gemm{M: B * H, N: It, K: S, Alpha: 1, A: m.dT2, Lda: S, B: w.downT, Ldb: It, C: m.dactT, Ldc: It})
-		be.Gemm(Gemm{TransA: true, M: S, N: It, K: B * H, Alpha: 1, Beta: 1, A: m.dT2, Lda: S, B: act.actT, Ldb: It, C: g.downT, Ldc: It})
-		be.SwiGLUBackward(m.dguT, m.dactT, act.guT, B*H, It)
-		be.Gemm(Gemm{M: B * H, N: S, K: 2 * It, Alpha: 1, Beta: 1, A: m.dguT, Lda: 2 * It, B: w.upT, Ldb: S, C: m.dT2, Ldc: S})
-		be.Gemm(Gemm{TransA: true, M: 2 * It, N: S, K: B * H, Alpha: 1, Beta: 1, A: m.dguT, Lda: 2 * It, B: act.inT, Ldb: S, C: g.upT, Ldc: S})
+		w.downT.backwardInput(be, m.dactT, m.dT2, B*H, false)
+		w.downT.backwardWeight(be, m.dT2, act.actT, B*H)
+		be.SwiGLUBackward(m.dguT, m.dactT, act.guT, B*H, m.It)
+		w.upT.backwardInput(be, m.dT2, m.dguT, B*H, true)
+		w.upT.backwardWeight(be, m.dguT, act.inT, B*H)
 		be.Transpose(dx, m.dT2, B, H, S)
 		return
 	}
 	be.RMSNormBackward(dx, m.d1, act.h1, act.r1, BS, H)
-	be.Gemm(Gemm{M: BS, N: H, K: H, Alpha: 1, A: dx, Lda: H, B: w.o, Ldb: H, C: m.dO, Ldc: H})
-	be.Gemm(Gemm{TransA: true, M: H, N: H, K: BS, Alpha: 1, Beta: 1, A: dx, Lda: H, B: act.o, Ldb: H, C: g.o, Ldc: H})
+	w.o.backwardInput(be, m.dO, dx, BS, false)
+	w.o.backwardWeight(be, dx, act.o, BS)
 	be.AttentionBackward(m.dqkv, m.dO, act.qkv, act.o, act.lse, B, S, m.NH, m.HD)
 	if m.Cfg.PosEncodings == PosRope {
 		be.Rope(m.dqkv, m.cos, m.sin, B, S, m.NH, m.HD, true)
 	}
-	be.Gemm(Gemm{M: BS, N: H, K: 3 * H, Alpha: 1, Beta: 1, A: m.dqkv, Lda: 3 * H, B: w.qkv, Ldb: H, C: dx, Ldc: H})
-	be.Gemm(Gemm{TransA: true, M: 3 * H, N: H, K: BS, Alpha: 1, Beta: 1, A: m.dqkv, Lda: 3 * H, B: act.in, Ldb: H, C: g.qkv, Ldc: H})
+	w.qkv.backwardInput(be, dx, m.dqkv, BS, true)
+	w.qkv.backwardWeight(be, m.dqkv, act.in, BS)
 }
 
 // RopeTables returns cos and sin [S, hd] as the reference computes them in
@@ -617,13 +855,34 @@ func RopeTables(seq, hd int, theta float64) (cos, sin []float32) {
 	return cos, sin
 }
 
-// CarryState downloads z_H and z_L [B,S,H] of a carry.
+// CarryState downloads z_H and z_L [B,S,H] of a carry (nil for a state
+// the architecture does not have).
 func (m *Model) CarryState(c *Carry) (zH, zL []float32, err error) {
+	zs, err := m.CarryStates(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, name := range m.arch.states {
+		switch name {
+		case "z_H":
+			zH = zs[i]
+		case "z_L":
+			zL = zs[i]
+		}
+	}
+	return zH, zL, nil
+}
+
+// CarryStates downloads every state [B,S,H] of a carry, in the order of
+// CarryFields.
+func (m *Model) CarryStates(c *Carry) ([][]float32, error) {
 	n := m.B * m.S * m.H
-	zH, zL = make([]float32, n), make([]float32, n)
-	m.be.Download(zH, c.ZH)
-	m.be.Download(zL, c.ZL)
-	return zH, zL, m.be.Sync()
+	out := make([][]float32, len(c.Z))
+	for i, z := range c.Z {
+		out[i] = make([]float32, n)
+		m.be.Download(out[i], z)
+	}
+	return out, m.be.Sync()
 }
 
 // InputEmbeddings downloads the last step's input injection x [B,S,H]
@@ -654,22 +913,34 @@ func (m *Model) Gradients() (trained, local []float32, err error) {
 // CarryHost is a host copy of a whole carry: what a checkpoint stores so
 // that every slot resumes exactly where it stopped.
 type CarryHost struct {
-	ZH, ZL               []float32 // [B,S,H]
+	// Z holds every state [B,S,H] in the order of Model.CarryFields.
+	// LoadCarry reads ZH and ZL instead when Z is nil (the TRM's and HRM's
+	// two states).
+	Z                    [][]float32
+	ZH, ZL               []float32 // [B,S,H] the states z_H and z_L where the architecture has them
 	Steps, Halted        []int32   // [B]
 	Inputs, Labels, PIDs []int32   // [B,L], [B,L], [B]
 }
 
 // SaveCarry downloads a carry.
 func (m *Model) SaveCarry(c *Carry) (*CarryHost, error) {
-	n := m.B * m.S * m.H
 	h := &CarryHost{
-		ZH: make([]float32, n), ZL: make([]float32, n),
 		Steps: make([]int32, m.B), Halted: make([]int32, m.B),
 		Inputs: make([]int32, m.B*m.L), Labels: make([]int32, m.B*m.L), PIDs: make([]int32, m.B),
 	}
 	be := m.be
-	be.Download(h.ZH, c.ZH)
-	be.Download(h.ZL, c.ZL)
+	n := m.B * m.S * m.H
+	for i, z := range c.Z {
+		v := make([]float32, n)
+		be.Download(v, z)
+		h.Z = append(h.Z, v)
+		switch m.arch.states[i] {
+		case "z_H":
+			h.ZH = v
+		case "z_L":
+			h.ZL = v
+		}
+	}
 	be.Download(h.Steps, c.St.Steps)
 	be.Download(h.Halted, c.St.Halted)
 	be.Download(h.Inputs, c.Inputs)
@@ -681,13 +952,35 @@ func (m *Model) SaveCarry(c *Carry) (*CarryHost, error) {
 // LoadCarry uploads a host carry, checking its shapes against the model.
 func (m *Model) LoadCarry(c *Carry, h *CarryHost) error {
 	n := m.B * m.S * m.H
-	if len(h.ZH) != n || len(h.ZL) != n || len(h.Steps) != m.B || len(h.Halted) != m.B ||
+	zs := h.Z
+	if zs == nil {
+		for _, name := range m.arch.states {
+			switch name {
+			case "z_H":
+				zs = append(zs, h.ZH)
+			case "z_L":
+				zs = append(zs, h.ZL)
+			default:
+				return fmt.Errorf("carry has no state %s (a %s carry needs %v)", name, m.arch.group, m.arch.states)
+			}
+		}
+	}
+	if len(zs) != len(c.Z) {
+		return fmt.Errorf("carry has %d states, a %s carry needs %d (%v)", len(zs), m.arch.group, len(c.Z), m.arch.states)
+	}
+	for i, z := range zs {
+		if len(z) != n {
+			return fmt.Errorf("carry state %s has %d values, the model needs %d (B %d, S %d, H %d)", m.arch.states[i], len(z), n, m.B, m.S, m.H)
+		}
+	}
+	if len(h.Steps) != m.B || len(h.Halted) != m.B ||
 		len(h.Inputs) != m.B*m.L || len(h.Labels) != m.B*m.L || len(h.PIDs) != m.B {
 		return fmt.Errorf("carry shapes do not match the model (B %d, S %d, H %d, L %d)", m.B, m.S, m.H, m.L)
 	}
 	be := m.be
-	be.Upload(c.ZH, h.ZH)
-	be.Upload(c.ZL, h.ZL)
+	for i, z := range zs {
+		be.Upload(c.Z[i], z)
+	}
 	be.Upload(c.St.Steps, h.Steps)
 	be.Upload(c.St.Halted, h.Halted)
 	be.Upload(c.Inputs, h.Inputs)

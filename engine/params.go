@@ -58,7 +58,7 @@ type Layout struct {
 	index       map[string]int
 	NumTrained  int // length of the flat trained buffer
 	NumPuzzle   int // elements of the puzzle embedding table (0 if none)
-	NumBuffer   int // elements of the buffers (H_init then L_init)
+	NumBuffer   int // elements of the buffers (one init per carried state: H_init then L_init for the TRM)
 	puzzleEntry int // index of the puzzle entry or -1
 }
 
@@ -84,13 +84,37 @@ const (
 	KeyLInit       = "inner.L_init"
 )
 
-// LayerKey returns the full key of a per-layer parameter.
+// LayerKey returns the full key of a per-layer parameter of the TRM's one
+// network, inner.L_level.
 func LayerKey(layer int, name string) string {
-	return fmt.Sprintf("inner.L_level.layers.%d.%s", layer, name)
+	return NetLayerKey("inner.L_level", layer, name)
 }
 
-// NewLayout builds the parameter table of a validated config.
+// NetLayerKey returns the full key of a per-layer parameter of the network
+// under prefix (inner.H_level or inner.L_level).
+func NetLayerKey(prefix string, layer int, name string) string {
+	return fmt.Sprintf("%s.layers.%d.%s", prefix, layer, name)
+}
+
+// NewLayout builds the parameter table of a validated TRM config.
 func NewLayout(c Config) *Layout {
+	return newLayout(archDefs["trm"], c)
+}
+
+// NewArchLayout builds the parameter table of a config for the
+// architecture of s, checking the config first.
+func NewArchLayout(c Config, s ArchSettings) (*Layout, error) {
+	if err := ValidateArch(c, s); err != nil {
+		return nil, err
+	}
+	d, err := s.def()
+	if err != nil {
+		return nil, err
+	}
+	return newLayout(d, c), nil
+}
+
+func newLayout(d *archDef, c Config) *Layout {
 	l := &Layout{index: map[string]int{}, puzzleEntry: -1}
 	H, V, S := c.HiddenSize, c.VocabSize, c.SeqTotal()
 	embStd := 1 / math.Sqrt(float64(H))
@@ -119,22 +143,27 @@ func NewLayout(c Config) *Layout {
 		add(Entry{Key: KeyEmbedPos, Shape: []int{S, H}, Init: InitTruncNorm, Std: embStd})
 	}
 	I, It := c.Inter(H), c.Inter(S)
-	for i := 0; i < c.LLayers; i++ {
-		if c.MLPT {
-			add(Entry{Key: LayerKey(i, keyMLPTUp), Shape: []int{2 * It, S}, Init: InitLeCun})
-			add(Entry{Key: LayerKey(i, keyMLPTDown), Shape: []int{S, It}, Init: InitLeCun})
-		} else {
-			add(Entry{Key: LayerKey(i, keyQKV), Shape: []int{3 * H, H}, Init: InitLeCun})
-			add(Entry{Key: LayerKey(i, keyO), Shape: []int{H, H}, Init: InitLeCun})
+	for n, prefix := range d.nets {
+		for i := 0; i < d.netLayers(c)[n]; i++ {
+			key := func(name string) string { return NetLayerKey(prefix, i, name) }
+			if c.MLPT {
+				add(Entry{Key: key(keyMLPTUp), Shape: []int{2 * It, S}, Init: InitLeCun})
+				add(Entry{Key: key(keyMLPTDown), Shape: []int{S, It}, Init: InitLeCun})
+			} else {
+				add(Entry{Key: key(keyQKV), Shape: []int{3 * H, H}, Init: InitLeCun})
+				add(Entry{Key: key(keyO), Shape: []int{H, H}, Init: InitLeCun})
+			}
+			add(Entry{Key: key(keyUp), Shape: []int{2 * I, H}, Init: InitLeCun})
+			add(Entry{Key: key(keyDown), Shape: []int{H, I}, Init: InitLeCun})
 		}
-		add(Entry{Key: LayerKey(i, keyUp), Shape: []int{2 * I, H}, Init: InitLeCun})
-		add(Entry{Key: LayerKey(i, keyDown), Shape: []int{H, I}, Init: InitLeCun})
 	}
 	if c.PuzzleEmbNdim > 0 {
 		add(Entry{Key: KeyPuzzleEmb, Shape: []int{c.NumPuzzleIdentifiers, c.PuzzleEmbNdim}, Kind: PuzzleEmb, Init: InitZeros})
 	}
-	add(Entry{Key: KeyHInit, Shape: []int{H}, Kind: Buffer, Init: InitTruncNorm, Std: 1})
-	add(Entry{Key: KeyLInit, Shape: []int{H}, Kind: Buffer, Init: InitTruncNorm, Std: 1})
+	// One init buffer per carried state, in the carry's order.
+	for _, k := range d.inits {
+		add(Entry{Key: k, Shape: []int{H}, Kind: Buffer, Init: InitTruncNorm, Std: 1})
+	}
 	return l
 }
 
@@ -153,7 +182,7 @@ type Params struct {
 	Layout  *Layout
 	Trained []float32 // [NumTrained], in Layout order
 	Puzzle  []float32 // [num_puzzle_identifiers * puzzle_emb_ndim], or nil
-	Buffers []float32 // H_init then L_init, [2H]
+	Buffers []float32 // the init buffers, [states*H] (H_init then L_init for the TRM)
 }
 
 // NewParams allocates a zeroed state for a layout.

@@ -1,9 +1,11 @@
 package enginetest
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -111,13 +113,19 @@ func (g goldenFile) i32(key string) []int32 {
 
 // loadGoldenCase reads a golden case's configuration, the reference's
 // weights and its batch.
-func loadGoldenCase(t *testing.T, dir string) (cfg engine.Config, params *engine.Params, in, labels, pids []int32) {
+// The config's name key selects the architecture (absent: trm).
+func loadGoldenCase(t *testing.T, dir string) (gc goldenConfig, params *engine.Params, in, labels, pids []int32) {
 	t.Helper()
-	cfg, err := engine.LoadConfig(filepath.Join(dir, "config.json"))
+	cfg, arch, err := engine.LoadArchConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	params, err = engine.LoadState(filepath.Join(dir, "weights.safetensors"), engine.NewLayout(cfg))
+	gc = goldenConfig{cfg, arch}
+	layout, err := engine.NewArchLayout(cfg, arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params, err = engine.LoadState(filepath.Join(dir, "weights.safetensors"), layout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +134,13 @@ func loadGoldenCase(t *testing.T, dir string) (cfg engine.Config, params *engine
 	if len(pids) != cfg.BatchSize {
 		t.Fatalf("%s: batch has %d rows, config batch_size %d", dir, len(pids), cfg.BatchSize)
 	}
-	return cfg, params, in, labels, pids
+	return gc, params, in, labels, pids
+}
+
+// goldenConfig is a case's model config and architecture.
+type goldenConfig struct {
+	engine.Config
+	arch engine.ArchSettings
 }
 
 // RunGolden checks a backend against every golden case: one training step
@@ -136,6 +150,9 @@ func RunGolden(t *testing.T, newBackend Factory) {
 	for _, dir := range GoldenCases(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			cfg, params, in, labels, pids := loadGoldenCase(t, dir)
+			if meta := filepath.Join(dir, "meta.json"); fileExists(meta) {
+				checkParamCount(t, meta, params)
+			}
 			t.Run("train_step", func(t *testing.T) {
 				checkTrainStep(t, newBackend(), cfg, params, in, labels, pids, openGolden(t, filepath.Join(dir, "expected.safetensors")))
 			})
@@ -150,9 +167,9 @@ func RunGolden(t *testing.T, newBackend Factory) {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-func newGoldenModel(t *testing.T, be engine.Backend, cfg engine.Config, p *engine.Params, backward bool) *engine.Model {
+func newGoldenModel(t *testing.T, be engine.Backend, cfg goldenConfig, p *engine.Params, backward bool) *engine.Model {
 	t.Helper()
-	m, err := engine.NewModel(cfg, be, engine.Options{Backward: backward})
+	m, err := engine.NewModel(cfg.Config, be, engine.Options{Backward: backward, Arch: cfg.arch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +179,7 @@ func newGoldenModel(t *testing.T, be engine.Backend, cfg engine.Config, p *engin
 	return m
 }
 
-func checkTrainStep(t *testing.T, be engine.Backend, cfg engine.Config, p *engine.Params, in, labels, pids []int32, want goldenFile) {
+func checkTrainStep(t *testing.T, be engine.Backend, cfg goldenConfig, p *engine.Params, in, labels, pids []int32, want goldenFile) {
 	m := newGoldenModel(t, be, cfg, p, true)
 	if err := m.SetBatch(in, labels, pids); err != nil {
 		t.Fatal(err)
@@ -189,12 +206,10 @@ func checkTrainStep(t *testing.T, be engine.Backend, cfg engine.Config, p *engin
 	Exact.Check(t, "all_halted", []float64{allHalted}, want.f64("all_halted"))
 	checkMetrics(t, tol, "", r.Metrics(), want)
 
-	zH, zL, err := m.CarryState(c)
-	if err != nil {
-		t.Fatal(err)
+	checkCarry(t, tol, m, c, "", want)
+	if want.has("debug.target_q_continue") {
+		tol.Check(t, "debug.target_q_continue", f64(r.QTarget), want.f64("debug.target_q_continue"))
 	}
-	tol.Check(t, "z_H", f64(zH), want.f64("z_H"))
-	tol.Check(t, "z_L", f64(zL), want.f64("z_L"))
 	if want.has("debug.input_embeddings") {
 		x, err := m.InputEmbeddings()
 		if err != nil {
@@ -261,7 +276,7 @@ func checkMetrics(t *testing.T, tol Tolerance, prefix string, got engine.Metrics
 	tol.Check(t, prefix+"metrics.accuracy", []float64{got.Accuracy}, want.f64(prefix+"metrics.accuracy"))
 }
 
-func checkEvalSteps(t *testing.T, be engine.Backend, cfg engine.Config, p *engine.Params, in, labels, pids []int32, want goldenFile) {
+func checkEvalSteps(t *testing.T, be engine.Backend, cfg goldenConfig, p *engine.Params, in, labels, pids []int32, want goldenFile) {
 	m := newGoldenModel(t, be, cfg, p, false)
 	if err := m.SetBatch(in, labels, pids); err != nil {
 		t.Fatal(err)
@@ -288,12 +303,47 @@ func checkEvalSteps(t *testing.T, be engine.Backend, cfg engine.Config, p *engin
 		Exact.Check(t, pre+"steps", i64(r.Steps), want.f64(pre+"steps"))
 		checkMetrics(t, tol, pre, r.Metrics(), want)
 		if k == 3 {
-			zH, zL, err := m.CarryState(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tol.Check(t, "step3.z_H", f64(zH), want.f64("step3.z_H"))
-			tol.Check(t, "step3.z_L", f64(zL), want.f64("step3.z_L"))
+			checkCarry(t, tol, m, c, "step3.", want)
 		}
+	}
+}
+
+// checkCarry compares every state of the carry with the golden file's key
+// of the same name (the reference's carry field names), and requires the
+// file to hold no carry field the model lacks.
+func checkCarry(t *testing.T, tol Tolerance, m *engine.Model, c *engine.Carry, prefix string, want goldenFile) {
+	t.Helper()
+	zs, err := m.CarryStates(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := m.CarryFields()
+	for i, name := range names {
+		tol.Check(t, prefix+name, f64(zs[i]), want.f64(prefix+name))
+	}
+	for k := range want.f.Tensors {
+		rest, ok := strings.CutPrefix(k, prefix+"z_")
+		if ok && !strings.Contains(rest, ".") && !slices.Contains(names, "z_"+rest) {
+			t.Errorf("golden carry field %s is not a state of the %s model (%v)", k, m.Arch(), names)
+		}
+	}
+}
+
+// checkParamCount compares the trained parameter count with the
+// reference's num_parameters in the case's meta.json.
+func checkParamCount(t *testing.T, path string, p *engine.Params) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		NumParameters *int `json:"num_parameters"`
+	}
+	if err := json.Unmarshal(data, &meta); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if meta.NumParameters != nil && *meta.NumParameters != len(p.Trained) {
+		t.Errorf("%s: the model has %d trained parameters, the reference %d", path, len(p.Trained), *meta.NumParameters)
 	}
 }

@@ -34,7 +34,7 @@ func RunPrecision(t *testing.T, f, ref Factory, tol Tolerance) {
 				cfg, params, in, labels, pids := loadGoldenCase(t, dir)
 				want := precisionGolden(t, ref(), cfg, params, in, labels, pids)
 				got := precisionGolden(t, f(), cfg, params, in, labels, pids)
-				for i, name := range []string{"logits", "q_halt_logits", "q_continue_logits", "lm_loss", "z_H", "z_L", "gradients", "puzzle gradients"} {
+				for i, name := range []string{"logits", "q_halt_logits", "q_continue_logits", "lm_loss", "carry", "gradients", "puzzle gradients"} {
 					tol.Check(t, name, got[i], want[i])
 				}
 			})
@@ -68,7 +68,7 @@ func precisionStep(t *testing.T, be engine.Backend, cfg engine.Config, seed uint
 
 // precisionGolden runs a golden case's training step and returns its
 // floating-point outputs in the order RunPrecision names them.
-func precisionGolden(t *testing.T, be engine.Backend, cfg engine.Config, p *engine.Params, in, labels, pids []int32) [][]float64 {
+func precisionGolden(t *testing.T, be engine.Backend, cfg goldenConfig, p *engine.Params, in, labels, pids []int32) [][]float64 {
 	t.Helper()
 	m := newGoldenModel(t, be, cfg, p, true)
 	if err := m.SetBatch(in, labels, pids); err != nil {
@@ -79,8 +79,8 @@ func precisionGolden(t *testing.T, be engine.Backend, cfg engine.Config, p *engi
 
 // trainStepOutputs runs one training step of m (batch set) from a fresh
 // carry and returns its floating-point outputs in the order RunPrecision
-// names them: logits, q_halt and q_continue logits, lm loss, z_H, z_L,
-// gradients, puzzle gradients.
+// names them: logits, q_halt and q_continue logits, lm loss, the carry's
+// states one after the other, gradients, puzzle gradients.
 func trainStepOutputs(t *testing.T, m *engine.Model, gradScale float32) [][]float64 {
 	t.Helper()
 	c := m.NewCarry()
@@ -91,13 +91,17 @@ func trainStepOutputs(t *testing.T, m *engine.Model, gradScale float32) [][]floa
 	if err != nil {
 		t.Fatal(err)
 	}
-	zH, zL, err := m.CarryState(c)
+	zs, err := m.CarryStates(c)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var carry []float32
+	for _, z := range zs {
+		carry = append(carry, z...)
 	}
 	g, l, err := m.Gradients()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return [][]float64{f64(r.Logits), f64(r.QHalt), f64(r.QContinue), r.LMLoss, f64(zH), f64(zL), f64(g), f64(l)}
+	return [][]float64{f64(r.Logits), f64(r.QHalt), f64(r.QContinue), r.LMLoss, f64(carry), f64(g), f64(l)}
 }
