@@ -4,6 +4,14 @@
 // reproducible, reports progress, and writes into a temporary directory
 // that is renamed into place only when complete, so an interrupted build
 // never leaves a half-written dataset behind.
+//
+// Every builder and generator has a variant taking a context.Context
+// (BuildARCContext, GenerateSudokus, ...), which the command line cancels
+// on SIGINT and SIGTERM: it stops within milliseconds (checks per puzzle,
+// row or version written), removes its temporary directory and returns
+// an error wrapping ctx.Err() that names what was interrupted. A process
+// killed outright (SIGKILL) leaves its temporary directory, named
+// ".<out>.tmp-*" beside the output, for the user to delete.
 package build
 
 import (
