@@ -49,6 +49,61 @@ func StepConfigs() map[string]engine.Config {
 	}
 }
 
+// ArchStepConfig is a configuration of one of the other architectures.
+type ArchStepConfig struct {
+	engine.Config
+	Arch engine.ArchSettings
+}
+
+// ArchStepConfigs are valid configurations of the other architectures,
+// beyond their golden cases, including the ones the reference crashes on
+// (trm_hier6 with L_cycles above six, trm_singlez and trm_hier6 with the
+// continue target, the transformer baseline without positions). HRM's
+// differentiated tail is its last L and H calls, so its whole step is
+// differentiated with one cycle of each.
+func ArchStepConfigs() map[string]ArchStepConfig {
+	base := StepConfigs()["no_puzzle_one_cycle"]
+	mk := func(arch string, edit func(*engine.Config)) ArchStepConfig {
+		c := base
+		c.HCycles, c.PuzzleEmbNdim, c.PuzzleEmbLen = 2, 16, 1
+		edit(&c)
+		a := engine.ArchSettings{Name: arch}
+		if err := engine.ValidateArch(c, a); err != nil {
+			panic(err)
+		}
+		return ArchStepConfig{c, a}
+	}
+	return map[string]ArchStepConfig{
+		"hrm_learned_no_puzzle": mk("hrm", func(c *engine.Config) {
+			c.HCycles, c.LCycles, c.HLayers, c.LLayers, c.NoACTContinue = 1, 1, 1, 2, false
+			c.PosEncodings, c.PuzzleEmbNdim, c.PuzzleEmbLen = engine.PosLearned, 0, 0
+		}),
+		"hrm_mlp_t_one_layer": mk("hrm", func(c *engine.Config) {
+			c.HCycles, c.LCycles, c.HLayers, c.LLayers, c.NoACTContinue = 1, 1, 2, 1, false
+			c.MLPT, c.PosEncodings, c.PuzzleEmbNdim, c.PuzzleEmbLen = true, engine.PosNone, 24, 0
+		}),
+		"trm_singlez_learned_continue": mk("trm_singlez", func(c *engine.Config) {
+			c.PosEncodings, c.LLayers, c.NoACTContinue = engine.PosLearned, 1, false
+		}),
+		"trm_singlez_mlp_t_no_puzzle": mk("trm_singlez", func(c *engine.Config) {
+			c.MLPT, c.PosEncodings, c.PuzzleEmbNdim, c.PuzzleEmbLen, c.HCycles = true, engine.PosNone, 0, 0, 1
+		}),
+		"trm_hier6_eight_cycles": mk("trm_hier6", func(c *engine.Config) {
+			c.LCycles, c.LLayers = 8, 1
+		}),
+		"trm_hier6_two_cycles_continue": mk("trm_hier6", func(c *engine.Config) {
+			c.LCycles, c.NoACTContinue, c.PosEncodings, c.PuzzleEmbNdim, c.PuzzleEmbLen = 2, false, engine.PosLearned, 0, 0
+		}),
+		"transformers_baseline_no_positions": mk("transformers_baseline", func(c *engine.Config) {
+			c.HCycles, c.HLayers, c.NoACTContinue, c.PosEncodings, c.PuzzleEmbLen = 1, 2, false, engine.PosNone, 0
+		}),
+		"transformers_baseline_learned_softmax": mk("transformers_baseline", func(c *engine.Config) {
+			c.HCycles, c.HLayers, c.NoACTContinue, c.PosEncodings, c.PuzzleEmbNdim, c.PuzzleEmbLen = 1, 1, false, engine.PosLearned, 0, 0
+			c.LossType = engine.LossSoftmax
+		}),
+	}
+}
+
 // RunStepGradients checks the whole step's gradient with a directional
 // derivative: (loss(p + e v) - loss(p - e v)) / 2e against <grad, v> for a
 // random direction v over every trained parameter and the puzzle rows.
@@ -56,17 +111,40 @@ func StepConfigs() map[string]engine.Config {
 // treats it as a constant.
 func RunStepGradients(t *testing.T, f Factory) {
 	for name, cfg := range StepConfigs() {
-		t.Run(name, func(t *testing.T) { checkStepGradient(t, f(), cfg) })
+		t.Run(name, func(t *testing.T) { checkStepGradient(t, f(), cfg, engine.ArchSettings{}) })
+	}
+	for name, ac := range ArchStepConfigs() {
+		t.Run(name, func(t *testing.T) { checkStepGradient(t, f(), ac.Config, ac.Arch) })
 	}
 }
 
-func checkStepGradient(t *testing.T, be engine.Backend, cfg engine.Config) {
+func checkStepGradient(t *testing.T, be engine.Backend, cfg engine.Config, arch engine.ArchSettings) {
 	rng := rand.New(rand.NewPCG(7, uint64(cfg.HiddenSize)))
-	layout := engine.NewLayout(cfg)
+	layout, err := engine.NewArchLayout(cfg, arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, err := arch.Group()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Whether the loss has the q_continue term with its bootstrapped target.
+	withTarget := !cfg.NoACTContinue
+	switch group {
+	case "hrm":
+		withTarget = true
+	case "transformers_baseline":
+		withTarget = false
+	}
+	opt := func(backward bool) engine.Options { return engine.Options{Backward: backward, Arch: arch} }
+	keys := []string{engine.KeyQHeadW, engine.KeyQHeadB}
+	if cfg.PuzzleEmbNdim > 0 {
+		keys = append(keys, engine.KeyPuzzleEmb)
+	}
 	p := engine.InitParams(layout, 3)
 	// Initialisation leaves the q head and the puzzle table at constants;
 	// randomise them so every gradient path carries signal.
-	for _, key := range []string{engine.KeyQHeadW, engine.KeyQHeadB, engine.KeyPuzzleEmb} {
+	for _, key := range keys {
 		for i, v := range p.View(key) {
 			p.View(key)[i] = v*0 + float32(rng.NormFloat64()*0.3)
 		}
@@ -88,7 +166,7 @@ func checkStepGradient(t *testing.T, be engine.Backend, cfg engine.Config) {
 	// so the check runs on a one-cycle model started from the state the
 	// constant cycles produce at p, and first asserts that this model's
 	// gradient equals the full model's.
-	full, err := engine.NewModel(cfg, be, engine.Options{Backward: true})
+	full, err := engine.NewModel(cfg, be, opt(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +190,7 @@ func checkStepGradient(t *testing.T, be engine.Backend, cfg engine.Config) {
 	if cfg.HCycles > 1 {
 		pre := cfg
 		pre.HCycles = cfg.HCycles - 1
-		pm, err := engine.NewModel(pre, be, engine.Options{})
+		pm, err := engine.NewModel(pre, be, opt(false))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,11 +204,11 @@ func checkStepGradient(t *testing.T, be engine.Backend, cfg engine.Config) {
 		if err := pm.Step(pc, engine.StepOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if start.ZH, start.ZL, err = pm.CarryState(pc); err != nil {
+		if start.Z, err = pm.CarryStates(pc); err != nil {
 			t.Fatal(err)
 		}
 	}
-	m, err := engine.NewModel(one, be, engine.Options{Backward: true})
+	m, err := engine.NewModel(one, be, opt(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +221,7 @@ func checkStepGradient(t *testing.T, be engine.Backend, cfg engine.Config) {
 			t.Fatal(err)
 		}
 		c := m.NewCarry()
-		if start.ZH != nil {
+		if start.Z != nil {
 			if err := m.LoadCarry(c, start); err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +240,7 @@ func checkStepGradient(t *testing.T, be engine.Backend, cfg engine.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.NoACTContinue {
+	if !withTarget {
 		// (With the continue target, its extra forward runs H_cycles
 		// cycles in the full model and one here, so targets differ.)
 		OneStep.Check(t, "one-cycle vs full gradient", f64(grads), f64(fullGrads))
@@ -173,13 +251,13 @@ func checkStepGradient(t *testing.T, be engine.Backend, cfg engine.Config) {
 		var s float64
 		for b := range r.LMLoss {
 			s += r.LMLoss[b] + 0.5*r.QHaltLoss[b]
-			if !cfg.NoACTContinue {
+			if withTarget {
 				s += 0.5 * refBCE(float64(r.QContinue[b]), float64(target[b]))
 			}
 		}
 		return s
 	}
-	if !cfg.NoACTContinue {
+	if withTarget {
 		// Sanity: the target really is in play (not all zeros).
 		nz := 0
 		for _, v := range target {
