@@ -301,3 +301,35 @@ func RunLabelFor(cfg Config, opt RunOptions) string {
 	}
 	return ""
 }
+
+// RunPlan is how Run will start a run, resolved without writing anything
+// (what a dry run prints).
+type RunPlan struct {
+	// Config is the config the run will use: cfg for a fresh run, the
+	// stored config with the resume's changes otherwise.
+	Config Config
+	// Checkpoint is the verified checkpoint a resume continues ("" for a
+	// fresh run) and Step its step.
+	Checkpoint string
+	Step       int
+	// RunDir is the directory the run will lock and write.
+	RunDir string
+	// Notes say what the resume changes or decided.
+	Notes []string
+}
+
+// PlanRun resolves cfg and opt as Run does (fresh or resumed, which
+// checkpoint, which config, refused overrides) without locking or
+// writing: Run's choice, for a dry run to print. Checks that need the data
+// (its shapes against the stored model, the schedule) are Run's.
+func PlanRun(cfg Config, opt RunOptions) (*RunPlan, error) {
+	p, err := resolve(cfg, opt)
+	if err != nil {
+		return nil, err
+	}
+	rp := &RunPlan{Config: p.cfg, Checkpoint: p.from, RunDir: p.runDir, Notes: p.notes}
+	if p.meta != nil {
+		rp.Step = p.meta.Step
+	}
+	return rp, nil
+}

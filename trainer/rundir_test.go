@@ -256,6 +256,10 @@ func TestResumeAuto(t *testing.T) {
 	if _, err := Run(context.Background(), changed, quiet(RunOptions{Resume: ResumeAuto})); err == nil || !strings.Contains(err.Error(), "lr cannot change") {
 		t.Fatalf("auto resume with another lr: %v", err)
 	}
+	plan, err := PlanRun(cfg, RunOptions{Resume: ResumeAuto})
+	if err != nil || plan.Step != 7 || filepath.Dir(plan.Checkpoint) != cfg.CheckpointDir || plan.RunDir != cfg.CheckpointDir {
+		t.Fatalf("plan of the auto resume: %+v, %v", plan, err)
+	}
 	second := &recorder{}
 	rel := cfg
 	rel.DataPaths = []string{relPath(t, cfg.DataPaths[0])} // the same data named relatively is no change
