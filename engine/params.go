@@ -21,7 +21,7 @@ const (
 	Buffer
 )
 
-// Init names an initialisation rule of spec section 2.
+// Init names an initialisation rule of the reference (truncated normals as in TruncNormal, LeCun for linear layers, zeros for the Q head weight and the puzzle table, -5 for the Q head bias).
 type Init int
 
 const (
@@ -51,7 +51,7 @@ func (e Entry) Size() int {
 	return n
 }
 
-// Layout is the parameter table of a config: every key of spec section 2
+// Layout is the parameter table of a config: every key of the architecture (docs/architectures.md)
 // with its shape and place, in the reference's parameter order.
 type Layout struct {
 	Entries     []Entry
@@ -225,7 +225,7 @@ func (p *Params) Clone() *Params {
 	return q
 }
 
-// InitParams initialises a state as the reference does (spec section 2),
+// InitParams initialises a state as the reference does (see Init),
 // drawing from a PCG generator seeded with seed, entry by entry in layout
 // order.
 func InitParams(l *Layout, seed uint64) *Params {
