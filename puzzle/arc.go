@@ -94,19 +94,27 @@ func CropARC(tokens []int32) Grid { return arc.Crop(tokens) }
 // order, the grid is cropped from there. It returns the grid and its
 // offset; an all-padding canvas gives a 0x0 grid at (0, 0).
 func LocateARC(tokens []int32) (g Grid, row, col int) {
-	const n = ARCSide
 	for k, v := range tokens {
-		if v == 0 {
-			continue
+		if v != 0 {
+			row, col = k/ARCSide, k%ARCSide
+			return cropAt(tokens, row, col), row, col
 		}
-		row, col = k/n, k%n
-		shifted := make([]int32, n*n)
-		for i := row; i < n; i++ {
-			copy(shifted[(i-row)*n:(i-row+1)*n-col], tokens[i*n+col:(i+1)*n])
-		}
-		return arc.Crop(shifted), row, col
 	}
 	return Grid{}, 0, 0
+}
+
+// cropAt is CropARC of the canvas shifted so that (row, col) is its
+// top-left corner.
+func cropAt(tokens []int32, row, col int) Grid {
+	if row == 0 && col == 0 {
+		return arc.Crop(tokens)
+	}
+	const n = ARCSide
+	shifted := make([]int32, n*n)
+	for i := row; i < n; i++ {
+		copy(shifted[(i-row)*n:(i-row+1)*n-col], tokens[i*n+col:(i+1)*n])
+	}
+	return arc.Crop(shifted)
 }
 
 // RenderGrid draws a grid one row per line, a digit per colour; a 0x0
@@ -416,6 +424,8 @@ type ARCTestResult struct {
 	Attempts arc.Attempts
 	// HasOutput tells whether the task gives the expected output.
 	HasOutput bool
+	// Expected is the task's output for the pair (0x0 when not given).
+	Expected Grid
 	// Correct is true when an attempt equals the expected output: the
 	// pass@2 of the competition.
 	Correct bool
@@ -441,13 +451,13 @@ func (v *ARCVote) Result() ARCResult {
 	entries := []arc.Attempts{}
 	for k, ev := range v.evals {
 		pass, sub := ev.Result()
-		r := ARCTestResult{Index: k, HasOutput: v.task.Test[k].Output.H > 0}
+		want := v.task.Test[k].Output
+		r := ARCTestResult{Index: k, HasOutput: want.H > 0, Expected: want}
 		if e := sub.Entries[v.task.Name]; len(e) == 1 {
 			r.Answered, r.Attempts = true, e[0]
 			entries = append(entries, e[0])
 			if r.HasOutput {
 				r.Pass = pass
-				want := v.task.Test[k].Output
 				r.Correct = e[0].Attempt1.Equal(want) || e[0].Attempt2.Equal(want)
 			}
 		}
@@ -455,4 +465,86 @@ func (v *ARCVote) Result() ARCResult {
 	}
 	res.Submission.Entries[v.task.Name] = entries
 	return res
+}
+
+// sideBySide renders grids next to each other, top-aligned, separated by
+// sep (padded on the rows where a grid has ended).
+func sideBySide(sep string, grids ...Grid) string {
+	var cols [][]string
+	h := 0
+	for _, g := range grids {
+		lines := strings.Split(RenderGrid(g), "\n")
+		cols = append(cols, lines)
+		h = max(h, len(lines))
+	}
+	var b strings.Builder
+	for i := 0; i < h; i++ {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		var row strings.Builder
+		for k, lines := range cols {
+			if k > 0 {
+				if i == 0 {
+					row.WriteString(sep)
+				} else {
+					row.WriteString(strings.Repeat(" ", len(sep)))
+				}
+			}
+			w := len(lines[0])
+			line := ""
+			if i < len(lines) {
+				line = lines[i]
+			}
+			row.WriteString(line + strings.Repeat(" ", w-len(line)))
+		}
+		b.WriteString(strings.TrimRight(row.String(), " "))
+	}
+	return b.String()
+}
+
+// DescribeARCTask echoes a task: its name and size, each demonstration
+// pair (input -> output) and each test input, with its expected output
+// when the task gives one.
+func DescribeARCTask(t ARCTask) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ARC task %s: %d demonstration pairs, %d test inputs", t.Name, len(t.Train), len(t.Test))
+	for i, p := range t.Train {
+		fmt.Fprintf(&b, "\ndemonstration %d (%dx%d -> %dx%d):\n%s", i, p.Input.H, p.Input.W, p.Output.H, p.Output.W, indent(sideBySide("  ->  ", p.Input, p.Output)))
+	}
+	for i, p := range t.Test {
+		if p.Output.H > 0 {
+			fmt.Fprintf(&b, "\ntest %d (%dx%d, expected %dx%d):\n%s", i, p.Input.H, p.Input.W, p.Output.H, p.Output.W, indent(sideBySide("  ->  ", p.Input, p.Output)))
+		} else {
+			fmt.Fprintf(&b, "\ntest %d (%dx%d, no expected output given):\n%s", i, p.Input.H, p.Input.W, indent(RenderGrid(p.Input)))
+		}
+	}
+	return b.String()
+}
+
+// DescribeARCResult shows the vote's two attempts for each answered test
+// pair and whether one of them is the expected output (the
+// competition's pass@2) when the task gives it.
+func DescribeARCResult(r ARCResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ARC task %s", r.Task)
+	for _, t := range r.Tests {
+		fmt.Fprintf(&b, "\ntest %d: ", t.Index)
+		switch {
+		case !t.Answered:
+			b.WriteString("no prediction")
+			continue
+		case !t.HasOutput:
+			b.WriteString("no expected output to compare")
+		case t.Attempts.Attempt1.Equal(t.Expected):
+			b.WriteString("correct: attempt 1 is the expected output")
+		case t.Correct:
+			b.WriteString("correct: attempt 2 is the expected output")
+		default:
+			b.WriteString("wrong: neither attempt is the expected output")
+		}
+		a := t.Attempts
+		fmt.Fprintf(&b, "\n  attempt 1 (%dx%d), attempt 2 (%dx%d):\n%s", a.Attempt1.H, a.Attempt1.W, a.Attempt2.H, a.Attempt2.W, indent(sideBySide("   |   ", a.Attempt1, a.Attempt2)))
+	}
+	return b.String()
 }

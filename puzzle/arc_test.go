@@ -175,6 +175,31 @@ func TestARCMatchesBuilder(t *testing.T) {
 	if checked != s.NumExamples() {
 		t.Errorf("queries covered %d of %d test examples", checked, s.NumExamples())
 	}
+	// Training examples are translated: shown where they lie, their labels
+	// valid answers at the input's offset.
+	trainDS, trainIn, _ := examples(t, out, "train")
+	translated := 0
+	for i := 0; i < len(trainIn); i += 7 {
+		ex, err := puzzle.ReadExample(out, "train", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ex.Input, trainIn[i]) || ex.Puzzle != trainDS.Identifiers[ex.Identifier] {
+			t.Fatalf("train example %d read differently", i)
+		}
+		if v := ex.Codec.Check(ex.Input, ex.Label, ex.Label); !v.Valid || !v.MatchesLabel {
+			t.Fatalf("train example %d (%s): label judged %s", i, ex.Puzzle, v)
+		}
+		if _, r, c := puzzle.LocateARC(ex.Input); r != 0 || c != 0 {
+			translated++
+		}
+		if s := ex.String(); !strings.Contains(s, "label as an answer: valid") || !strings.Contains(s, "puzzle "+ex.Puzzle) {
+			t.Fatalf("train example %d shown as\n%s", i, s)
+		}
+	}
+	if translated == 0 {
+		t.Error("no translated training example seen")
+	}
 	if _, err := puzzle.ARCVersions(ds.Identifiers, "00000000"); err == nil || !strings.Contains(err.Error(), "no puzzle embedding") {
 		t.Errorf("unknown task: %v", err)
 	}
@@ -254,6 +279,16 @@ func TestARCVote(t *testing.T) {
 	if !t1.Correct || !t1.Attempts.Attempt1.Equal(wrong(right1)) || !t1.Attempts.Attempt2.Equal(right1) || t1.Pass["ARC/pass@1"] != 0 || t1.Pass["ARC/pass@2"] != 1 {
 		t.Errorf("pair 1: %+v", t1)
 	}
+	shown := puzzle.DescribeARCResult(res)
+	for _, want := range []string{"test 0: correct: attempt 1 is the expected output", "test 1: correct: attempt 2 is the expected output"} {
+		if !strings.Contains(shown, want) {
+			t.Errorf("result shown as\n%s\nwithout %q", shown, want)
+		}
+	}
+	echo := puzzle.DescribeARCTask(tk)
+	if !strings.HasPrefix(echo, "ARC task "+tk.Name+": ") || strings.Count(echo, "\ndemonstration ") != len(tk.Train) || strings.Count(echo, "\ntest ") != 2 {
+		t.Errorf("task echoed as\n%s", echo)
+	}
 	var sub map[string][]map[string]puzzle.Grid
 	if err := json.Unmarshal(res.Submission.MarshalPy(), &sub); err != nil {
 		t.Fatal(err)
@@ -272,6 +307,12 @@ func TestARCVote(t *testing.T) {
 	}
 	if r := bv.Result().Tests[0]; r.HasOutput || r.Correct || !r.Attempts.Attempt1.Equal(right1) || r.Pass != nil {
 		t.Errorf("without outputs: %+v", r)
+	}
+	if s := puzzle.DescribeARCResult(bv.Result()); !strings.Contains(s, "test 0: no expected output to compare") {
+		t.Errorf("without outputs shown as\n%s", s)
+	}
+	if s := puzzle.DescribeARCTask(blind); !strings.Contains(s, "no expected output given") {
+		t.Errorf("task without outputs echoed as\n%s", s)
 	}
 	if err := bv.Add(puzzle.ARCQueries(blind, versions[1:2])[0], q.Input, 0); err == nil {
 		t.Error("a query of another version was accepted")
@@ -301,8 +342,11 @@ func TestARCCodec(t *testing.T) {
 	if c.Summary(shifted) != "ARC grid 2x3 at row 4, column 9" || c.Render(shifted) != "120\n345" {
 		t.Errorf("translated: %q", c.Summary(shifted))
 	}
-	if v := c.Check(a, shifted, a); v.Valid || v.MatchesLabel || !strings.Contains(v.Problem, "empty grid") {
+	if v := c.Check(a, shifted, a); v.Valid || v.MatchesLabel || !strings.Contains(v.Problem, "no colour at row 1, column 1") {
 		t.Errorf("an answer off the corner: %s", v)
+	}
+	if v := c.Check(shifted, shifted, nil); !v.Valid || v.String() != "valid (a grid where the input's starts)" {
+		t.Errorf("an answer where a translated input is: %s", v)
 	}
 	for text, want := range map[string]string{"12\n3": "row 2 has 1 cells", "1a": "'a' is not a colour", "[[10]]": "colour 10"} {
 		if _, err := c.Encode(text); err == nil || !strings.Contains(err.Error(), want) {

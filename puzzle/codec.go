@@ -70,7 +70,8 @@ type Verdict struct {
 }
 
 // String is the verdict in one line, e.g. "valid (Sudoku rules and
-// givens); matches the label".
+// givens); matches the label" (without the label clause when no label
+// was given).
 func (v Verdict) String() string {
 	var b strings.Builder
 	switch {
@@ -86,7 +87,6 @@ func (v Verdict) String() string {
 	}
 	switch {
 	case !v.HasLabel:
-		b.WriteString("; no label to compare")
 	case v.MatchesLabel:
 		b.WriteString("; matches the label")
 	default:
@@ -335,12 +335,14 @@ func (ARCCodec) Summary(input []int32) string {
 	return s
 }
 
-// Check requires the answer to hold a grid at the canvas's top-left
-// corner, where evaluation reads it (CropARC).
+// Check requires the answer to hold a grid where the input's grid
+// starts: the top-left corner for test inputs, where evaluation reads it
+// (CropARC); training examples are translated, answers with them.
 func (ARCCodec) Check(input, answer, label []int32) Verdict {
-	v := Verdict{Rules: "a grid at the top-left corner"}
-	if g := CropARC(answer); g.H == 0 || g.W == 0 {
-		v.Problem = "no colour at row 1, column 1: the answer crops to an empty grid"
+	v := Verdict{Rules: "a grid where the input's starts"}
+	_, row, col := LocateARC(input)
+	if g := cropAt(answer, row, col); g.H == 0 || g.W == 0 {
+		v.Problem = fmt.Sprintf("no colour at row %d, column %d: the answer crops to an empty grid", row+1, col+1)
 	} else {
 		v.Valid = true
 	}

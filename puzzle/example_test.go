@@ -83,9 +83,21 @@ func ExampleNewARCVote() {
 		}
 	}
 	r := vote.Result()
-	fmt.Println(r.Tests[0].Correct)
+	fmt.Println(puzzle.DescribeARCTask(task))
+	fmt.Println(puzzle.DescribeARCResult(r))
 	fmt.Println(string(r.Submission.MarshalPy()))
 	// Output:
-	// true
+	// ARC task flip: 1 demonstration pairs, 1 test inputs
+	// demonstration 0 (2x2 -> 2x2):
+	//   12  ->  00
+	//   00      12
+	// test 0 (2x2, expected 2x2):
+	//   30  ->  00
+	//   00      30
+	// ARC task flip
+	// test 0: correct: attempt 1 is the expected output
+	//   attempt 1 (2x2), attempt 2 (2x2):
+	//   00   |   00
+	//   30       30
 	// {"flip": [{"attempt_1": [[0, 0], [3, 0]], "attempt_2": [[0, 0], [3, 0]]}]}
 }
