@@ -237,7 +237,11 @@ func commentCommands(t *testing.T, root, name string) []docCommand {
 // comment: after any VAR=value assignments it starts with a known
 // program or a path.
 func looksLikeCommand(s string) bool {
-	for _, w := range strings.Fields(s) {
+	words, err := shellWords(s, func(string) string { return "" })
+	if err != nil {
+		return false
+	}
+	for _, w := range words {
 		if isAssignment(w) {
 			continue
 		}
