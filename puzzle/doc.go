@@ -19,4 +19,20 @@
 // puzzle's rules (a Verdict's Valid) and whether it equals the label on
 // every supervised position (MatchesLabel), the test of the trainer's
 // exact accuracy.
+//
+// A program that solves puzzles picks the codec from the model's shape,
+// For(seqLen, vocabSize), encodes the puzzle with Codec.Encode, echoes it
+// with Describe, runs the model and shows each prediction with
+// DescribeAnswer (or Codec.Render and Codec.Check).
+//
+// An ARC task goes through its own steps, because the model sees it in
+// several augmented versions: ReadARCTask reads the task (SelectTest keeps
+// one test input), ARCVersions finds the versions a dataset holds for it
+// (with the puzzle identifiers the model learned) or DrawARCVersions draws
+// some, ARCQueries makes one model input per test input and version,
+// ARCVote.Add takes each prediction back through its version's inverse
+// augmentation, and ARCVote.Result ranks the grids into the two attempts
+// of a submission. DescribeARCTask and DescribeARCResult show both ends.
+//
+// ReadExample reads one example of a dataset directory for display.
 package puzzle
