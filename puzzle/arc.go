@@ -86,14 +86,19 @@ func ARCTokens(g Grid) []int32 {
 
 // CropARC reads the grid a predicted canvas encodes from its top-left
 // corner, exactly as evaluation scores predictions (trainer/data/arc's
-// Crop); a canvas without a colour at (0, 0) gives a 0x0 grid.
-func CropARC(tokens []int32) Grid { return arc.Crop(tokens) }
+// Crop); a canvas without a colour at (0, 0), or of other than
+// ARCSeqLen tokens, gives a 0x0 grid.
+func CropARC(tokens []int32) Grid { return cropAt(tokens, 0, 0) }
 
 // LocateARC finds a grid wherever it lies on a canvas (training examples
 // are translated): its top-left is the first non-padding cell in row
 // order, the grid is cropped from there. It returns the grid and its
-// offset; an all-padding canvas gives a 0x0 grid at (0, 0).
+// offset; an all-padding canvas, or one of other than ARCSeqLen tokens,
+// gives a 0x0 grid at (0, 0).
 func LocateARC(tokens []int32) (g Grid, row, col int) {
+	if len(tokens) != ARCSeqLen {
+		return Grid{}, 0, 0
+	}
 	for k, v := range tokens {
 		if v != 0 {
 			row, col = k/ARCSide, k%ARCSide
@@ -106,6 +111,9 @@ func LocateARC(tokens []int32) (g Grid, row, col int) {
 // cropAt is CropARC of the canvas shifted so that (row, col) is its
 // top-left corner.
 func cropAt(tokens []int32, row, col int) Grid {
+	if len(tokens) != ARCSeqLen {
+		return Grid{}
+	}
 	if row == 0 && col == 0 {
 		return arc.Crop(tokens)
 	}

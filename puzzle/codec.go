@@ -187,6 +187,9 @@ func (c SudokuCodec) Render(tokens []int32) string {
 
 // Summary is e.g. "9x9 Sudoku, 27 givens".
 func (c SudokuCodec) Summary(input []int32) string {
+	if len(input) != c.SeqLen() {
+		return fmt.Sprintf("%s, but %d tokens", c.Name(), len(input))
+	}
 	return fmt.Sprintf("%s, %d givens", c.Name(), c.lenient(input).Givens())
 }
 
@@ -259,6 +262,9 @@ func (c MazeCodec) Render(tokens []int32) string {
 
 // Summary is e.g. "30x30 maze, shortest path 57 steps".
 func (c MazeCodec) Summary(input []int32) string {
+	if len(input) != c.SeqLen() {
+		return fmt.Sprintf("%s, but %d tokens", c.Name(), len(input))
+	}
 	m := c.lenient(input)
 	if d := m.ShortestPath(); d >= 0 {
 		return fmt.Sprintf("%s, shortest path %d steps", c.Name(), d)

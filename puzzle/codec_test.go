@@ -113,3 +113,26 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("a padding token renders as %q", r)
 	}
 }
+
+// TestCodecsTakeAnyTokens: tokens of the wrong length or outside the
+// vocabulary (a server's hostile request, a model's stray prediction)
+// give errors and invalid verdicts, never a panic.
+func TestCodecsTakeAnyTokens(t *testing.T) {
+	for _, c := range []puzzle.Codec{puzzle.SudokuCodec{Box: 3}, puzzle.SudokuCodec{Box: 2}, puzzle.MazeCodec{N: 30},
+		puzzle.MazeCodec{N: 5}, puzzle.ARCCodec{}, puzzle.TokensCodec{Len: 8, Vocab: 4}} {
+		L := c.SeqLen()
+		for _, n := range []int{0, 1, L - 1, L, L + 1, 2 * L} {
+			for _, fill := range []int32{-7, 0, 1, 3, 11, 1 << 30} {
+				tok := make([]int32, n)
+				for i := range tok {
+					tok[i] = fill + int32(i%3)
+				}
+				_ = c.Render(tok) + c.Decode(tok) + c.Summary(tok)
+				v := c.Check(tok, tok, tok)
+				if n != L && v.Valid && v.Rules != "" {
+					t.Errorf("%s: %d tokens judged valid", c.Name(), n)
+				}
+			}
+		}
+	}
+}

@@ -115,9 +115,12 @@ func (m Maze) String() string {
 	return b.String()
 }
 
-// CheckMazeQuestion checks a maze question: one S, one G and no path
-// cell 'o'.
+// CheckMazeQuestion checks a maze question: n*n cells, one S, one G and
+// no path cell 'o'.
 func CheckMazeQuestion(n int, q string) error {
+	if len(q) != n*n {
+		return fmt.Errorf("question of %d cells, a %dx%d maze has %d", len(q), n, n, n*n)
+	}
 	for _, c := range []byte("SG") {
 		switch k := strings.Count(q, string(c)); k {
 		case 1:
@@ -219,7 +222,7 @@ func MazeDistances(n int, cells string, from int) (dist, paths []int) {
 // over open cells, -1 when there is none (or no S or G).
 func (m Maze) ShortestPath() int {
 	s, g := strings.IndexByte(m.Cells, 'S'), strings.IndexByte(m.Cells, 'G')
-	if s < 0 || g < 0 {
+	if s < 0 || g < 0 || len(m.Cells) != m.N*m.N {
 		return -1
 	}
 	dist, _ := MazeDistances(m.N, m.Cells, s)
