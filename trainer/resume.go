@@ -82,7 +82,6 @@ func ResumeConfig(stored Config, overrides []string, out string) (Config, []stri
 		if !ok {
 			return stored, nil, fmt.Errorf("override %q: want key=value", kv)
 		}
-		k = strings.TrimPrefix(strings.TrimSpace(k), "+")
 		next := cfg
 		if err := next.Set(kv); err != nil {
 			return stored, nil, err
@@ -90,7 +89,17 @@ func ResumeConfig(stored Config, overrides []string, out string) (Config, []stri
 		if err := absPaths(&next); err != nil {
 			return stored, nil, err
 		}
-		before, after := fieldOf(&cfg, paths[k]), fieldOf(&next, paths[k])
+		k, known := CanonicalKey(k) // the reference's spellings name our keys
+		var before, after any
+		switch {
+		case known:
+			before, after = fieldOf(&cfg, paths[k]), fieldOf(&next, paths[k])
+		case strings.HasPrefix(strings.TrimLeft(strings.TrimSpace(k), "+"), "arch"):
+			// A model group (arch=NAME): the model as a whole.
+			k, before, after = "arch", cfg.Arch, next.Arch
+		default:
+			continue // a reference key without effect here (Set warned)
+		}
 		if reflect.DeepEqual(before, after) {
 			continue
 		}

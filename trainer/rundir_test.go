@@ -113,6 +113,11 @@ func TestResumeConfig(t *testing.T) {
 	if _, _, err := ResumeConfig(stored, []string{"no_such_key=1"}, ""); err == nil || !strings.Contains(err.Error(), "no_such_key") {
 		t.Errorf("unknown key: %v", err)
 	}
+	// The reference's spelling of a resumable key is that key.
+	got, _, err = ResumeConfig(stored, []string{"checkpoint_path=/runs/b"}, "")
+	if err != nil || got.CheckpointDir != "/runs/b" {
+		t.Errorf("checkpoint_path on resume: %v, %s", err, got.CheckpointDir)
+	}
 }
 
 // TestResumeCopyLeavesOriginal: resuming a copy of a run directory writes
