@@ -56,6 +56,19 @@ inline float operand(float v, int compute) {
 // leading dimension ld covers.
 inline size_t span(int r, int c, int ld) { return r == 0 || c == 0 ? 0 : (size_t)(c - 1) * ld + r; }
 
+// gemm_row computes acc[j] = sum over l of a[l] * b[l*n + j], each sum in
+// order of l in fp32, as one accumulator per output does; the loop over j
+// is what vectorises (AVX2 where the CPU has it; no FMA contraction, so
+// every machine gets the same bits).
+__attribute__((target_clones("avx2", "default"))) void gemm_row(float *acc, const float *a, const float *b, int n, int k) {
+    for (int j = 0; j < n; j++) acc[j] = 0.0f;
+    for (int l = 0; l < k; l++) {
+        float x = a[l];
+        const float *bl = b + (size_t)l * n;
+        for (int j = 0; j < n; j++) acc[j] += x * bl[j];
+    }
+}
+
 } // namespace
 
 extern "C" {
@@ -165,26 +178,23 @@ __attribute__((visibility("default"))) int cublasGemmStridedBatchedEx(void *hv, 
     const float *a = (const float *)A, *b = (const float *)B;
     float *c = (float *)C;
     int rc = standin::enqueue(h->stream, "cublasGemmStridedBatchedEx", [=](std::string *) {
-        std::vector<float> pa((size_t)m * k), pb((size_t)n * k);
+        std::vector<float> pa((size_t)m * k), pb((size_t)k * n);
         for (int q = 0; q < batch; q++) {
             const float *aq = a + (size_t)q * sA, *bq = b + (size_t)q * sB;
             float *cq = c + (size_t)q * sC;
-            // op(A) row i and op(B) column j, each contiguous in k, rounded once.
+            // op(A) by rows, op(B) by rows (k x n), each rounded once.
             for (int i = 0; i < m; i++)
                 for (int l = 0; l < k; l++) pa[(size_t)i * k + l] = operand(ta ? aq[l + (size_t)i * lda] : aq[i + (size_t)l * lda], compute);
-            for (int j = 0; j < n; j++)
-                for (int l = 0; l < k; l++) pb[(size_t)j * k + l] = operand(tb ? bq[j + (size_t)l * ldb] : bq[l + (size_t)j * ldb], compute);
-            int cols = std::max(1, std::min(n, 16));
-            long tasks = (n + cols - 1) / cols;
-            standin::parallel_for(tasks, [&](long t) {
-                for (int j = (int)t * cols; j < std::min(n, (int)(t + 1) * cols); j++) {
-                    const float *bj = &pb[(size_t)j * k];
-                    for (int i = 0; i < m; i++) {
-                        const float *ai = &pa[(size_t)i * k];
-                        float acc = 0.0f;
-                        for (int l = 0; l < k; l++) acc = std::fma(ai[l], bj[l], acc);
+            for (int l = 0; l < k; l++)
+                for (int j = 0; j < n; j++) pb[(size_t)l * n + j] = operand(tb ? bq[j + (size_t)l * ldb] : bq[l + (size_t)j * ldb], compute);
+            int rows = std::max(1, std::min(m, 8));
+            standin::parallel_for((m + rows - 1) / rows, [&](long t) {
+                std::vector<float> acc(n);
+                for (int i = (int)t * rows; i < std::min(m, (int)(t + 1) * rows); i++) {
+                    gemm_row(acc.data(), &pa[(size_t)i * k], pb.data(), n, k);
+                    for (int j = 0; j < n; j++) {
                         float &dst = cq[i + (size_t)j * ldc];
-                        dst = be == 0.0f ? al * acc : al * acc + be * dst;
+                        dst = be == 0.0f ? al * acc[j] : al * acc[j] + be * dst;
                     }
                 }
             });

@@ -73,9 +73,23 @@ extern thread_local emu_fiber *emu_cur_fiber;
 #define __launch_bounds__(n)
 #define __shared__ static thread_local
 
-// emu_yield switches from the current fiber back to its block's scheduler.
+// emu_yield switches from the current fiber (which has set its state) to
+// the next runnable fiber of the block, or back to the block's scheduler
+// when there is none after it.
 extern "C" void emu_swap(void **save, void *to);
-inline void emu_yield() { emu_swap(&emu_cur_fiber->sp, emu_cur_block->sched_sp); }
+inline void emu_yield() {
+    emu_block *b = emu_cur_block;
+    emu_fiber *from = emu_cur_fiber;
+    for (int t = from->lin + 1; t < b->n; t++) {
+        emu_fiber *to = &b->f[t];
+        if (to->state == EMU_RUN) {
+            emu_cur_fiber = to;
+            emu_swap(&from->sp, to->sp);
+            return;
+        }
+    }
+    emu_swap(&from->sp, b->sched_sp);
+}
 
 inline void __syncthreads() {
     emu_cur_fiber->state = EMU_WAIT_BLOCK;

@@ -25,9 +25,10 @@ thread_local emu_block *emu_cur_block;
 thread_local emu_fiber *emu_cur_fiber;
 
 #if defined(__x86_64__)
-// emu_swap(save, to): saves the callee-saved registers and the SSE/x87
-// control words on the current stack, stores the stack pointer in *save,
-// switches to the stack `to` and restores the same from there.
+// emu_swap(save, to): saves the callee-saved registers on the current
+// stack, stores the stack pointer in *save, switches to the stack `to` and
+// restores the same from there. The SSE and x87 control words are not
+// switched: kernels never change rounding modes.
 asm(R"(
 .text
 .globl emu_swap
@@ -39,14 +40,8 @@ emu_swap:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -143,13 +138,6 @@ void *prepare(char *top) {
     *--sp = 0;                          // fiber_main's (never used) return address
     *--sp = (uint64_t)(void *)&fiber_main; // emu_swap's ret target
     for (int i = 0; i < 6; i++) *--sp = 0; // rbp rbx r12 r13 r14 r15
-    --sp;
-    uint32_t mx;
-    uint16_t cw;
-    asm volatile("stmxcsr %0" : "=m"(mx));
-    asm volatile("fnstcw %0" : "=m"(cw));
-    std::memcpy(sp, &mx, 4);
-    std::memcpy((char *)sp + 4, &cw, 2);
     return sp;
 }
 
@@ -175,13 +163,22 @@ bool run_block(emu_launch *L, emu_dim3 bid, std::string *why) {
     emu_cur_block = &blk;
     int done = 0;
     for (;;) {
-        for (int t = 0; t < n; t++) {
-            emu_fiber &f = blk.f[t];
-            if (f.state != EMU_RUN) continue;
-            emu_cur_fiber = &f;
-            emu_swap(&blk.sched_sp, f.sp);
-            if (f.state == EMU_DONE) done++;
+        // A pass: the first runnable fiber runs, and each fiber that
+        // blocks hands over to the next runnable one (emu_yield), the
+        // last back here.
+        int first = -1;
+        for (int t = 0; t < n; t++)
+            if (blk.f[t].state == EMU_RUN) {
+                first = t;
+                break;
+            }
+        if (first >= 0) {
+            emu_cur_fiber = &blk.f[first];
+            emu_swap(&blk.sched_sp, blk.f[first].sp);
+            continue;
         }
+        done = 0;
+        for (int t = 0; t < n; t++) done += blk.f[t].state == EMU_DONE;
         if (done == n) break;
         bool released = false;
         // A warp meets at a shuffle when every lane still running waits there.

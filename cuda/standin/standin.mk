@@ -11,7 +11,7 @@ STANDIN_LIB          := $(STANDIN_DIR)/libtrmstandin.so
 STANDIN_CXX          ?= g++
 STANDIN_CC           ?= cc
 STANDIN_CUDA_INCLUDE ?= $(firstword $(wildcard /usr/local/cuda/include /usr/include))
-STANDIN_FLAGS        := -std=c++17 -O2 -g -fPIC -pthread -Wall -Wno-unused-function -Wno-unknown-pragmas -Wno-sign-compare -Icuda/standin
+STANDIN_FLAGS        := -std=c++17 -O3 -g -fPIC -pthread -ffp-contract=off -ftls-model=initial-exec -Wall -Wno-unused-function -Wno-unknown-pragmas -Wno-sign-compare -Icuda/standin
 STANDIN_OBJS         := $(patsubst cuda/standin/%.cc,$(STANDIN_DIR)/obj/%.o,$(wildcard cuda/standin/*.cc))
 STANDIN_HDRS         := $(wildcard cuda/standin/*.h)
 
