@@ -825,7 +825,7 @@ func (h *harness) prepare(path string, args []string) {
 		}
 	}
 	switch path {
-	case "data check":
+	case "data check", "data show":
 		for _, d := range positional(args) {
 			h.dataset(d)
 		}

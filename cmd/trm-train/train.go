@@ -26,7 +26,8 @@ func init() { register(newTrainCmd) }
 // trainFlags are the flags of train.
 type trainFlags struct {
 	preset, configFile, resume, device, out, logPath, initPath string
-	metricsAddr, metricsRun                                    string
+	metricsAddr, metricsRun, metricsPush, logFormat            string
+	metricsLinger                                              time.Duration
 	threads                                                    int
 	quiet, dryRun                                              bool
 }
@@ -78,7 +79,9 @@ Keys:
 	fl.StringVar(&f.initPath, "init", "", "start from these weights (safetensors with the reference keys, as trm-train import writes)")
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress lines")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", os.Getenv("TRM_METRICS_ADDR"), "serve Prometheus metrics at [HOST]:PORT/metrics; :PORT binds 127.0.0.1 only, 0.0.0.0:PORT every interface (default: $TRM_METRICS_ADDR)")
-	fl.StringVar(&f.metricsRun, "metrics-run", "", "run label of the metrics (default: the --out directory's name, else trm-START_TIME)")
+	fl.StringVar(&f.metricsRun, "metrics-run", "", "run label of the metrics (default: the run_name key, else the --out directory's name, else trm-START_TIME)")
+	fl.DurationVar(&f.metricsLinger, "metrics-linger", promhook.DefaultLinger, "after the run, keep serving --metrics-addr until Prometheus has scraped the final state, at most this long (0: exit at once; a second SIGINT/SIGTERM cuts it short)")
+	fl.StringVar(&f.metricsPush, "metrics-push", "", "push the run's final metrics to this Prometheus Pushgateway URL (e.g. http://pushgateway:9091), with or without --metrics-addr")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the resolved config and the plan, then exit without training")
 	return c
 }
@@ -111,25 +114,23 @@ func resolveTrainConfig(f *trainFlags, overrides []string) (trainer.Config, erro
 	return cfg, nil
 }
 
-// applyOverrides sets key=value overrides: every arch=NAME first (it
-// replaces the whole model group, so it must not undo an arch.KEY=V given
-// before it), then the others in order.
+// applyOverrides sets key=value overrides in the reference's order
+// (trainer.Config.SetAll: every arch=NAME first, as it replaces the whole
+// model group, then the others as given). A bad key or value is a usage
+// error; an unknown key's message suggests the nearest one.
 func applyOverrides(cfg *trainer.Config, overrides []string) error {
-	isGroup := func(kv string) bool {
-		k, _, _ := strings.Cut(kv, "=")
-		return strings.TrimSpace(k) == "arch"
-	}
-	for _, group := range []bool{true, false} {
-		for _, kv := range overrides {
-			if isGroup(kv) != group {
-				continue
-			}
-			if err := cfg.Set(kv); err != nil {
-				return usageErrorf("%v", err)
-			}
-		}
+	if err := cfg.SetAll(overrides); err != nil {
+		return usageErrorf("%v", err)
 	}
 	return nil
+}
+
+// printWarnings prints each of the config's warnings (reference keys
+// accepted without effect here) once, as "warning: ..." lines.
+func printWarnings(w io.Writer, cfg *trainer.Config) {
+	for _, m := range cfg.Warnings() {
+		fmt.Fprintf(w, "warning: %s\n", m)
+	}
 }
 
 func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
@@ -140,6 +141,10 @@ func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
 	cfg, err := resolveTrainConfig(f, args)
 	if err != nil {
 		return err
+	}
+	printWarnings(stderr, &cfg)
+	if f.metricsLinger < 0 {
+		return usageErrorf("--metrics-linger %s: want a duration of 0 or more", f.metricsLinger)
 	}
 	if f.initPath != "" && f.resume != "" {
 		return usageErrorf("--init and --resume exclude each other")
@@ -183,19 +188,27 @@ func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
 	if !f.quiet {
 		opt.Hooks = append(opt.Hooks, &trainer.ProgressHook{W: stderr, Every: 2 * time.Second})
 	}
-	if f.metricsAddr != "" {
+	if f.metricsAddr != "" || f.metricsPush != "" {
 		run := f.metricsRun
+		if run == "" {
+			run = cfg.RunName
+		}
 		if run == "" {
 			run = promhook.RunName(cfg.CheckpointDir, time.Now())
 		}
-		addr, rank, err := rankMetrics(f.metricsAddr)
+		addr, rank := "", ""
+		if f.metricsAddr != "" {
+			if addr, rank, err = rankMetrics(f.metricsAddr); err != nil {
+				return err
+			}
+		}
+		h, stop, err := promhook.Start(addr, promhook.Options{Run: run, Backend: be, Log: stderr, Rank: rank,
+			Linger: f.metricsLinger, PushURL: f.metricsPush})
 		if err != nil {
 			return err
 		}
-		h, stop, err := promhook.Start(addr, promhook.Options{Run: run, Backend: be, Log: stderr, Rank: rank})
-		if err != nil {
-			return err
-		}
+		// After train returns: push the final state, then linger until it
+		// is scraped (a second SIGINT/SIGTERM ends the wait).
 		defer stop()
 		opt.Hooks = append(opt.Hooks, h)
 	}

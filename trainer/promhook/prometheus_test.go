@@ -232,8 +232,8 @@ func TestRealPrometheus(t *testing.T) {
 	if !strings.Contains(trainOut.String(), "interrupted at step") {
 		t.Errorf("trm-train did not report the interrupted run:\n%s", trainOut.String())
 	}
-	// A trainer that lingers after the run (promhook.Options.Linger) must
-	// have been scraped in its final state before it exited: the end
+	// trm-train lingers after the run (--metrics-linger, default
+	// promhook.DefaultLinger) and must have been scraped in its final state before it exited: the end
 	// timestamp, set only when the run ended, and trm_run_running 0.
 	// (Range selectors skip the staleness markers written once the
 	// target is gone.)
@@ -245,7 +245,7 @@ func TestRealPrometheus(t *testing.T) {
 			}
 		}
 	} else {
-		t.Logf("trm-train did not linger after the run (no linger configured): final-state scrape not checked")
+		t.Errorf("trm-train did not print its linger line (metrics: serving the final state ...): its --metrics-linger default should keep serving until the final state is scraped:\n%s", trainErr.String())
 	}
 	if err := stopProm(); err != nil {
 		t.Errorf("prometheus: %v", err)

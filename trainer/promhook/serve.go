@@ -12,10 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// ListenAddr resolves a --metrics-addr value. A bare port ("9090") or an
-// address without a host (":9090") binds the loopback interface only:
+// ListenAddr resolves a --metrics-addr value. A bare port ("9400") or an
+// address without a host (":9400") binds the loopback interface only:
 // training metrics reveal the config and the machine, so exposing them is
-// an explicit choice ("0.0.0.0:9090", or a reverse proxy). Port 0 picks a
+// an explicit choice ("0.0.0.0:9400", or a reverse proxy). Port 0 picks a
 // free port.
 func ListenAddr(s string) (string, error) {
 	if s == "" {
@@ -26,7 +26,7 @@ func ListenAddr(s string) (string, error) {
 	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return "", fmt.Errorf("metrics address %q: want [HOST]:PORT, e.g. :9090 (loopback) or 0.0.0.0:9090 (every interface)", s)
+		return "", fmt.Errorf("metrics address %q: want [HOST]:PORT, e.g. :9400 (loopback) or 0.0.0.0:9400 (every interface)", s)
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		return "", fmt.Errorf("metrics address %q: bad port %q", s, port)
