@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,25 +25,35 @@ func newDataCmd() *cobra.Command {
 		Use:   "data SUBCOMMAND [flags]",
 		Short: "build (sudoku, maze, arc) or check a dataset",
 		Long: `Builds datasets in the reference layout (identifiers.json, {train,test}/dataset.json
-and the .npy arrays), bit-compatible with the reference's Python builders, or
-checks one. Builds are seeded and reproducible and are written to a temporary
-directory renamed into place at the end; --dry-run checks the arguments and
-inputs and prints what would be built.`,
+and the .npy arrays), bit-compatible with the reference's Python builders,
+checks one, or shows one of its examples decoded. Builds are seeded and
+reproducible and are written to a temporary directory renamed into place at
+the end; --dry-run checks the arguments and inputs and prints what would be
+built. SIGINT or SIGTERM stops a build or a check within seconds: the
+temporary directory is removed, an existing output is left as it was, and
+the command exits 1 saying what was interrupted.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usageErrorf("missing subcommand (sudoku, maze, arc or check)")
+				return usageErrorf("missing subcommand (sudoku, maze, arc, check or show)")
 			}
 			return usageErrorf("unknown subcommand %q", args[0])
 		},
 	}
-	c.AddCommand(newDataSudokuCmd(), newDataMazeCmd(), newDataARCCmd(), newDataCheckCmd())
+	c.AddCommand(newDataSudokuCmd(), newDataMazeCmd(), newDataARCCmd(), newDataCheckCmd(), newDataShowCmd())
 	return c
 }
 
 // dataCmd makes a data subcommand with its synopsis and description.
 func dataCmd(name, synopsis, short, about string) *cobra.Command {
 	return &cobra.Command{Use: name + " " + synopsis, Short: short, Long: about, Args: cobra.ArbitraryArgs}
+}
+
+// signalContext is the command's context, cancelled on SIGINT or SIGTERM,
+// so that a long build or check stops cleanly (the builders remove their
+// temporary directory when their context ends). stop releases the signals.
+func signalContext(c *cobra.Command) (ctx context.Context, stop context.CancelFunc) {
+	return signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 }
 
 // checkOut is a dry run's check of an output directory: the build would
@@ -106,6 +119,8 @@ func newDataSudokuCmd() *cobra.Command {
 	dryRun := fs.Bool("dry-run", false, "check the arguments and inputs and print what would be built, without building")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		stdout, stderr := c.OutOrStdout(), c.ErrOrStderr()
+		ctx, stop := signalContext(c)
+		defer stop()
 		if len(args) > 0 {
 			return usageErrorf("unexpected argument %q", args[0])
 		}
@@ -137,10 +152,10 @@ func newDataSudokuCmd() *cobra.Command {
 			r := data.NewRNG(*seed, 100)
 			start := time.Now()
 			var err error
-			if opts.Train, err = generateSudokus(r, box, *minGuesses, *generate, "sudoku generate train", opts.Log); err != nil {
+			if opts.Train, err = build.GenerateSudokus(ctx, r, box, *minGuesses, *generate, "sudoku generate train", opts.Log); err != nil {
 				return err
 			}
-			if opts.Test, err = generateSudokus(r, box, *minGuesses, *generateTest, "sudoku generate test", opts.Log); err != nil {
+			if opts.Test, err = build.GenerateSudokus(ctx, r, box, *minGuesses, *generateTest, "sudoku generate test", opts.Log); err != nil {
 				return err
 			}
 			if opts.Log != nil {
@@ -148,10 +163,10 @@ func newDataSudokuCmd() *cobra.Command {
 			}
 		case trainPath != "" && testPath != "":
 			var err error
-			if opts.Train, err = build.ReadSudokuCSV(trainPath, box, *minRating); err != nil {
+			if opts.Train, err = build.ReadSudokuCSVContext(ctx, trainPath, box, *minRating); err != nil {
 				return err
 			}
-			if opts.Test, err = build.ReadSudokuCSV(testPath, box, *minRating); err != nil {
+			if opts.Test, err = build.ReadSudokuCSVContext(ctx, testPath, box, *minRating); err != nil {
 				return err
 			}
 		default:
@@ -165,7 +180,7 @@ func newDataSudokuCmd() *cobra.Command {
 				len(opts.Train), trainPath, len(opts.Test), testPath, *minRating, keepCount(*subsample, len(opts.Train)), *numAug, *out)
 			return nil
 		}
-		if err := build.BuildSudoku(opts); err != nil {
+		if err := build.BuildSudokuContext(ctx, opts); err != nil {
 			return err
 		}
 		kept := len(opts.Train)
@@ -176,22 +191,6 @@ func newDataSudokuCmd() *cobra.Command {
 		return nil
 	}
 	return c
-}
-
-func generateSudokus(r *data.RNG, box, minGuesses, n int, what string, log io.Writer) ([]build.SudokuPuzzle, error) {
-	out := make([]build.SudokuPuzzle, n)
-	last := time.Now()
-	for i := range out {
-		var err error
-		if out[i], err = build.GenerateSudoku(r, box, minGuesses); err != nil {
-			return nil, err
-		}
-		if log != nil && time.Since(last) > time.Second {
-			last = time.Now()
-			fmt.Fprintf(log, "%s: %d/%d\n", what, i+1, n)
-		}
-	}
-	return out, nil
 }
 
 func newDataMazeCmd() *cobra.Command {
@@ -224,6 +223,8 @@ func newDataMazeCmd() *cobra.Command {
 		if *out == "" {
 			return usageErrorf("--out is required")
 		}
+		ctx, stop := signalContext(c)
+		defer stop()
 		opts := build.MazeOptions{Out: *out, Force: *force, Subsample: *subsample, Aug: *aug, Seed: *seed, Log: progressTo(*quiet, stderr)}
 		trainPath, testPath := csvPaths(*csvDir, *trainCSV, *testCSV)
 		switch {
@@ -242,24 +243,19 @@ func newDataMazeCmd() *cobra.Command {
 				return nil
 			}
 			r := data.NewRNG(*seed, 200)
-			for _, x := range []struct {
-				n   int
-				dst *[]build.Maze
-			}{{*generate, &opts.Train}, {*generateTest, &opts.Test}} {
-				for i := 0; i < x.n; i++ {
-					m, err := build.GenerateMaze(r, *size, *loops, *minPath)
-					if err != nil {
-						return err
-					}
-					*x.dst = append(*x.dst, m)
-				}
+			var err error
+			if opts.Train, err = build.GenerateMazes(ctx, r, *generate, *size, *loops, *minPath, "maze generate train", opts.Log); err != nil {
+				return err
+			}
+			if opts.Test, err = build.GenerateMazes(ctx, r, *generateTest, *size, *loops, *minPath, "maze generate test", opts.Log); err != nil {
+				return err
 			}
 		case trainPath != "" && testPath != "":
 			var err error
-			if opts.Train, err = build.ReadMazeCSV(trainPath); err != nil {
+			if opts.Train, err = build.ReadMazeCSVContext(ctx, trainPath); err != nil {
 				return err
 			}
-			if opts.Test, err = build.ReadMazeCSV(testPath); err != nil {
+			if opts.Test, err = build.ReadMazeCSVContext(ctx, testPath); err != nil {
 				return err
 			}
 		default:
@@ -273,7 +269,7 @@ func newDataMazeCmd() *cobra.Command {
 				len(opts.Train), trainPath, len(opts.Test), testPath, keepCount(*subsample, len(opts.Train)), *aug, *out)
 			return nil
 		}
-		if err := build.BuildMaze(opts); err != nil {
+		if err := build.BuildMazeContext(ctx, opts); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s: %d training mazes, %d test mazes\n", *out, len(opts.Train), len(opts.Test))
@@ -334,8 +330,10 @@ func newDataARCCmd() *cobra.Command {
 			fmt.Fprintf(stdout, "dry run: would write %s with up to %d augmentations per puzzle (seed %d)\n", *out, *numAug, *seed)
 			return nil
 		}
+		ctx, stop := signalContext(c)
+		defer stop()
 		start := time.Now()
-		st, err := build.BuildARC(build.ARCOptions{Out: *out, Force: *force, Prefix: *prefix, Subsets: splitList(*subsets),
+		st, err := build.BuildARCContext(ctx, build.ARCOptions{Out: *out, Force: *force, Prefix: *prefix, Subsets: splitList(*subsets),
 			TestSets: splitList(*testSets), NumAug: *numAug, Seed: *seed, Log: progressTo(*quiet, stderr)})
 		if err != nil {
 			return err
@@ -360,20 +358,31 @@ func splitList(s string) []string {
 func newDataCheckCmd() *cobra.Command {
 	c := dataCmd("check", "DIR...", "read every token of datasets and report their contents",
 		"Opens each dataset directory's train and test splits, validates every file and reads\n"+
-			"every token (vocabulary, shapes, indices, identifiers), then prints one line per set.")
+			"every token (vocabulary, shapes, indices, identifiers), then prints one line per set,\n"+
+			"with the largest token beside vocab_size (a vocab_size far above max token + 1\n"+
+			"wastes embedding rows).")
+	c.Example = `  trm-train data check data/sudoku4`
 	c.RunE = func(c *cobra.Command, args []string) error {
 		stdout := c.OutOrStdout()
 		if len(args) == 0 {
 			return usageErrorf("no dataset directory given")
 		}
+		ctx, stop := signalContext(c)
+		defer stop()
 		for _, dir := range args {
-			rep, err := data.Check(dir)
+			rep, err := data.CheckContext(ctx, dir)
 			if err != nil {
 				return err
 			}
+			vocab := map[string]int{}
+			for _, split := range []string{"train", "test"} {
+				if m, err := data.ReadMetadata(filepath.Join(dir, split)); err == nil {
+					vocab[split] = m.VocabSize
+				}
+			}
 			for _, r := range rep {
-				fmt.Fprintf(stdout, "%s %s/%s: %d examples, %d puzzles, %d groups, %d identifiers used, inputs %s labels %s, %d supervised label tokens\n",
-					dir, r.Split, r.Name, r.Examples, r.Puzzles, r.Groups, r.DistinctIdentifiers, r.InputsDType, r.LabelsDType, r.Supervised)
+				fmt.Fprintf(stdout, "%s %s/%s: %d examples, %d puzzles, %d groups, %d identifiers used, inputs %s labels %s, %d supervised label tokens, max token %d (vocab_size %d)\n",
+					dir, r.Split, r.Name, r.Examples, r.Puzzles, r.Groups, r.DistinctIdentifiers, r.InputsDType, r.LabelsDType, r.Supervised, r.MaxToken, vocab[r.Split])
 			}
 			fmt.Fprintf(stdout, "%s: ok\n", dir)
 		}
