@@ -150,7 +150,23 @@ func (m Memory) Total() int64 { return m.Weights + m.Gradients + m.Activations +
 // L_cycles. An error reports an invalid config (see Validate) or sizes
 // that overflow 64-bit arithmetic.
 func EstimateMemory(c Config, backward bool) (Memory, error) {
-	if err := c.Validate(); err != nil {
+	return EstimateArchMemory(c, ArchSettings{}, backward)
+}
+
+// EstimateArchMemory is EstimateMemory for the architecture of s: the
+// bytes NewModel(c, be, Options{Backward: backward, Arch: s}) and one
+// NewCarry allocate. What the TRM's formula (EstimateMemory) counts per
+// state and per call follows the architecture: with ns carried states,
+// 2 BSH (working carry, carry) and, with backward, one BSH gradient per
+// state instead of two; one activation set of the deepest network for the
+// gradient-free calls, and per differentiated call its network's layers;
+// one more BSH where a call sums several states (trm_hier6).
+func EstimateArchMemory(c Config, s ArchSettings, backward bool) (Memory, error) {
+	if err := ValidateArch(c, s); err != nil {
+		return Memory{}, err
+	}
+	d, err := s.def()
+	if err != nil {
 		return Memory{}, err
 	}
 	var ov bool
@@ -177,11 +193,17 @@ func EstimateMemory(c Config, backward bool) (Memory, error) {
 		}
 		return r
 	}
-	l := NewLayout(c)
+	l := newLayout(d, c)
 	B, L, S, H, V := int64(c.BatchSize), int64(c.SeqLen), int64(c.SeqTotal()), int64(c.HiddenSize), int64(c.VocabSize)
-	I, It, NH, N := int64(c.Inter(c.HiddenSize)), int64(c.Inter(c.SeqTotal())), int64(c.NumHeads), int64(c.LLayers)
-	calls := int64(c.LCycles + 1)
+	I, It, NH := int64(c.Inter(c.HiddenSize)), int64(c.Inter(c.SeqTotal())), int64(c.NumHeads)
+	NS := int64(len(d.states))
 	BSH := mul(B, S, H)
+	calls, gradFrom := d.schedule(c)
+	layers := d.netLayers(c)
+	var maxLayers int64
+	for _, n := range layers {
+		maxLayers = max(maxLayers, int64(n))
+	}
 
 	var m Memory
 	weights := add(int64(l.NumTrained), int64(l.NumPuzzle), int64(l.NumBuffer))
@@ -190,7 +212,7 @@ func EstimateMemory(c Config, backward bool) (Memory, error) {
 	}
 	m.Weights = mul(4, weights)
 
-	// One call's saved activations for every layer (newActs).
+	// One layer's saved activations of one call (newActs).
 	var act int64
 	if c.MLPT {
 		act = add(mul(2, B, H, S), mul(3, B, H, It), mul(B, H))
@@ -198,17 +220,25 @@ func EstimateMemory(c Config, backward bool) (Memory, error) {
 		act = add(mul(3, BSH), BSH, mul(B, NH, S))
 	}
 	act = add(act, mul(2, BSH), mul(2, B, S), mul(3, B, S, I))
-	acts := mul(N, act)
 
+	var sum int64
+	for _, cl := range calls {
+		if len(cl.hidden) > 1 {
+			sum = BSH
+			break
+		}
+	}
 	f32 := add(B, mul(2, B, L), mul(2, B), // ones, batch inputs and labels, pids, min steps
-		mul(3, BSH), acts, // x, inj, no-grad net input; no-grad activations
-		mul(2, BSH), mul(B, L, H), mul(B, L, V), mul(4, B), BSH, // working carry, hL, logits, q and next q, scratch
+		mul(3, BSH), sum, mul(maxLayers, act), // x, inj, no-grad net input, hidden sum; no-grad activations
+		mul(NS, BSH), mul(B, L, H), mul(B, L, V), mul(4, B), BSH, // working carry, hL, logits, q and next q, scratch
 		mul(B, L), mul(4, B)) // loss: preds, q target, n valid, n correct, seq correct
 	f64 := mul(3, B) // loss sums
 	if backward {
 		m.Gradients = mul(4, add(int64(l.NumTrained), mul(B, int64(c.PuzzleEmbNdim))))
-		f32 = add(f32, mul(calls, add(BSH, acts)), // differentiated calls: net input and activations
-			mul(B, L, V), mul(2, B), mul(10, BSH), mul(3, B, S, I))
+		for _, cl := range calls[gradFrom:] {
+			f32 = add(f32, BSH, mul(int64(layers[cl.net]), act)) // differentiated call: net input and activations
+		}
+		f32 = add(f32, mul(B, L, V), mul(2, B), mul(NS, BSH), mul(8, BSH), mul(3, B, S, I))
 		if c.MLPT {
 			f32 = add(f32, mul(3, B, H, It))
 		} else {
@@ -216,7 +246,7 @@ func EstimateMemory(c Config, backward bool) (Memory, error) {
 		}
 	}
 	m.Activations = add(mul(4, f32), mul(8, f64))
-	m.Carry = mul(4, add(mul(2, BSH), mul(2, B, L), mul(3, B)))
+	m.Carry = mul(4, add(mul(NS, BSH), mul(2, B, L), mul(3, B)))
 	if ov {
 		return Memory{}, fmt.Errorf("the memory of batch %d, seq %d, hidden %d overflows 64-bit arithmetic", c.BatchSize, c.SeqTotal(), c.HiddenSize)
 	}

@@ -66,13 +66,13 @@ func TestInter(t *testing.T) {
 }
 
 func TestPresets(t *testing.T) {
-	want := []string{"arc1", "arc2", "maze", "sudoku-att", "sudoku-mlp"}
+	want := []string{"arc1", "arc2", "hrm-arc1", "hrm-arc2", "hrm-maze", "hrm-sudoku", "maze", "sudoku-att", "sudoku-mlp"}
 	if got := strings.Join(PresetNames(), ","); got != strings.Join(want, ",") {
 		t.Fatalf("presets %s, want %s", got, strings.Join(want, ","))
 	}
 	for _, n := range want {
 		p, err := LookupPreset(n)
-		if err != nil || p.Model.Validate() != nil {
+		if err != nil || ValidateArch(p.Model, p.Arch) != nil {
 			t.Fatalf("%s: %v", n, err)
 		}
 	}

@@ -13,7 +13,9 @@ type Preset struct {
 	Name        string
 	Description string
 	Model       Config
-	Recipe      Recipe
+	// Arch is the preset's architecture (the zero value is the TRM).
+	Arch   ArchSettings
+	Recipe Recipe
 }
 
 // Recipe is the training part of a paper configuration, as the paper's
@@ -46,12 +48,22 @@ var (
 var presets = map[string]Preset{}
 
 func addPreset(name, desc string, r Recipe, edit func(*Config)) {
-	c := DefaultConfig()
-	edit(&c)
-	if err := c.Validate(); err != nil {
+	addArchPreset(name, desc, ArchSettings{}, r, edit)
+}
+
+// addArchPreset registers a preset of architecture s: edit starts from
+// the group's config/arch values (archBase).
+func addArchPreset(name, desc string, s ArchSettings, r Recipe, edit func(*Config)) {
+	g, err := s.Group()
+	if err != nil {
 		panic("engine: preset " + name + ": " + err.Error())
 	}
-	presets[name] = Preset{Name: name, Description: desc, Model: c, Recipe: r}
+	c := archBase(g)
+	edit(&c)
+	if err := ValidateArch(c, s); err != nil {
+		panic("engine: preset " + name + ": " + err.Error())
+	}
+	presets[name] = Preset{Name: name, Description: desc, Model: c, Arch: s, Recipe: r}
 }
 
 func init() {
@@ -77,6 +89,24 @@ func init() {
 	addPreset("arc2", "ARC-AGI-2: attention with rope, 3x4 cycles, 100k epochs (paper: 7.8% pass@2)", arcRecipe, func(c *Config) {
 		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 900, 12, 1
 		c.HCycles, c.LCycles = 3, 4
+	})
+
+	// The paper's HRM baselines: the reference's config/arch/hrm.yaml
+	// (H_cycles 2, L_cycles 2, H_layers 4, L_layers 4, hidden 512, 8
+	// heads, rope, halt_max_steps 16) trained with the same recipes as
+	// the TRM presets of the same task, as the paper compares them.
+	hrm := ArchSettings{Name: "hrm"}
+	addArchPreset("hrm-sudoku", "Sudoku-Extreme 9x9 with HRM (H_level and L_level of 4 layers, 2x2 cycles), 50k epochs (paper: 55.0% exact)", hrm, sudokuRecipe, func(c *Config) {
+		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 81, 11, 1
+	})
+	addArchPreset("hrm-maze", "Maze-Hard 30x30 with HRM (H_level and L_level of 4 layers, 2x2 cycles), 50k epochs (paper: 74.5% exact)", hrm, sudokuRecipe, func(c *Config) {
+		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 900, 6, 1
+	})
+	addArchPreset("hrm-arc1", "ARC-AGI-1 with HRM (H_level and L_level of 4 layers, 2x2 cycles), 100k epochs (paper: 40.3% pass@2)", hrm, arcRecipe, func(c *Config) {
+		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 900, 12, 1
+	})
+	addArchPreset("hrm-arc2", "ARC-AGI-2 with HRM (H_level and L_level of 4 layers, 2x2 cycles), 100k epochs (paper: 5.0% pass@2)", hrm, arcRecipe, func(c *Config) {
+		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 900, 12, 1
 	})
 }
 
@@ -115,9 +145,24 @@ func PresetNames() []string {
 	return names
 }
 
+// ResolveArchConfig interprets arg as a preset name or, failing that, as
+// the path of a JSON model config file that may name its architecture
+// (LoadArchConfig), and returns the model with its architecture.
+func ResolveArchConfig(arg string) (Config, ArchSettings, error) {
+	if p, ok := presets[arg]; ok {
+		return p.Model, p.Arch, nil
+	}
+	if strings.HasSuffix(arg, ".json") || strings.ContainsRune(arg, '/') {
+		return LoadArchConfig(arg)
+	}
+	_, err := LookupPreset(arg)
+	return Config{}, ArchSettings{}, fmt.Errorf("%v, and not a .json config path", err)
+}
+
 // ResolveConfig interprets arg as a preset name or, failing that, as the
-// path of a JSON model config file. This is what every CLI command taking
-// a model uses.
+// path of a JSON model config file (the TRM's keys; ResolveArchConfig
+// also reads a name). This is what every CLI command taking a model
+// uses.
 func ResolveConfig(arg string) (Config, error) {
 	if p, ok := presets[arg]; ok {
 		return p.Model, nil
