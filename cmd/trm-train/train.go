@@ -17,6 +17,7 @@ import (
 
 	"github.com/tinyrecursive/trm/device/rendezvous"
 	"github.com/tinyrecursive/trm/engine"
+	"github.com/tinyrecursive/trm/internal/torchpt"
 	"github.com/tinyrecursive/trm/trainer"
 	"github.com/tinyrecursive/trm/trainer/promhook"
 )
@@ -149,6 +150,12 @@ func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
 	if f.initPath != "" && f.resume != "" {
 		return usageErrorf("--init and --resume exclude each other")
 	}
+	if cfg.LoadCheckpoint != "" && f.initPath != "" {
+		return usageErrorf("load_checkpoint and --init both name the initial weights: give one")
+	}
+	if cfg.LoadCheckpoint != "" && f.resume != "" && f.resume != trainer.ResumeAuto {
+		return usageErrorf("load_checkpoint (initial weights) and --resume %s exclude each other", f.resume)
+	}
 	if f.dryRun {
 		return dryRunTrain(stdout, stderr, cfg, f, args)
 	}
@@ -170,6 +177,22 @@ func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
 			return err
 		}
 		opt.Init = p
+	}
+	if cfg.LoadCheckpoint != "" {
+		fresh, err := startsFresh(f, cfg)
+		if err != nil {
+			return err
+		}
+		if fresh {
+			p, err := loadReferenceCheckpoint(c.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			opt.Init = p
+			fmt.Fprintf(stderr, "load_checkpoint: starting from the weights of %s\n", cfg.LoadCheckpoint)
+		} else {
+			fmt.Fprintf(stderr, "load_checkpoint: not read, the run resumes from its own checkpoint\n")
+		}
 	}
 	logPath := f.logPath
 	if logPath == "" && cfg.CheckpointDir != "" {
@@ -274,6 +297,53 @@ func loadInit(path string, cfg trainer.Config) (*engine.Params, error) {
 		return nil, err
 	}
 	return engine.LoadState(path, engine.NewLayout(arch))
+}
+
+// startsFresh reports whether the run starts from initial weights rather
+// than resuming: always without --resume, and with --resume auto when its
+// run directory holds no checkpoint yet (a relaunched job that already
+// checkpointed continues from its own weights, not load_checkpoint's).
+func startsFresh(f *trainFlags, cfg trainer.Config) (bool, error) {
+	if f.resume != trainer.ResumeAuto {
+		return f.resume == "", nil
+	}
+	dir := cfg.CheckpointDir
+	if f.out != "" {
+		dir = f.out
+	}
+	if dir == "" {
+		return false, usageErrorf("--resume auto needs a run directory: give --out DIR")
+	}
+	steps, err := trainer.ListCheckpoints(dir)
+	if err != nil && !os.IsNotExist(err) {
+		return false, err
+	}
+	return len(steps) == 0, nil
+}
+
+// loadReferenceCheckpoint imports load_checkpoint (a reference .pt) as
+// the initial weights, the way trm-train import reads it, checked against
+// the model the config and the training data's sizes make. SIGINT or
+// SIGTERM stops the import.
+func loadReferenceCheckpoint(ctx context.Context, cfg trainer.Config) (*engine.Params, error) {
+	arch, err := trainer.ArchForData(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ts, err := importTorch(ctx, cfg.LoadCheckpoint, torchpt.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("load_checkpoint: %w", err)
+	}
+	p, err := engine.StateFromTensors(ts, engine.NewLayout(arch), cfg.LoadCheckpoint)
+	if err != nil {
+		return nil, fmt.Errorf("load_checkpoint: %w", err)
+	}
+	return p, nil
 }
 
 // runDemo is `trm-train` with no arguments: the embedded default.

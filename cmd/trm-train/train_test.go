@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/tinyrecursive/trm/internal/safetensors"
 	"github.com/tinyrecursive/trm/trainer"
+	"github.com/tinyrecursive/trm/trainer/data"
 )
 
 // TestTrainEvalSolve runs the commands a user runs: train a few steps with
@@ -145,5 +149,149 @@ func TestRankMetrics(t *testing.T) {
 	}
 	if addr, _, _ = rankMetrics("0.0.0.0:0"); addr != "0.0.0.0:0" {
 		t.Fatalf("port 0 stays 0 (a free port): %q", addr)
+	}
+}
+
+// writeTokenDataset writes train and test splits of n examples each with
+// the sizes of the golden att_rope_small model (seq_len 16, vocab 11, 5
+// puzzle identifiers), one example per puzzle and group.
+func writeTokenDataset(t *testing.T, dir string, n int) {
+	t.Helper()
+	r := data.NewRNG(3, 0)
+	ignore := 0
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := data.WriteIdentifiers(dir, []string{"<blank>", "p1", "p2", "p3", "p4"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, split := range []string{"train", "test"} {
+		sd := filepath.Join(dir, split)
+		if err := os.MkdirAll(sd, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		in, lab := make([]int32, n*16), make([]int32, n*16)
+		ids, idx := make([]int32, n), make([]int32, n+1)
+		for i := range in {
+			in[i], lab[i] = int32(1+r.IntN(10)), int32(1+r.IntN(10))
+		}
+		for i := range ids {
+			ids[i], idx[i+1] = int32(1+i%4), int32(i+1)
+		}
+		err := data.WriteSet(sd, "all", data.SetArrays{Inputs: data.Int32Array(in, n, 16), Labels: data.Int32Array(lab, n, 16),
+			PuzzleIdentifiers: data.Int32Array(ids, n), PuzzleIndices: data.Int32Array(idx, n+1), GroupIndices: data.Int32Array(idx, n+1)})
+		if err == nil {
+			err = data.WriteMetadata(sd, data.Metadata{IgnoreLabelID: &ignore, VocabSize: 11, SeqLen: 16, NumPuzzleIdentifiers: 5,
+				TotalGroups: n, MeanPuzzleExamples: 1, TotalPuzzles: n, Sets: []string{"all"}})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTrainLoadCheckpoint: load_checkpoint=FILE.pt imports a reference
+// checkpoint as the initial weights. With every learning rate 0 the one
+// step leaves them as they were, so the run's checkpoint holds exactly the
+// weights the reference saved. A mismatching architecture, a missing file
+// and a conflicting --init are refused.
+func TestTrainLoadCheckpoint(t *testing.T) {
+	gold := filepath.Join("..", "..", "testdata", "golden")
+	want, err := safetensors.ReadFile(filepath.Join(gold, "att_rope_small", "weights.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ds := filepath.Join(dir, "tokens")
+	writeTokenDataset(t, ds, 8)
+	pt := filepath.Join(gold, "torch", "att_rope_small.compiled.pt")
+	out := filepath.Join(dir, "run")
+	args := []string{"train", "--quiet", "--out", out, "data_paths=[" + ds + "]", "load_checkpoint=" + pt,
+		"global_batch_size=4", "epochs=1", "eval_interval=1", "max_steps=1", "eval_max_batches=1", "lr=0", "puzzle_emb_lr=0", "lr_warmup_steps=0",
+		"arch.hidden_size=64", "arch.num_heads=4", "arch.L_layers=2", "arch.H_cycles=2", "arch.L_cycles=3", "arch.expansion=4",
+		"arch.puzzle_emb_ndim=64", "arch.puzzle_emb_len=2", "arch.halt_max_steps=4", "arch.pos_encodings=rope"}
+	code, stdout, stderr := runCmd(args...)
+	if code != 0 {
+		t.Fatalf("train: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "load_checkpoint: starting from the weights of "+pt) {
+		t.Errorf("no load_checkpoint line:\n%s", stderr)
+	}
+	_, ck, ok := strings.Cut(stdout, "checkpoint: ")
+	if !ok {
+		t.Fatalf("no checkpoint written:\n%s", stdout)
+	}
+	got, err := safetensors.ReadFile(filepath.Join(strings.TrimSpace(ck), trainer.ModelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Tensors) != len(want.Tensors) {
+		t.Fatalf("checkpoint has %d tensors, the reference %d", len(got.Tensors), len(want.Tensors))
+	}
+	for k, wt := range want.Tensors {
+		gt, ok := got.Tensors[k]
+		if !ok {
+			t.Fatalf("checkpoint lacks %s", k)
+		}
+		g, _ := gt.Float32()
+		w, _ := wt.Float32()
+		if !slices.Equal(gt.Shape, wt.Shape) || !slices.Equal(g, w) {
+			t.Errorf("%s differs from the reference's weights", k)
+		}
+	}
+
+	// The sudoku-att preset's model is not the file's.
+	code, _, stderr = runCmd("train", "--quiet", "--preset", "sudoku-att", "data_paths=["+ds+"]", "load_checkpoint="+pt, "max_steps=1")
+	if code != 1 || !strings.Contains(stderr, "load_checkpoint") || !strings.Contains(stderr, "shape") {
+		t.Errorf("wrong architecture: exit %d, %s", code, stderr)
+	}
+	code, _, stderr = runCmd("train", "--quiet", "data_paths=["+ds+"]", "load_checkpoint="+filepath.Join(dir, "missing.pt"), "max_steps=1")
+	if code != 1 || !strings.Contains(stderr, "missing.pt") {
+		t.Errorf("missing file: exit %d, %s", code, stderr)
+	}
+	code, _, stderr = runCmd("train", "--init", "x.safetensors", "data_paths=["+ds+"]", "load_checkpoint="+pt)
+	if code != 2 || !strings.Contains(stderr, "load_checkpoint and --init") {
+		t.Errorf("with --init: exit %d, %s", code, stderr)
+	}
+}
+
+// TestImportBounds: --max-memory bounds what the import may allocate (the
+// golden file's 530 kB of weights do not fit in 64 KiB), a cancelled
+// import writes nothing, and sizes parse with binary units.
+func TestImportBounds(t *testing.T) {
+	pt := filepath.Join("..", "..", "testdata", "golden", "torch", "att_rope_small.compiled.pt")
+	out := filepath.Join(t.TempDir(), "m.safetensors")
+	code, _, stderr := runCmd("import", "--max-memory", "64KiB", pt, out)
+	if code != 1 || !strings.Contains(stderr, pt) {
+		t.Errorf("--max-memory 64KiB: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused import left %s: %v", out, err)
+	}
+	if code, _, stderr := runCmd("import", "--max-memory", "1GiB", "--allow-expanded-views", pt, out); code != 0 {
+		t.Errorf("--max-memory 1GiB: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := runCmd("import", "--max-memory", "lots", pt, out); code != 2 || !strings.Contains(stderr, `"lots" is not a size`) {
+		t.Errorf("--max-memory lots: exit %d, %s", code, stderr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out2 := filepath.Join(t.TempDir(), "m.safetensors")
+	err := runImport(ctx, io.Discard, io.Discard, &importFlags{}, []string{pt, out2})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled import: %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(out2); !os.IsNotExist(err) {
+		t.Errorf("a cancelled import left %s: %v", out2, err)
+	}
+	for s, want := range map[string]int64{"1024": 1024, "64KiB": 64 << 10, "512M": 512 << 20, "1.5GB": 3 << 29, "2t": 2 << 40} {
+		if got, err := parseBytes(s); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "0", "-1K", "12X", "GiB"} {
+		if _, err := parseBytes(s); err == nil {
+			t.Errorf("parseBytes(%q) accepted", s)
+		}
 	}
 }
