@@ -56,16 +56,16 @@ inline float operand(float v, int compute) {
 // leading dimension ld covers.
 inline size_t span(int r, int c, int ld) { return r == 0 || c == 0 ? 0 : (size_t)(c - 1) * ld + r; }
 
-// gemm_row computes acc[j] = sum over l of a[l] * b[l*n + j], each sum in
-// order of l in fp32, as one accumulator per output does; the loop over j
+// gemm_col computes acc[i] = sum over l of a[l*m + i] * b[l], each sum in
+// order of l in fp32, as one accumulator per output does; the loop over i
 // is what vectorises (AVX2 where the CPU has it; no FMA contraction, so
 // every machine gets the same bits).
-__attribute__((target_clones("avx2", "default"))) void gemm_row(float *acc, const float *a, const float *b, int n, int k) {
-    for (int j = 0; j < n; j++) acc[j] = 0.0f;
+__attribute__((target_clones("avx2", "default"))) void gemm_col(float *acc, const float *a, const float *b, int m, int k) {
+    for (int i = 0; i < m; i++) acc[i] = 0.0f;
     for (int l = 0; l < k; l++) {
-        float x = a[l];
-        const float *bl = b + (size_t)l * n;
-        for (int j = 0; j < n; j++) acc[j] += x * bl[j];
+        float x = b[l];
+        const float *al = a + (size_t)l * m;
+        for (int i = 0; i < m; i++) acc[i] += al[i] * x;
     }
 }
 
@@ -178,24 +178,26 @@ __attribute__((visibility("default"))) int cublasGemmStridedBatchedEx(void *hv, 
     const float *a = (const float *)A, *b = (const float *)B;
     float *c = (float *)C;
     int rc = standin::enqueue(h->stream, "cublasGemmStridedBatchedEx", [=](std::string *) {
-        std::vector<float> pa((size_t)m * k), pb((size_t)k * n);
+        std::vector<float> pa((size_t)k * m), pb((size_t)n * k);
         for (int q = 0; q < batch; q++) {
             const float *aq = a + (size_t)q * sA, *bq = b + (size_t)q * sB;
             float *cq = c + (size_t)q * sC;
-            // op(A) by rows, op(B) by rows (k x n), each rounded once.
-            for (int i = 0; i < m; i++)
-                for (int l = 0; l < k; l++) pa[(size_t)i * k + l] = operand(ta ? aq[l + (size_t)i * lda] : aq[i + (size_t)l * lda], compute);
+            // op(A) column-major (k columns of m), op(B) by columns (n of
+            // k), each element rounded once.
             for (int l = 0; l < k; l++)
-                for (int j = 0; j < n; j++) pb[(size_t)l * n + j] = operand(tb ? bq[j + (size_t)l * ldb] : bq[l + (size_t)j * ldb], compute);
-            int rows = std::max(1, std::min(m, 8));
-            standin::parallel_for((m + rows - 1) / rows, [&](long t) {
-                std::vector<float> acc(n);
-                for (int i = (int)t * rows; i < std::min(m, (int)(t + 1) * rows); i++) {
-                    gemm_row(acc.data(), &pa[(size_t)i * k], pb.data(), n, k);
-                    for (int j = 0; j < n; j++) {
-                        float &dst = cq[i + (size_t)j * ldc];
-                        dst = be == 0.0f ? al * acc[j] : al * acc[j] + be * dst;
-                    }
+                for (int i = 0; i < m; i++) pa[(size_t)l * m + i] = operand(ta ? aq[l + (size_t)i * lda] : aq[i + (size_t)l * lda], compute);
+            for (int j = 0; j < n; j++)
+                for (int l = 0; l < k; l++) pb[(size_t)j * k + l] = operand(tb ? bq[j + (size_t)l * ldb] : bq[l + (size_t)j * ldb], compute);
+            int cols = std::max(1, std::min(n, 4));
+            standin::parallel_for((n + cols - 1) / cols, [&](long t) {
+                std::vector<float> acc(m);
+                for (int j = (int)t * cols; j < std::min(n, (int)(t + 1) * cols); j++) {
+                    gemm_col(acc.data(), pa.data(), &pb[(size_t)j * k], m, k);
+                    float *cj = cq + (size_t)j * ldc;
+                    if (be == 0.0f)
+                        for (int i = 0; i < m; i++) cj[i] = al * acc[i];
+                    else
+                        for (int i = 0; i < m; i++) cj[i] = al * acc[i] + be * cj[i];
                 }
             });
         }
