@@ -1,170 +1,188 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"math"
-	"strconv"
+	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tinyrecursive/trm/engine"
+	"github.com/tinyrecursive/trm/puzzle"
+	"github.com/tinyrecursive/trm/trainer/data"
 )
 
 func init() { register(newSolveCmd) }
 
-// codec turns a puzzle's text into tokens and tokens back into text.
-type codec struct {
-	name   string
-	encode func(string) ([]int32, error)
-	decode func([]int32) string
-	width  int // characters per printed row (0: one line)
-}
-
-// codecFor picks the encoding from the model's sequence length and
-// vocabulary: Sudoku (n*n cells, vocab n+2: digit+1, blank 1), Maze (30x30,
-// vocab 6: '#', ' ', 'S', 'G', 'o' -> 1..5), or raw tokens.
-func codecFor(seqLen, vocab int) codec {
-	n := int(math.Round(math.Sqrt(float64(seqLen))))
-	if n*n == seqLen && vocab == n+2 && (n == 4 || n == 9) {
-		return codec{name: fmt.Sprintf("%dx%d Sudoku", n, n), width: n,
-			encode: func(s string) ([]int32, error) {
-				s = strings.Join(strings.Fields(s), "")
-				if len(s) != seqLen {
-					return nil, fmt.Errorf("a %dx%d Sudoku has %d cells, got %d characters", n, n, seqLen, len(s))
-				}
-				out := make([]int32, seqLen)
-				for i, c := range s {
-					switch {
-					case c == '.' || c == '0' || c == '_':
-						out[i] = 1
-					case c >= '1' && int(c-'0') <= n:
-						out[i] = int32(c-'0') + 1
-					default:
-						return nil, fmt.Errorf("cell %d: %q is not a digit 1..%d or a blank ('.', '0', '_')", i, c, n)
-					}
-				}
-				return out, nil
-			},
-			decode: func(t []int32) string {
-				var b strings.Builder
-				for _, x := range t {
-					if x >= 2 {
-						b.WriteByte(byte('0' + x - 1))
-					} else {
-						b.WriteByte('.')
-					}
-				}
-				return b.String()
-			}}
-	}
-	const maze = "?# SGo" // token 1..5 -> '#', ' ', 'S', 'G', 'o'; index 0 unused
-	if seqLen == 900 && vocab == 6 {
-		return codec{name: "30x30 maze", width: 30,
-			encode: func(s string) ([]int32, error) {
-				s = strings.ReplaceAll(s, "\n", "")
-				if len(s) != seqLen {
-					return nil, fmt.Errorf("a 30x30 maze has 900 cells, got %d characters", len(s))
-				}
-				out := make([]int32, seqLen)
-				for i, c := range s {
-					k := strings.IndexRune("_# SGo", c)
-					if k < 1 {
-						return nil, fmt.Errorf("cell %d: %q is not one of '#', ' ', 'S', 'G', 'o'", i, c)
-					}
-					out[i] = int32(k)
-				}
-				return out, nil
-			},
-			decode: func(t []int32) string {
-				var b strings.Builder
-				for _, x := range t {
-					if x >= 1 && x <= 5 {
-						b.WriteByte(maze[x])
-					} else {
-						b.WriteByte('?')
-					}
-				}
-				return b.String()
-			}}
-	}
-	return codec{name: "token sequence",
-		encode: func(s string) ([]int32, error) {
-			f := strings.Fields(s)
-			if len(f) != seqLen {
-				return nil, fmt.Errorf("want %d space-separated tokens, got %d", seqLen, len(f))
-			}
-			out := make([]int32, seqLen)
-			for i, w := range f {
-				v, err := strconv.Atoi(w)
-				if err != nil || v < 0 || v >= vocab {
-					return nil, fmt.Errorf("token %d: %q is not in 0..%d", i, w, vocab-1)
-				}
-				out[i] = int32(v)
-			}
-			return out, nil
-		},
-		decode: func(t []int32) string {
-			s := make([]string, len(t))
-			for i, x := range t {
-				s[i] = strconv.Itoa(int(x))
-			}
-			return strings.Join(s, " ")
-		}}
-}
+// defaultARCVersions caps the augmented versions of an ARC task that solve
+// runs: a dataset built with 1000 augmentations holds about 1000 per task,
+// minutes of CPU time for one task, while the vote already settles on a
+// few.
+const defaultARCVersions = 8
 
 // solveFlags are the flags of solve.
 type solveFlags struct {
-	ckpt, model, modelConfig string
-	pid                      int
+	ckpt, model, modelConfig, dataDir string
+	label, task, submission           string
+	pid, testIndex, versions          int
+	seed                              uint64
 }
 
 func newSolveCmd() *cobra.Command {
 	var f solveFlags
 	c := &cobra.Command{
-		Use:   "solve (--checkpoint DIR | --model FILE --model-config PRESET|FILE) [PUZZLE | -]",
+		Use:   "solve (--checkpoint DIR | --model FILE --model-config PRESET|FILE) [PUZZLE... | FILE | -] [--label ANSWER] | --task FILE [--test-index K]",
 		Short: "solve one puzzle, showing the answer after each supervision step",
-		Long: `Runs every supervision step on one puzzle and prints the answer after each,
-with the halting head's confidence sigmoid(q_halt), and the step where it would
-halt (q_halt > 0). The puzzle is an argument or read from stdin ('-' or none):
-Sudoku as its cells in row order (digits, '.' or '0' for blanks), a maze as
-30 lines of '#', ' ', 'S', 'G', otherwise space-separated tokens.` + envHelp("TRM_CPU_GEMM"),
-		Example: `  trm-train solve --checkpoint runs/sudoku4 1.3..2.......1.2`,
-		Args:    cobra.ArbitraryArgs,
+		Long: `Runs every supervision step on one puzzle on the CPU, echoes the puzzle, prints
+the answer after each step with the halting head's confidence sigmoid(q_halt)
+and the step where it would halt (q_halt > 0), and judges the last step's
+answer (the one evaluation scores): whether it is valid (Sudoku rules and
+givens; a maze path from S to G that changes nothing else) and, with --label,
+whether it matches the label.
+
+The puzzle is read from the arguments (several are joined as lines), from a
+file named by the only argument, or from stdin ('-' or none). The model's
+sequence length and vocabulary choose how it is read:
+  Sudoku (4x4, 9x9)  its cells in row order, one line or a grid: digits, and
+                     '.', '0' or '_' for blanks ('|', '-', '+' and spaces are
+                     ignored)
+  maze (N x N)       N lines of '#' (wall), ' ' (open), 'S' (start), 'G' (goal)
+  ARC                --task FILE: a task JSON ({"train": [...], "test": [...]},
+                     or a challenges file holding one task); every test input,
+                     or only --test-index K's, is put to the model in up to
+                     --versions augmented versions (the task's versions in the
+                     model's dataset, or drawn ones when the dataset lacks the
+                     task) and the predictions vote on two attempts, as in
+                     evaluation; the task's test outputs, when given, are the
+                     labels
+  anything else      space- or comma-separated tokens
+--label takes the expected answer in the same form as the puzzle.` + envHelp("TRM_CPU_GEMM"),
+		Example: `  trm-train solve --checkpoint runs/sudoku4 1.3..2.......1.2
+  trm-train solve --checkpoint runs/sudoku4 1.3..2.......1.2 --label 1234341223414123`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runSolve(c.OutOrStdout(), c.ErrOrStderr(), c.InOrStdin(), &f, args)
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.ckpt, "checkpoint", "", "checkpoint directory")
+	fl.StringVar(&f.ckpt, "checkpoint", "", "checkpoint directory (its best/ or newest step_* is used when given a root)")
 	fl.StringVar(&f.model, "model", "", "model weights (with --model-config)")
 	fl.StringVar(&f.modelConfig, "model-config", "", "architecture of --model: a preset, a model config JSON or a reference YAML (config/arch/NAME.yaml, all_config.yaml)")
-	fl.IntVar(&f.pid, "puzzle-id", 0, "puzzle identifier (row of the puzzle embedding; 0 for Sudoku and Maze)")
+	fl.StringVar(&f.dataDir, "data", "", "the model's dataset (its metadata and, for ARC, puzzle identifiers; default: the checkpoint's data_paths_test)")
+	fl.IntVar(&f.pid, "puzzle-id", 0, "puzzle identifier (row of the puzzle embedding; 0 for Sudoku and mazes)")
+	fl.StringVar(&f.label, "label", "", "the expected answer, in the puzzle's form: the verdict says whether the answer matches it")
+	fl.StringVar(&f.task, "task", "", "ARC task JSON file")
+	fl.IntVar(&f.testIndex, "test-index", -1, "with --task: solve only this test input (from 0; default: all)")
+	fl.IntVar(&f.versions, "versions", defaultARCVersions, "with --task: the most augmented versions to run per test input (0: all the dataset holds)")
+	fl.Uint64Var(&f.seed, "seed", 0, "with --task: seed of the drawn versions when the dataset lacks the task")
+	fl.StringVar(&f.submission, "submission", "", "with --task: write the two attempts to this file (the Kaggle submission.json form)")
 	return c
 }
 
+// puzzleText reads the puzzle from the arguments, a file named by the
+// only argument, or stdin.
+func puzzleText(stdin io.Reader, args []string) (string, error) {
+	switch {
+	case len(args) == 0 || (len(args) == 1 && args[0] == "-"):
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return "", fmt.Errorf("reading the puzzle from stdin: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case len(args) == 1:
+		if st, err := os.Stat(args[0]); err == nil && st.Mode().IsRegular() {
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				return "", err
+			}
+			return strings.TrimRight(string(b), "\r\n"), nil
+		}
+	}
+	return strings.Join(args, "\n"), nil
+}
+
 func runSolve(stdout, stderr io.Writer, stdin io.Reader, f *solveFlags, args []string) error {
-	inf, err := loadInference(f.ckpt, f.model, f.modelConfig, nil, nil, stderr)
+	if f.task != "" && len(args) > 0 {
+		return usageErrorf("give a puzzle or --task FILE, not both")
+	}
+	if f.task == "" && (f.testIndex >= 0 || f.submission != "") {
+		return usageErrorf("--test-index and --submission go with --task FILE")
+	}
+	if f.versions < 0 {
+		return usageErrorf("--versions %d is negative", f.versions)
+	}
+	var dirs []string
+	if f.dataDir != "" {
+		dirs = []string{f.dataDir}
+	}
+	inf, err := loadInference(f.ckpt, f.model, f.modelConfig, dirs, nil, stderr)
 	if err != nil {
 		return err
 	}
-	text := strings.Join(args, "")
-	if text == "" || text == "-" {
-		b, err := io.ReadAll(bufio.NewReader(stdin))
-		if err != nil {
-			return err
-		}
-		text = strings.TrimRight(string(b), "\n")
+	if f.task != "" {
+		return solveARC(stdout, inf, f)
+	}
+	text, err := puzzleText(stdin, args)
+	if err != nil {
+		return err
 	}
 	a := inf.cfg.Arch
-	cd := codecFor(a.SeqLen, a.VocabSize)
-	tokens, err := cd.encode(text)
-	if err != nil {
-		return usageErrorf("%s: %v", cd.name, err)
+	cd := puzzle.For(a.SeqLen, a.VocabSize)
+	if sc, ok := cd.(puzzle.SudokuCodec); ok {
+		if n := sudokuCells(text); n != sc.SeqLen() {
+			return usageErrorf("a %s has %d cells, got %d", sc.Name(), sc.SeqLen(), n)
+		}
 	}
-	a.BatchSize = 1
+	tokens, err := cd.Encode(text)
+	if err != nil {
+		return usageErrorf("the model reads %s puzzles: %v", cd.Name(), err)
+	}
+	var label []int32
+	if f.label != "" {
+		if label, err = cd.Encode(f.label); err != nil {
+			return usageErrorf("--label: %v", err)
+		}
+	}
+	fmt.Fprintln(stdout, puzzle.Describe(cd, tokens))
+	what := cd.Name()
+	if _, ok := cd.(puzzle.TokensCodec); ok {
+		what = "token sequence"
+	}
+	fmt.Fprintf(stdout, "%s, %d supervision steps\n", what, a.HaltMaxSteps)
+	var last []int32
+	err = runSteps(inf, tokens, []int32{int32(f.pid)}, func(k int, r *engine.StepResult, halts bool) {
+		conf := 1 / (1 + math.Exp(-float64(r.QHalt[0])))
+		mark := ""
+		if halts {
+			mark = "  <- halts here (q_halt > 0)"
+		}
+		unchanged := last != nil && slices.Equal(last, r.Preds)
+		note := ""
+		if unchanged {
+			note = " (unchanged)"
+		}
+		fmt.Fprintf(stdout, "\nstep %d: confidence %.3f%s%s\n", k, conf, note, mark)
+		if !unchanged {
+			fmt.Fprintln(stdout, indent2(cd.Render(r.Preds)))
+		}
+		last = append(last[:0], r.Preds...)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nanswer after step %d: %s\n", a.HaltMaxSteps, cd.Check(tokens, last, label))
+	return nil
+}
+
+// runSteps runs every supervision step of the model on a batch of inputs
+// (len(pids) examples) and calls each with the step's result, marking the
+// first step where the first example's halting head fires.
+func runSteps(inf *inference, inputs, pids []int32, each func(k int, r *engine.StepResult, halts bool)) error {
+	a := inf.cfg.Arch
+	a.BatchSize = len(pids)
 	be, err := openBackend("cpu", 0)
 	if err != nil {
 		return err
@@ -176,17 +194,15 @@ func runSolve(stdout, stderr io.Writer, stdin io.Reader, f *solveFlags, args []s
 	if err := m.SetParams(inf.params); err != nil {
 		return err
 	}
-	labels := make([]int32, a.SeqLen)
+	labels := make([]int32, len(inputs))
 	for i := range labels {
 		labels[i] = engine.IgnoreLabel
 	}
-	if err := m.SetBatch(tokens, labels, []int32{int32(f.pid)}); err != nil {
+	if err := m.SetBatch(inputs, labels, pids); err != nil {
 		return err
 	}
 	c := m.NewCarry()
-	halted := 0
-	fmt.Fprintf(stdout, "%s, %d supervision steps\n", cd.name, a.HaltMaxSteps)
-	var prev string
+	halted := false
 	for k := 1; k <= a.HaltMaxSteps; k++ {
 		if err := m.Step(c, engine.StepOptions{}); err != nil {
 			return err
@@ -195,35 +211,106 @@ func runSolve(stdout, stderr io.Writer, stdin io.Reader, f *solveFlags, args []s
 		if err != nil {
 			return err
 		}
-		ans := cd.decode(r.Preds)
-		conf := 1 / (1 + math.Exp(-float64(r.QHalt[0])))
-		mark := ""
-		if halted == 0 && r.QHalt[0] > 0 {
-			halted = k
-			mark = "  <- halts here (q_halt > 0)"
-		}
-		changed := ""
-		if prev != "" && ans == prev {
-			changed = " (unchanged)"
-		}
-		fmt.Fprintf(stdout, "\nstep %d: confidence %.3f%s%s\n", k, conf, changed, mark)
-		if changed == "" {
-			printGrid(stdout, ans, cd.width)
-		}
-		prev = ans
-	}
-	if halted == 0 {
-		fmt.Fprintf(stdout, "\nthe halting head never fired: the answer is the last step's\n")
+		halts := !halted && r.QHalt[0] > 0
+		halted = halted || halts
+		each(k, r, halts)
 	}
 	return nil
 }
 
-func printGrid(w io.Writer, s string, width int) {
-	if width == 0 {
-		fmt.Fprintln(w, s)
-		return
+// solveARC puts every selected test input of an ARC task to the model in
+// its augmented versions and votes on two attempts per test input.
+func solveARC(stdout io.Writer, inf *inference, f *solveFlags) error {
+	a := inf.cfg.Arch
+	if a.SeqLen != puzzle.ARCSide*puzzle.ARCSide {
+		return usageErrorf("--task: the model reads %s puzzles (%d tokens), not ARC's %dx%d canvas", puzzle.For(a.SeqLen, a.VocabSize).Name(), a.SeqLen, puzzle.ARCSide, puzzle.ARCSide)
 	}
-	for i := 0; i < len(s); i += width {
-		fmt.Fprintln(w, "  "+s[i:min(i+width, len(s))])
+	task, err := puzzle.ReadARCTask(f.task, "")
+	if err != nil {
+		return err
 	}
+	if f.testIndex >= 0 {
+		if task, err = puzzle.SelectTest(task, f.testIndex); err != nil {
+			return usageErrorf("--test-index: %v", err)
+		}
+	}
+	fmt.Fprintln(stdout, puzzle.DescribeARCTask(task))
+	var versions []puzzle.ARCVersion
+	how := ""
+	if len(inf.cfg.DataPathsTest) > 0 {
+		ds, err := data.Open("test", inf.cfg.DataPathsTest...)
+		if err != nil {
+			return err
+		}
+		versions, err = puzzle.ARCVersions(ds.Identifiers, task.Name)
+		ds.Close()
+		if err == nil {
+			how = "from the dataset's puzzle identifiers"
+		}
+	}
+	if versions == nil {
+		n := f.versions
+		if n == 0 {
+			n = defaultARCVersions
+		}
+		versions = puzzle.DrawARCVersions(f.seed, n-1)
+		how = fmt.Sprintf("drawn with seed %d, blank puzzle identifier (the model's dataset lacks the task)", f.seed)
+	}
+	total := len(versions)
+	if f.versions > 0 && len(versions) > f.versions {
+		versions = versions[:f.versions]
+	}
+	queries := puzzle.ARCQueries(task, versions)
+	fmt.Fprintf(stdout, "\n%d of %d versions (%s), %d queries, %d supervision steps\n", len(versions), total, how, len(queries), a.HaltMaxSteps)
+	inputs := make([]int32, 0, len(queries)*a.SeqLen)
+	pids := make([]int32, len(queries))
+	for i, q := range queries {
+		inputs = append(inputs, q.Input...)
+		pids[i] = q.Version.Identifier
+	}
+	var last *engine.StepResult
+	err = runSteps(inf, inputs, pids, func(k int, r *engine.StepResult, _ bool) {
+		positive := 0
+		for _, q := range r.QHalt[:len(queries)] {
+			if q > 0 {
+				positive++
+			}
+		}
+		fmt.Fprintf(stdout, "step %d: q_halt > 0 on %d of %d queries\n", k, positive, len(queries))
+		last = r
+	})
+	if err != nil {
+		return err
+	}
+	vote := puzzle.NewARCVote(task, versions)
+	for i, q := range queries {
+		if err := vote.Add(q, last.Preds[i*a.SeqLen:(i+1)*a.SeqLen], float64(last.QHalt[i])); err != nil {
+			return err
+		}
+	}
+	res := vote.Result()
+	fmt.Fprintf(stdout, "\n%s\n", puzzle.DescribeARCResult(res))
+	if f.submission != "" {
+		if err := os.WriteFile(f.submission, res.Submission.MarshalPy(), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", f.submission)
+	}
+	return nil
 }
+
+// sudokuCells counts the cells of a Sudoku as typed: every character but
+// the separators puzzle.ParseSudoku skips (spaces, line breaks, '|', '-',
+// '+'), so a puzzle of the wrong size is reported by its size.
+func sudokuCells(text string) int {
+	n := 0
+	for _, c := range text {
+		if !strings.ContainsRune(" \t\n\r|-+", c) {
+			n++
+		}
+	}
+	return n
+}
+
+// indent2 indents every line of s by two spaces.
+func indent2(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
