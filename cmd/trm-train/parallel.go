@@ -31,12 +31,19 @@ func wantsParallel(spec string) (bool, error) {
 	if strings.Contains(spec, ",") || spec == "cuda" {
 		return true, nil // several GPUs, or every visible one
 	}
-	_, multi, err := rendezvous.FromEnv()
+	env, multi, err := rendezvous.FromEnv()
 	if err != nil {
 		return false, err
 	}
 	if multi && spec == "cpu" {
 		return false, fmt.Errorf("the environment describes a multi-process job (WORLD_SIZE > 1), which needs GPUs and NCCL: use --device cuda (one GPU per process), or unset WORLD_SIZE for a single CPU process")
+	}
+	if multi {
+		// A rank without the job's secret could not join: say so before
+		// any device is opened (planParallel checks again).
+		if err := env.CheckAuth(); err != nil {
+			return false, err
+		}
 	}
 	return multi && (spec == "cuda" || strings.HasPrefix(spec, "cuda:")), nil
 }

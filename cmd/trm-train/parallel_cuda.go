@@ -44,15 +44,22 @@ var active *plan
 // planParallel opens the backend(s) for a multi-GPU --device, or for this
 // process's GPU in a multi-process job.
 func planParallel(spec string) (engine.Backend, error) {
+	// The job's layout and its secret first: a rank that could not join
+	// fails before it initialises CUDA or takes a GPU's memory.
+	env, multi, err := rendezvous.FromEnv()
+	if err != nil {
+		return nil, err
+	}
+	if multi {
+		if err := env.CheckAuth(); err != nil {
+			return nil, err
+		}
+	}
 	visible, err := cu.NumDevices()
 	if err != nil {
 		return nil, fmt.Errorf("--device %s: counting CUDA devices: %w", spec, err)
 	}
 	devs, err := device.ParseCUDASpec(spec, visible)
-	if err != nil {
-		return nil, err
-	}
-	env, multi, err := rendezvous.FromEnv()
 	if err != nil {
 		return nil, err
 	}

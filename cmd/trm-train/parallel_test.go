@@ -26,6 +26,21 @@ func TestParallelSpecs(t *testing.T) {
 	t.Setenv("RANK", "1")
 	t.Setenv("MASTER_ADDR", "127.0.0.1")
 	t.Setenv("MASTER_PORT", "29500")
+	// Without the job's secret a rank stops before opening anything.
+	if _, err := wantsParallel("cuda:0"); err == nil || !strings.Contains(err.Error(), "TRM_RDZV_SECRET is not set") {
+		t.Errorf("no TRM_RDZV_SECRET: %v", err)
+	}
+	t.Setenv("TRM_RDZV_SECRET", "short")
+	if _, err := wantsParallel("cuda:0"); err == nil || !strings.Contains(err.Error(), "at least") {
+		t.Errorf("a short TRM_RDZV_SECRET: %v", err)
+	}
+	t.Setenv("TRM_RDZV_SECRET", "")
+	t.Setenv("TRM_RDZV_INSECURE", "1")
+	if par, err := wantsParallel("cuda:0"); err != nil || !par {
+		t.Errorf("TRM_RDZV_INSECURE=1: %v, %v", par, err)
+	}
+	t.Setenv("TRM_RDZV_INSECURE", "")
+	t.Setenv("TRM_RDZV_SECRET", "0123456789abcdef0123456789abcdef")
 	if par, err := wantsParallel("cuda:0"); err != nil || !par {
 		t.Errorf("one rank of two on cuda:0: %v, %v", par, err)
 	}
