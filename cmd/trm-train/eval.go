@@ -1,10 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -103,8 +109,8 @@ func loadInference(ckpt, model, modelConfig string, dataDirs, overrides []string
 // evalFlags are the flags of eval.
 type evalFlags struct {
 	ckpt, model, modelConfig, dataDir, device, out string
-	batch                                          int
-	early, dryRun                                  bool
+	batch, maxBatches                              int
+	early, dryRun, json                            bool
 }
 
 func newEvalCmd() *cobra.Command {
@@ -112,16 +118,22 @@ func newEvalCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "eval (--checkpoint DIR | --model FILE --model-config PRESET|FILE) [--data DIR] [flags] [key=value ...]",
 		Short: "evaluate a checkpoint or an imported model on a test set",
-		Long: `Evaluates every test set for halt_max_steps supervision steps and prints the
-reference's metrics, the accuracy after each supervision step and, for ARC,
-pass@K.
+		Long: `Evaluates every example of every test set for halt_max_steps supervision steps
+and prints "N of M examples evaluated", the reference's metrics, the accuracy
+after each supervision step and, for ARC, pass@K. --max-batches N (or the
+key eval_max_batches=N) stops each set after N batches; the checkpoint's own
+eval_max_batches, which bounds the evaluations during training, is not used.
+--json prints the metrics as one JSON object on stdout instead.
 
 The config is the checkpoint's (or the defaults with --model-config's
 architecture), then arch=NAME overrides, then the other key=value overrides
-in order (e.g. eval_max_batches=10), then --data. --dry-run prints the
-resolved config as JSON on stdout and the plan on stderr, and exits without
-opening a device or reading the weights.` + envHelp("TRM_CPU_GEMM", "TRM_CUDA_GEMM", "TRM_CUDA_FATBIN", "TRM_CUDA_PROBE", "TRM_CUBLAS"),
+in order, then --data. The evaluation batch is --batch, else the training
+global batch, on the CPU at most the largest test set's size (a padded batch
+costs as much as a full one). --dry-run prints the resolved config as JSON on
+stdout and the plan on stderr, and exits without opening a device or reading
+the weights.` + envHelp("TRM_CPU_GEMM", "TRM_CUDA_GEMM", "TRM_CUDA_FATBIN", "TRM_CUDA_PROBE", "TRM_CUBLAS"),
 		Example: `  trm-train eval --checkpoint runs/sudoku --early-exit
+  trm-train eval --checkpoint runs/sudoku4 --max-batches 1 --json
   trm-train eval --checkpoint runs/sudoku eval_max_batches=2 --dry-run`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -133,7 +145,9 @@ opening a device or reading the weights.` + envHelp("TRM_CPU_GEMM", "TRM_CUDA_GE
 	fl.StringVar(&f.model, "model", "", "model weights (safetensors, reference keys), as trm-train import writes")
 	fl.StringVar(&f.modelConfig, "model-config", "", "architecture of --model: a preset, a model config JSON or a reference YAML (config/arch/NAME.yaml, all_config.yaml)")
 	fl.StringVar(&f.dataDir, "data", "", "test data directory (default: the checkpoint's data_paths_test)")
-	fl.IntVar(&f.batch, "batch", 0, "evaluation batch size (default: the training global batch)")
+	fl.IntVar(&f.batch, "batch", 0, "evaluation batch size (default: the training global batch; on the CPU at most the largest test set)")
+	fl.IntVar(&f.maxBatches, "max-batches", 0, "evaluate at most this many batches per test set (0: every example)")
+	fl.BoolVar(&f.json, "json", false, "print the metrics as one JSON object on stdout")
 	fl.StringVar(&f.device, "device", "cpu", "cpu or cuda:N")
 	fl.BoolVar(&f.early, "early-exit", false, "stop each batch once every example's q_halt > 0 and report the steps saved")
 	fl.StringVar(&f.out, "out", "", "directory for submission.json (ARC test sets)")
@@ -155,11 +169,24 @@ func runEval(c *cobra.Command, f *evalFlags, args []string) error {
 		return usageErrorf("no test data: give --data DIR")
 	}
 	cfg.EvalEarlyExit = cfg.EvalEarlyExit || f.early
-	if f.batch > 0 {
-		cfg.GlobalBatchSize = f.batch
-	}
 	if f.batch < 0 {
 		return usageErrorf("--batch %d is negative", f.batch)
+	}
+	if f.maxBatches < 0 {
+		return usageErrorf("--max-batches %d is negative", f.maxBatches)
+	}
+	if c.Flags().Changed("max-batches") || !overridesKey(args, "eval_max_batches") {
+		cfg.EvalBatches = f.maxBatches
+	}
+	largest, err := largestTestSet(cfg.DataPathsTest)
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.batch > 0:
+		cfg.GlobalBatchSize = f.batch
+	case strings.HasPrefix(f.device, "cpu"):
+		cfg.GlobalBatchSize = min(cfg.GlobalBatchSize, max(largest, 1))
 	}
 	if f.dryRun {
 		return dryRunEval(stdout, stderr, cfg, model, f.device)
@@ -181,12 +208,127 @@ func runEval(c *cobra.Command, f *evalFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep, err := ev.Evaluate(p, data.Sharding{GlobalBatchSize: cfg.GlobalBatchSize, WorldSize: 1}, 0)
+	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := ev.EvaluateContext(ctx, p, data.Sharding{GlobalBatchSize: cfg.GlobalBatchSize, WorldSize: 1}, 0)
 	if err != nil {
 		return err
 	}
+	cov := coverage(ds, rep)
+	if f.json {
+		return printEvalJSON(stdout, rep, cov)
+	}
+	fmt.Fprintln(stdout, cov)
 	printEval(stdout, rep, cfg.EvalEarlyExit)
 	return nil
+}
+
+// overridesKey reports whether the key=value arguments set key.
+func overridesKey(args []string, key string) bool {
+	for _, a := range args {
+		if strings.HasPrefix(strings.TrimPrefix(a, "+"), key+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// largestTestSet is the number of examples of the largest set of the
+// test split of dirs: no evaluation batch of a set holds more.
+func largestTestSet(dirs []string) (int, error) {
+	ds, err := data.Open("test", dirs...)
+	if err != nil {
+		return 0, err
+	}
+	defer ds.Close()
+	n := 0
+	for _, s := range ds.Sets {
+		n = max(n, s.NumExamples())
+	}
+	return n, nil
+}
+
+// evalCoverage counts the test examples an evaluation scored against
+// those the test sets hold, so that a partial evaluation (--max-batches)
+// is never mistaken for a full one.
+type evalCoverage struct {
+	Evaluated, Total int
+	PerSet           map[string][2]int // set -> {evaluated, total}
+}
+
+// String is e.g. "16 of 16 examples evaluated" (per set when several).
+func (c evalCoverage) String() string {
+	s := fmt.Sprintf("%d of %d examples evaluated", c.Evaluated, c.Total)
+	if len(c.PerSet) > 1 {
+		names := make([]string, 0, len(c.PerSet))
+		for n := range c.PerSet {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			s += fmt.Sprintf("\n  %s: %d of %d", n, c.PerSet[n][0], c.PerSet[n][1])
+		}
+	}
+	return s
+}
+
+func coverage(ds *data.Dataset, rep *trainer.EvalReport) evalCoverage {
+	c := evalCoverage{PerSet: map[string][2]int{}}
+	for _, s := range ds.Sets {
+		n := 0
+		if se := rep.Sets[s.Name]; se != nil {
+			n = int(se.Curve.Count)
+		}
+		c.PerSet[s.Name] = [2]int{n, s.NumExamples()}
+		c.Evaluated += n
+		c.Total += s.NumExamples()
+	}
+	return c
+}
+
+// evalJSON is eval --json's output: the reference's metrics under their
+// names, the coverage and the per-step curves, one object so that scripts
+// can read it with one json.Unmarshal or jq.
+type evalJSON struct {
+	Metrics           map[string]any         `json:"metrics"`
+	ExamplesEvaluated int                    `json:"examples_evaluated"`
+	Examples          int                    `json:"examples"`
+	Sets              map[string]evalSetJSON `json:"sets"`
+	Warnings          []string               `json:"warnings,omitempty"`
+}
+
+// evalSetJSON is one test set in evalJSON.
+type evalSetJSON struct {
+	ExamplesEvaluated int               `json:"examples_evaluated"`
+	Examples          int               `json:"examples"`
+	Curve             trainer.StepCurve `json:"curve"`
+	StepsRun          int               `json:"steps_run"`
+	StepsSaved        int               `json:"steps_saved"`
+}
+
+func printEvalJSON(w io.Writer, rep *trainer.EvalReport, cov evalCoverage) error {
+	metrics := map[string]any{}
+	for k, v := range rep.Flat {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			metrics[k] = nil // JSON has no NaN: a metric without a value
+		} else {
+			metrics[k] = v
+		}
+	}
+	out := evalJSON{Metrics: metrics, ExamplesEvaluated: cov.Evaluated, Examples: cov.Total, Sets: map[string]evalSetJSON{}, Warnings: rep.Warning}
+	for name, n := range cov.PerSet {
+		s := evalSetJSON{ExamplesEvaluated: n[0], Examples: n[1]}
+		if se := rep.Sets[name]; se != nil {
+			s.Curve, s.StepsRun, s.StepsSaved = se.Curve, se.StepsRun, se.StepsSaved
+		}
+		out.Sets[name] = s
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }
 
 // dryRunEval prints the resolved evaluation config and its plan.
