@@ -79,6 +79,7 @@ Keys:
 	fl.StringVar(&f.logPath, "log", "", "JSONL log of every metric (default: OUT/run.jsonl when --out is set)")
 	fl.StringVar(&f.initPath, "init", "", "start from these weights (safetensors with the reference keys, as trm-train import writes)")
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress lines")
+	fl.StringVar(&f.logFormat, "log-format", logText, describeLogFormat)
 	fl.StringVar(&f.metricsAddr, "metrics-addr", os.Getenv("TRM_METRICS_ADDR"), "serve Prometheus metrics at [HOST]:PORT/metrics; :PORT binds 127.0.0.1 only, 0.0.0.0:PORT every interface (default: $TRM_METRICS_ADDR)")
 	fl.StringVar(&f.metricsRun, "metrics-run", "", "run label of the metrics (default: the run_name key, else the --out directory's name, else trm-START_TIME)")
 	fl.DurationVar(&f.metricsLinger, "metrics-linger", promhook.DefaultLinger, "after the run, keep serving --metrics-addr until Prometheus has scraped the final state, at most this long (0: exit at once; a second SIGINT/SIGTERM cuts it short)")
@@ -143,7 +144,10 @@ func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	printWarnings(stderr, &cfg)
+	if err := checkLogFormat(f.logFormat); err != nil {
+		return err
+	}
+	logWarnings(stderr, f.logFormat, &cfg)
 	if f.metricsLinger < 0 {
 		return usageErrorf("--metrics-linger %s: want a duration of 0 or more", f.metricsLinger)
 	}
@@ -208,7 +212,11 @@ func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
 		}
 		opt.Hooks = append(opt.Hooks, h)
 	}
-	if !f.quiet {
+	switch {
+	case f.quiet:
+	case f.logFormat == logJSON:
+		opt.Hooks = append(opt.Hooks, &slogHook{log: newJSONLogger(stderr), Every: 2 * time.Second})
+	default:
 		opt.Hooks = append(opt.Hooks, &trainer.ProgressHook{W: stderr, Every: 2 * time.Second})
 	}
 	if f.metricsAddr != "" || f.metricsPush != "" {
