@@ -52,6 +52,12 @@ func main() {
 	device := flag.Int("device", 0, "CUDA device ordinal")
 	flag.Parse()
 
+	// On the CPU stand-in of the CUDA libraries every time and capacity
+	// below would be the CPU's, labelled as a GPU's: refuse.
+	if cuda.Emulated() {
+		fmt.Fprintln(os.Stderr, "trm-gpubench: the CUDA libraries are the CPU stand-in; this check needs a GPU")
+		os.Exit(2)
+	}
 	peak, info, err := gemmPeak(*device)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "trm-gpubench:", err)
