@@ -55,7 +55,9 @@ $(STANDIN_LIB): $(STANDIN_OBJS) $(STANDIN_DIR)/obj/stubs.o
 # `make test-cuda-standin`: the CUDA backend's tests with no GPU, on the
 # stand-in: cuda/ (the engine conformance suite, golden parity, graphs
 # against eager, bf16 against fp32, the stand-in's guards), device/gpucomm
-# and device/nccl with two stand-in devices. TRM_STANDIN=1 is what lets the stand-in
+# and device/nccl with two stand-in devices, and a short training run on
+# `--device cuda:0` whose per-step losses must match the CPU backend's
+# (cuda/standin/train-check.sh). TRM_STANDIN=1 is what lets the stand-in
 # start at all: it refuses to pose as a GPU unless asked.
 STANDIN_ENV = TRM_STANDIN=1 LD_LIBRARY_PATH=$(CURDIR)/$(STANDIN_DIR) \
 	TRM_CUBLAS=$(CURDIR)/$(STANDIN_DIR)/libcublas.so.13 TRM_NCCL=$(CURDIR)/$(STANDIN_DIR)/libnccl.so.2
@@ -64,3 +66,4 @@ STANDIN_ENV = TRM_STANDIN=1 LD_LIBRARY_PATH=$(CURDIR)/$(STANDIN_DIR) \
 test-cuda-standin: kernels standin
 	$(STANDIN_ENV) $(GO) test -tags cuda -count=1 -timeout 20m ./cuda/
 	$(STANDIN_ENV) TRM_STANDIN_DEVICES=2 $(GO) test -tags cuda -count=1 -timeout 10m ./device/gpucomm/ ./device/nccl/
+	$(STANDIN_ENV) GO=$(GO) cuda/standin/train-check.sh
