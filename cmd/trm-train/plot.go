@@ -14,7 +14,9 @@ import (
 	"strings"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
@@ -35,7 +37,14 @@ func newPlotCmd() *cobra.Command {
 		Long: `Draws, from the JSONL log of trm-train train --log (or OUT/run.jsonl), one
 curve per supervision step k of: the training LM loss, token accuracy and
 exact accuracy of the examples at their k-th step, and the evaluation's exact
-(solid) and token (dashed) accuracy after step k. For people without Grafana.`,
+(solid) and token (dashed) accuracy after step k. For people without Grafana.
+
+The figure is titled with the run's name (run_name, else the run label, else
+the log's directory). Supervision steps go from dark to light along viridis,
+a perceptually ordered colour map that also reads in grey; legends sit beside
+the panels, never over the curves. Training curves are averaged into step
+bins; where a step has no data (no example reached it, or the log has no
+records there) the curve is broken, not bridged.`,
 		Example: `  trm-train plot runs/sudoku/run.jsonl -o curves.png`,
 		Args:    cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -76,7 +85,18 @@ func runPlot(stdout io.Writer, pos []string, out, set string, bins int, width, h
 	if set != "" && lc.eval[set] == nil && len(lc.eval) > 0 {
 		return fmt.Errorf("%s: no evaluation of test set %q (have: %s)", pos[0], set, strings.Join(lc.sets(), ", "))
 	}
-	c, err := drawCurves(lc, set, bins, vg.Length(width)*vg.Inch, vg.Length(height)*vg.Inch, format, filepath.Base(pos[0]))
+	if lc.run == "" {
+		// A log without a start record: the run directory's name, else the file's.
+		lc.run = filepath.Base(filepath.Dir(pos[0]))
+		if lc.run == "." || lc.run == string(filepath.Separator) {
+			lc.run = strings.TrimSuffix(filepath.Base(pos[0]), filepath.Ext(pos[0]))
+		}
+	}
+	fig, err := newFigure(lc, set, bins)
+	if err != nil {
+		return err
+	}
+	c, _, err := fig.draw(vg.Length(width)*vg.Inch, vg.Length(height)*vg.Inch, format)
 	if err != nil {
 		return err
 	}
@@ -118,6 +138,9 @@ type logCurves struct {
 	// records: its training curves are the batch means of the examples
 	// that halted, drawn as one line.
 	perStep bool
+	// run and project name the run (its start record's run_name, or the
+	// run label, and project_name): the figure's title.
+	run, project string
 }
 
 func (lc *logCurves) sets() []string {
@@ -153,6 +176,11 @@ type logLine struct {
 	Accuracy      *float64                     `json:"train/accuracy"`
 	ExactAccuracy *float64                     `json:"train/exact_accuracy"`
 	Curve         map[string]trainer.StepCurve `json:"curve"`
+	Run           string                       `json:"run"`
+	Config        *struct {
+		RunName     string `json:"run_name"`
+		ProjectName string `json:"project_name"`
+	} `json:"config"`
 }
 
 // readLog collects the training and evaluation records. A log may hold
@@ -172,6 +200,16 @@ func readLog(r io.Reader) (*logCurves, error) {
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
 		switch l.Type {
+		case "start":
+			// A resumed run appends a start record: the last one names it.
+			if l.Config != nil && l.Config.RunName != "" {
+				lc.run = l.Config.RunName
+			} else if l.Run != "" {
+				lc.run = l.Run
+			}
+			if l.Config != nil && l.Config.ProjectName != "" {
+				lc.project = l.Config.ProjectName
+			}
 		case "train":
 			if l.SupStep != nil {
 				ss := l.SupStep
@@ -227,22 +265,54 @@ func deref(p *float64) float64 {
 	return *p
 }
 
-// binned averages the training points into at most nbins bins of equal
-// step width: per bin and supervision step, the example-weighted mean of
-// the chosen field, at the bin's mean step. Bins where no example ran
-// step k are left out of k's line.
-func binned(pts []trainPoint, nbins int, field func(*trainPoint) []float64, k int) plotter.XYs {
+// binPoint is one bin of a training curve: the example-weighted mean
+// step and value of the bin's records that have data for the curve.
+type binPoint struct {
+	bin  int
+	x, y float64
+}
+
+// binWidth is the width in steps of the training bins: at least the
+// span over nbins, and at least the usual spacing of the logged steps,
+// so that a bin without data means missing data, not a log that records
+// every few steps.
+func binWidth(pts []trainPoint, nbins int) int {
 	if len(pts) == 0 {
-		return nil
+		return 1
 	}
 	lo, hi := pts[0].step, pts[len(pts)-1].step
 	width := max(1, (hi-lo+nbins)/nbins)
-	var out plotter.XYs
+	if len(pts) > 1 {
+		gaps := make([]int, 0, len(pts)-1)
+		for i := 1; i < len(pts); i++ {
+			if d := pts[i].step - pts[i-1].step; d > 0 {
+				gaps = append(gaps, d)
+			}
+		}
+		if len(gaps) > 0 {
+			sort.Ints(gaps)
+			width = max(width, gaps[len(gaps)/2])
+		}
+	}
+	return width
+}
+
+// binned averages the training points into bins of binWidth steps: per
+// bin and supervision step k, the example-weighted mean of the chosen
+// field, at the bin's mean step. Bins where no example ran step k are
+// left out of k's points.
+func binned(pts []trainPoint, nbins int, field func(*trainPoint) []float64, k int) []binPoint {
+	if len(pts) == 0 {
+		return nil
+	}
+	lo := pts[0].step
+	width := binWidth(pts, nbins)
+	var out []binPoint
 	for i := 0; i < len(pts); {
+		bin := (pts[i].step - lo) / width
 		end := i
-		limit := lo + ((pts[i].step-lo)/width+1)*width
 		var sx, sw, sv float64
-		for ; end < len(pts) && pts[end].step < limit; end++ {
+		for ; end < len(pts) && (pts[end].step-lo)/width == bin; end++ {
 			p := &pts[end]
 			vals := field(p)
 			if k >= len(vals) || k >= len(p.count) || math.IsNaN(vals[k]) || p.count[k] <= 0 {
@@ -254,34 +324,58 @@ func binned(pts []trainPoint, nbins int, field func(*trainPoint) []float64, k in
 			sv += w * vals[k]
 		}
 		if sw > 0 {
-			out = append(out, plotter.XY{X: sx / sw, Y: sv / sw})
+			out = append(out, binPoint{bin: bin, x: sx / sw, y: sv / sw})
 		}
 		i = end
 	}
 	return out
 }
 
-// stepColor spreads supervision steps 1..n over a perceptually ordered
-// ramp (viridis' anchors), so depth reads as dark to light.
+// segments splits binned points into runs of adjacent bins: a line is
+// drawn within a run and never across a bin without data.
+func segments(pts []binPoint) [][]binPoint {
+	var out [][]binPoint
+	for i, p := range pts {
+		if i == 0 || p.bin != pts[i-1].bin+1 {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], p)
+	}
+	return out
+}
+
+// viridis holds anchors of matplotlib's viridis colour map at t = 0,
+// 1/8, ..., 1: perceptually uniform, ordered in lightness (so the order
+// of supervision steps reads in grey too) and safe for colour blindness.
+var viridis = [][3]float64{
+	{68, 1, 84}, {71, 44, 122}, {59, 81, 139}, {44, 113, 142}, {33, 144, 141},
+	{39, 173, 129}, {92, 200, 99}, {170, 220, 50}, {253, 231, 37},
+}
+
+// viridisMax cuts the map before its lightest yellows, which vanish on
+// the white background.
+const viridisMax = 0.8
+
+// stepColor spreads supervision steps 0..n-1 from dark to light over
+// viridis[0, viridisMax].
 func stepColor(k, n int) color.Color {
-	anchors := [][3]float64{{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}}
 	t := 0.0
 	if n > 1 {
-		t = float64(k) / float64(n-1)
+		t = viridisMax * float64(k) / float64(n-1)
 	}
-	pos := t * float64(len(anchors)-1)
-	i := min(int(pos), len(anchors)-2)
+	pos := t * float64(len(viridis)-1)
+	i := min(int(pos), len(viridis)-2)
 	f := pos - float64(i)
 	var c [3]uint8
 	for j := range c {
-		c[j] = uint8(math.Round(anchors[i][j]*(1-f) + anchors[i+1][j]*f))
+		c[j] = uint8(math.Round(viridis[i][j]*(1-f) + viridis[i+1][j]*f))
 	}
 	return color.RGBA{R: c[0], G: c[1], B: c[2], A: 255}
 }
 
 // legendStep tells whether step k (0-based) of n gets a legend entry:
 // every one up to 8, else about 8 evenly spaced including the first and
-// the last, so the legend does not cover the curves.
+// the last, so the legend stays short.
 func legendStep(k, n int) bool {
 	if n <= 8 {
 		return true
@@ -290,90 +384,197 @@ func legendStep(k, n int) bool {
 	return k == 0 || k == n-1 || k%stride == stride-1 && n-1-k >= stride/2
 }
 
-// drawCurves lays out the four panels on a canvas of the given format.
-func drawCurves(lc *logCurves, set string, nbins int, w, h vg.Length, format, title string) (vg.CanvasWriterTo, error) {
+// panel is one plot of the figure with its legend, drawn beside the plot
+// rather than inside it.
+type panel struct {
+	p      *plot.Plot
+	legend plot.Legend
+	// width is the legend's width (widest entry).
+	width vg.Length
+	// series are the training curves' segments, per supervision step.
+	series map[int][][]binPoint
+}
+
+func newPanel(title, xlabel, ylabel string, unit bool) *panel {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xlabel
+	p.Y.Label.Text = ylabel
+	if unit {
+		p.Y.Min, p.Y.Max = 0, 1
+	}
+	p.Add(plotter.NewGrid())
+	l := plot.NewLegend()
+	l.Top, l.Left = true, true
+	l.TextStyle.Font.Size = vg.Points(9)
+	l.ThumbnailWidth = vg.Points(16)
+	return &panel{p: p, legend: l, series: map[int][][]binPoint{}}
+}
+
+// add adds a legend entry.
+func (pn *panel) add(name string, th ...plot.Thumbnailer) {
+	pn.legend.Add(name, th...)
+	w := pn.legend.ThumbnailWidth + pn.legend.TextStyle.Rectangle(" "+name).Max.X
+	pn.width = max(pn.width, w)
+}
+
+// figure is the four panels and the title of a plot.
+type figure struct {
+	title, subtitle string
+	panels          [2][2]*panel
+}
+
+// newFigure builds the panels of lc: training LM loss, token and exact
+// accuracy per supervision step, and set's evaluation curves.
+func newFigure(lc *logCurves, set string, nbins int) (*figure, error) {
 	n := lc.maxSteps
 	if !lc.perStep {
 		n = 1
 	}
-	trainPanel := func(name, ylabel string, field func(*trainPoint) []float64, unit bool) (*plot.Plot, error) {
-		p := plot.New()
-		p.Title.Text = name
-		p.X.Label.Text = "training step"
-		p.Y.Label.Text = ylabel
-		if unit {
-			p.Y.Min, p.Y.Max = 0, 1
+	trainPanel := func(name, ylabel string, field func(*trainPoint) []float64, unit bool) (*panel, error) {
+		pn := newPanel(name, "training step", ylabel, unit)
+		if len(lc.train) == 0 {
+			pn.p.Title.Text += " (no training records)"
 		}
-		// Loss falls and accuracy rises, so the legend goes where the
-		// curves usually are not: top right for loss, top left for accuracy.
-		p.Legend.Top, p.Legend.Left = true, unit
-		p.Add(plotter.NewGrid())
 		for k := range n {
-			xys := binned(lc.train, nbins, field, k)
-			if len(xys) == 0 {
+			segs := segments(binned(lc.train, nbins, field, k))
+			if len(segs) == 0 {
 				continue
 			}
-			l, err := plotter.NewLine(xys)
-			if err != nil {
-				return nil, err
+			pn.series[k] = segs
+			col := stepColor(k, n)
+			var thumb plot.Thumbnailer
+			for _, sg := range segs {
+				xys := make(plotter.XYs, len(sg))
+				for i, b := range sg {
+					xys[i] = plotter.XY{X: b.x, Y: b.y}
+				}
+				if len(sg) == 1 {
+					// A lone bin: a dot, since a line needs two.
+					sc, err := plotter.NewScatter(xys)
+					if err != nil {
+						return nil, err
+					}
+					sc.Color, sc.Radius, sc.Shape = col, vg.Points(1.5), draw.CircleGlyph{}
+					pn.p.Add(sc)
+					continue
+				}
+				l, err := plotter.NewLine(xys)
+				if err != nil {
+					return nil, err
+				}
+				l.Color = col
+				l.Width = vg.Points(1.5)
+				pn.p.Add(l)
+				thumb = l
 			}
-			l.Color = stepColor(k, n)
-			l.Width = vg.Points(1.5)
-			p.Add(l)
+			if thumb == nil {
+				thumb = &plotter.Line{LineStyle: draw.LineStyle{Color: col, Width: vg.Points(1.5)}}
+			}
 			if !lc.perStep {
-				p.Legend.Add("halted examples (old log: no per-step data)", l)
+				pn.add("halted examples", thumb)
 			} else if legendStep(k, n) {
-				p.Legend.Add(fmt.Sprintf("step %d", k+1), l)
+				pn.add(fmt.Sprintf("step %d", k+1), thumb)
 			}
 		}
-		if len(lc.train) == 0 {
-			p.Title.Text += " (no training records)"
-		}
-		return p, nil
+		return pn, nil
 	}
-	loss, err := trainPanel(title+": train LM loss per supervision step", "cross-entropy per token", func(p *trainPoint) []float64 { return p.lmLoss }, false)
-	if err != nil {
+	f := &figure{title: lc.run}
+	if lc.project != "" {
+		f.title = lc.project + " / " + lc.run
+	}
+	f.subtitle = fmt.Sprintf("%d training steps, %d evaluations, %d supervision steps", len(lc.train), lc.evals(), lc.maxSteps)
+	if !lc.perStep {
+		f.subtitle += " (a log without per-step data: one curve of the halted examples)"
+	}
+	var err error
+	if f.panels[0][0], err = trainPanel("train LM loss per supervision step", "cross-entropy per token", func(p *trainPoint) []float64 { return p.lmLoss }, false); err != nil {
 		return nil, err
 	}
-	acc, err := trainPanel("train token accuracy per supervision step", "accuracy", func(p *trainPoint) []float64 { return p.acc }, true)
-	if err != nil {
+	if f.panels[0][1], err = trainPanel("train token accuracy per supervision step", "accuracy", func(p *trainPoint) []float64 { return p.acc }, true); err != nil {
 		return nil, err
 	}
-	exact, err := trainPanel("train exact accuracy per supervision step", "exact accuracy", func(p *trainPoint) []float64 { return p.exactAcc }, true)
-	if err != nil {
+	if f.panels[1][0], err = trainPanel("train exact accuracy per supervision step", "exact accuracy", func(p *trainPoint) []float64 { return p.exactAcc }, true); err != nil {
 		return nil, err
 	}
-	ev, err := evalPanel(lc, set)
-	if err != nil {
+	if f.panels[1][1], err = evalPanel(lc, set); err != nil {
 		return nil, err
 	}
+	return f, nil
+}
+
+// figureLayout is where draw put each panel's data area and legend, in
+// canvas coordinates.
+type figureLayout struct {
+	data, legend [2][2]vg.Rectangle
+	// titleY is the baseline of the title; titleStyle its style.
+	titleY vg.Length
+}
+
+// draw lays the figure out on a canvas of the given format: the title on
+// top, the panels in two rows and two columns, each panel's legend in a
+// strip to the right of its plot, top-aligned with its data area.
+func (f *figure) draw(w, h vg.Length, format string) (vg.CanvasWriterTo, figureLayout, error) {
+	var lay figureLayout
 	c, err := draw.NewFormattedCanvas(w, h, format)
 	if err != nil {
-		return nil, err
+		return nil, lay, err
 	}
 	dc := draw.New(c)
+	titleSty := text.Style{Font: font.From(plot.DefaultFont, 14), Handler: plot.DefaultTextHandler, XAlign: draw.XCenter}
+	subSty := text.Style{Font: font.From(plot.DefaultFont, 10), Handler: plot.DefaultTextHandler, XAlign: draw.XCenter}
+	th := titleSty.Rectangle(f.title).Size().Y
+	sh := subSty.Rectangle(f.subtitle).Size().Y
+	lay.titleY = dc.Max.Y - th - vg.Millimeter*2
+	dc.FillText(titleSty, vg.Point{X: dc.Center().X, Y: lay.titleY}, f.title)
+	dc.FillText(subSty, vg.Point{X: dc.Center().X, Y: lay.titleY - sh - vg.Millimeter}, f.subtitle)
+	top := th + sh + vg.Millimeter*6
+	gap := vg.Millimeter * 2
 	tiles := draw.Tiles{Rows: 2, Cols: 2, PadX: vg.Millimeter * 6, PadY: vg.Millimeter * 6,
-		PadTop: vg.Millimeter * 3, PadBottom: vg.Millimeter * 3, PadLeft: vg.Millimeter * 3, PadRight: vg.Millimeter * 3}
-	plots := [][]*plot.Plot{{loss, acc}, {exact, ev}}
-	cs := plot.Align(plots, tiles, dc)
-	for i := range plots {
-		for j, p := range plots[i] {
-			p.Draw(cs[i][j])
+		PadTop: top, PadBottom: vg.Millimeter * 3, PadLeft: vg.Millimeter * 3, PadRight: vg.Millimeter * 3}
+	// The legend strips of a column share the widest legend's width, so
+	// the data areas of a column stay aligned.
+	var colW [2]vg.Length
+	plots := make([][]*plot.Plot, 2)
+	for i := range 2 {
+		plots[i] = make([]*plot.Plot, 2)
+		for j := range 2 {
+			colW[j] = max(colW[j], f.panels[i][j].width)
+			plots[i][j] = f.panels[i][j].p
 		}
 	}
-	return c, nil
+	cs := plot.Align(plots, tiles, dc)
+	for i := range 2 {
+		for j := range 2 {
+			pn := f.panels[i][j]
+			tc := cs[i][j]
+			strip := colW[j]
+			if strip > 0 {
+				strip += gap
+			}
+			pc := draw.Crop(tc, 0, -strip, 0, 0)
+			pn.p.Draw(pc)
+			da := pn.p.DataCanvas(pc)
+			lay.data[i][j] = da.Rectangle
+			lc := tc
+			lc.Min.X = tc.Max.X - colW[j]
+			lc.Min.Y, lc.Max.Y = da.Min.Y, da.Max.Y
+			if colW[j] > 0 {
+				pn.legend.Draw(lc)
+				r := lc.Rectangle
+				r.Max.X = r.Min.X + pn.width
+				lay.legend[i][j] = r
+			}
+		}
+	}
+	return c, lay, nil
 }
 
 // evalPanel draws the evaluation curve of one set: exact accuracy (solid)
 // and token accuracy (dashed) after each supervision step, at every
 // evaluation.
-func evalPanel(lc *logCurves, set string) (*plot.Plot, error) {
-	p := plot.New()
-	p.X.Label.Text = "training step"
-	p.Y.Label.Text = "accuracy"
-	p.Y.Min, p.Y.Max = 0, 1
-	p.Legend.Top, p.Legend.Left = true, true
-	p.Add(plotter.NewGrid())
+func evalPanel(lc *logCurves, set string) (*panel, error) {
+	pn := newPanel("", "training step", "accuracy", true)
 	if set == "" {
 		if s := lc.sets(); len(s) > 0 {
 			set = s[0]
@@ -381,10 +582,10 @@ func evalPanel(lc *logCurves, set string) (*plot.Plot, error) {
 	}
 	pts := lc.eval[set]
 	if len(pts) == 0 {
-		p.Title.Text = "evaluation: no evaluation records"
-		return p, nil
+		pn.p.Title.Text = "evaluation: no evaluation records"
+		return pn, nil
 	}
-	p.Title.Text = fmt.Sprintf("eval %q: exact (solid) and token (dashed) accuracy after step k", set)
+	pn.p.Title.Text = fmt.Sprintf("eval %q: exact (solid) and token (dashed) accuracy", set)
 	n := lc.maxSteps
 	for k := range n {
 		for _, dashed := range []bool{false, true} {
@@ -394,7 +595,7 @@ func evalPanel(lc *logCurves, set string) (*plot.Plot, error) {
 				if dashed {
 					vals = e.acc
 				}
-				if k < len(vals) {
+				if k < len(vals) && !math.IsNaN(vals[k]) {
 					xys = append(xys, plotter.XY{X: float64(e.step), Y: vals[k]})
 				}
 			}
@@ -412,11 +613,11 @@ func evalPanel(lc *logCurves, set string) (*plot.Plot, error) {
 			if dashed {
 				l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 			}
-			p.Add(l, s)
+			pn.p.Add(l, s)
 			if !dashed && legendStep(k, n) {
-				p.Legend.Add(fmt.Sprintf("step %d", k+1), l)
+				pn.add(fmt.Sprintf("step %d", k+1), l)
 			}
 		}
 	}
-	return p, nil
+	return pn, nil
 }
