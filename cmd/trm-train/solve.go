@@ -153,7 +153,11 @@ func runSolve(stdout, stderr io.Writer, stdin io.Reader, f *solveFlags, args []s
 	}
 	fmt.Fprintf(stdout, "%s, %d supervision steps\n", what, a.HaltMaxSteps)
 	var last []int32
+	haltedAt := 0
 	err = runSteps(inf, tokens, []int32{int32(f.pid)}, func(k int, r *engine.StepResult, halts bool) {
+		if halts {
+			haltedAt = k
+		}
 		conf := 1 / (1 + math.Exp(-float64(r.QHalt[0])))
 		mark := ""
 		if halts {
@@ -172,6 +176,9 @@ func runSolve(stdout, stderr io.Writer, stdin io.Reader, f *solveFlags, args []s
 	})
 	if err != nil {
 		return err
+	}
+	if haltedAt == 0 {
+		fmt.Fprintf(stdout, "\nthe halting head never fired (q_halt > 0 at no step)\n")
 	}
 	fmt.Fprintf(stdout, "\nanswer after step %d: %s\n", a.HaltMaxSteps, cd.Check(tokens, last, label))
 	return nil
