@@ -76,7 +76,7 @@ sequence length and vocabulary choose how it is read:
 	fl.StringVar(&f.label, "label", "", "the expected answer, in the puzzle's form: the verdict says whether the answer matches it")
 	fl.StringVar(&f.task, "task", "", "ARC task JSON file")
 	fl.IntVar(&f.testIndex, "test-index", -1, "with --task: solve only this test input (from 0; default: all)")
-	fl.IntVar(&f.versions, "versions", defaultARCVersions, "with --task: the most augmented versions to run per test input (0: all the dataset holds)")
+	fl.IntVar(&f.versions, "versions", defaultARCVersions, "with --task: the most augmented versions to run per test input (0: all the dataset holds, or 8 drawn ones)")
 	fl.Uint64Var(&f.seed, "seed", 0, "with --task: seed of the drawn versions when the dataset lacks the task")
 	fl.StringVar(&f.submission, "submission", "", "with --task: write the two attempts to this file (the Kaggle submission.json form)")
 	return c
