@@ -253,6 +253,16 @@ func TestTrainLoadCheckpoint(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "load_checkpoint and --init") {
 		t.Errorf("with --init: exit %d, %s", code, stderr)
 	}
+	code, _, stderr = runCmd("train", "--resume", out, "data_paths=["+ds+"]", "load_checkpoint="+pt)
+	if code != 2 || !strings.Contains(stderr, "exclude each other") {
+		t.Errorf("with --resume DIR: exit %d, %s", code, stderr)
+	}
+	// --resume auto in a run directory that has a checkpoint continues
+	// from it and leaves load_checkpoint unread.
+	code, stdout, stderr = runCmd(append(args, "--resume", "auto", "max_steps=2")...)
+	if code != 0 || !strings.Contains(stderr, "load_checkpoint: not read") || !strings.Contains(stdout, "done: ") {
+		t.Errorf("--resume auto after a checkpoint: exit %d\n%s\n%s", code, stdout, stderr)
+	}
 }
 
 // TestImportBounds: --max-memory bounds what the import may allocate (the
