@@ -25,14 +25,14 @@ const LossHeadName = "losses@ACTLossHead"
 
 // architectures lists the reference's groups. Model builds every one
 // (docs/architectures.md, found with FindArch); Supported marks those
-// LookupArch hands to the training launcher, which builds models from the
-// config alone and so trains the TRM until it passes Options.Arch.
+// LookupArch hands to the training launcher, which passes the config's
+// architecture as Options.Arch to every model it builds.
 var architectures = []Architecture{
 	{"trm", "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1", true},
-	{"hrm", "recursive_reasoning.hrm@HierarchicalReasoningModel_ACTV1", false},
-	{"trm_singlez", "recursive_reasoning.trm_singlez@TinyRecursiveReasoningModel_ACTV1", false},
-	{"trm_hier6", "recursive_reasoning.trm_hier6@TinyRecursiveReasoningModel_ACTV1", false},
-	{"transformers_baseline", "recursive_reasoning.transformers_baseline@Model_ACTV2", false},
+	{"hrm", "recursive_reasoning.hrm@HierarchicalReasoningModel_ACTV1", true},
+	{"trm_singlez", "recursive_reasoning.trm_singlez@TinyRecursiveReasoningModel_ACTV1", true},
+	{"trm_hier6", "recursive_reasoning.trm_hier6@TinyRecursiveReasoningModel_ACTV1", true},
+	{"transformers_baseline", "recursive_reasoning.transformers_baseline@Model_ACTV2", true},
 }
 
 // FindArch finds any of the reference's groups by its name or its model

@@ -116,8 +116,11 @@ func writeCheckpoint(root string, t *Trainer, meta Meta, ch *engine.CarryHost) (
 	// The carry of the whole global batch (every replica's slots).
 	m := t.Model
 	B := len(ch.Steps)
-	ts["carry.z_H"] = safetensors.FromFloat32([]int{B, m.S, m.H}, ch.ZH)
-	ts["carry.z_L"] = safetensors.FromFloat32([]int{B, m.S, m.H}, ch.ZL)
+	// One tensor per carried state, under the reference's field names
+	// (carry.z_H, carry.z_L; carry.z_L1..z_L6 for trm_hier6).
+	for i, name := range m.CarryFields() {
+		ts["carry."+name] = safetensors.FromFloat32([]int{B, m.S, m.H}, ch.Z[i])
+	}
 	ts["carry.steps"] = safetensors.FromInt32([]int{B}, ch.Steps)
 	ts["carry.halted"] = safetensors.FromInt32([]int{B}, ch.Halted)
 	ts["carry.inputs"] = safetensors.FromInt32([]int{B, m.L}, ch.Inputs)
@@ -143,7 +146,7 @@ func writeCheckpoint(root string, t *Trainer, meta Meta, ch *engine.CarryHost) (
 	if err := writeSynced(filepath.Join(tmp, MetaFile), b); err != nil {
 		return "", err
 	}
-	if err := writeSynced(filepath.Join(tmp, "arch.json"), mustJSON(meta.Config.Arch)); err != nil {
+	if err := writeSynced(filepath.Join(tmp, "arch.json"), modelConfigJSON(meta.Config)); err != nil {
 		return "", err
 	}
 	if err := writeManifest(tmp, []string{StateFile, ModelFile, MetaFile, "arch.json"}); err != nil {
@@ -178,6 +181,24 @@ func writeCheckpoint(root string, t *Trainer, meta Meta, ch *engine.CarryHost) (
 		return "", err
 	}
 	return final, syncDir(root)
+}
+
+// modelConfigJSON is a checkpoint's arch.json: the model keys as
+// engine.LoadConfig reads them for the TRM, with the architecture's keys
+// (name, act_enabled, act_inference) beside them for the other
+// architectures, as engine.LoadArchConfig reads them.
+func modelConfigJSON(c Config) []byte {
+	if c.Group() == "trm" {
+		return mustJSON(c.Arch)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(mustJSON(c.Arch), &m); err != nil {
+		panic(err) // a marshalled struct always reads back
+	}
+	for k, v := range c.archKeys() {
+		m[k] = v
+	}
+	return mustJSON(m)
 }
 
 // testHook lets the fault-injection tests (trainer/faults_test.go) stop a
@@ -527,18 +548,31 @@ func restoreState(dir string, t *Trainer, meta Meta, rank, n int) error {
 	nTrained := t.Model.Layout.NumTrained
 	gb := meta.Config.GlobalBatchSize
 	m := t.Model
-	for _, want := range []struct {
+	type wantTensor struct {
 		key   string
 		dtype safetensors.DType
 		shape []int
-	}{
+	}
+	wants := []wantTensor{
 		{"optim.m", safetensors.F32, []int{nTrained}}, {"optim.v", safetensors.F32, []int{nTrained}},
 		{"optim.ema", safetensors.F32, []int{nTrained}},
-		{"carry.z_H", safetensors.F32, []int{gb, m.S, m.H}}, {"carry.z_L", safetensors.F32, []int{gb, m.S, m.H}},
 		{"carry.steps", safetensors.I32, []int{gb}}, {"carry.halted", safetensors.I32, []int{gb}},
 		{"carry.inputs", safetensors.I32, []int{gb, m.L}}, {"carry.labels", safetensors.I32, []int{gb, m.L}},
 		{"carry.puzzle_identifiers", safetensors.I32, []int{gb}},
-	} {
+	}
+	known := map[string]bool{}
+	for _, name := range m.CarryFields() {
+		wants = append(wants, wantTensor{"carry." + name, safetensors.F32, []int{gb, m.S, m.H}})
+	}
+	for _, w := range wants {
+		known[w.key] = true
+	}
+	for k := range f.Tensors {
+		if strings.HasPrefix(k, "carry.") && !known[k] {
+			return fmt.Errorf("%s: key %s is not a state of the %s carry (%s)", path, k, m.Arch(), strings.Join(m.CarryFields(), ", "))
+		}
+	}
+	for _, want := range wants {
 		tt, ok := f.Tensors[want.key]
 		if !ok {
 			if want.key == "optim.ema" && !meta.Config.EMA {
@@ -578,14 +612,20 @@ func restoreState(dir string, t *Trainer, meta Meta, rank, n int) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	var ch engine.CarryHost
-	for _, kv := range []struct {
+	fields := m.CarryFields()
+	ch.Z = make([][]float32, len(fields))
+	type carryTensor struct {
 		key string
 		f   *[]float32
 		i   *[]int32
-	}{
-		{"carry.z_H", &ch.ZH, nil}, {"carry.z_L", &ch.ZL, nil}, {"carry.steps", nil, &ch.Steps}, {"carry.halted", nil, &ch.Halted},
-		{"carry.inputs", nil, &ch.Inputs}, {"carry.labels", nil, &ch.Labels}, {"carry.puzzle_identifiers", nil, &ch.PIDs},
-	} {
+	}
+	var cts []carryTensor
+	for i, name := range fields {
+		cts = append(cts, carryTensor{"carry." + name, &ch.Z[i], nil})
+	}
+	cts = append(cts, carryTensor{"carry.steps", nil, &ch.Steps}, carryTensor{"carry.halted", nil, &ch.Halted},
+		carryTensor{"carry.inputs", nil, &ch.Inputs}, carryTensor{"carry.labels", nil, &ch.Labels}, carryTensor{"carry.puzzle_identifiers", nil, &ch.PIDs})
+	for _, kv := range cts {
 		tt, err := get(kv.key)
 		if err != nil {
 			return err

@@ -28,9 +28,15 @@ import (
 // warnings about accepted reference keys that have no effect here.
 // Compare two configs with Diff, not reflect.DeepEqual.
 type Config struct {
-	Arch          engine.Config `json:"arch"`
-	DataPaths     []string      `json:"data_paths"`
-	DataPathsTest []string      `json:"data_paths_test"` // default: DataPaths
+	Arch engine.Config `json:"arch"`
+	// ArchSettings selects the architecture (arch=NAME, the reference's
+	// arch.name) and holds the keys of one architecture only. It is stored
+	// in the JSON under "arch" as the reference's all_config.yaml has it:
+	// name (the group), and act_enabled and act_inference for
+	// transformers_baseline.
+	ArchSettings  engine.ArchSettings `json:"-"`
+	DataPaths     []string            `json:"data_paths"`
+	DataPathsTest []string            `json:"data_paths_test"` // default: DataPaths
 
 	GlobalBatchSize      int     `json:"global_batch_size"`
 	Epochs               int     `json:"epochs"`
@@ -150,7 +156,7 @@ func (c Config) Validate() error {
 	if c.GlobalBatchSize > 0 && c.GlobalBatchSize <= MaxGlobalBatchSize {
 		arch.BatchSize = c.GlobalBatchSize // the model's batch is a share of it
 	}
-	if err := arch.Validate(); err != nil {
+	if err := engine.ValidateArch(arch, c.ArchSettings); err != nil {
 		bad("arch: %v", err)
 	}
 	if c.GlobalBatchSize <= 0 {
@@ -221,7 +227,7 @@ func FromPreset(name string) (Config, error) {
 		return Config{}, err
 	}
 	c := DefaultConfig()
-	c.Arch = p.Model
+	c.Arch, c.ArchSettings = p.Model, p.Arch
 	r := p.Recipe
 	c.GlobalBatchSize, c.Epochs, c.EvalInterval = r.GlobalBatchSize, r.Epochs, r.EvalInterval
 	c.LR, c.PuzzleEmbLR, c.WeightDecay, c.PuzzleEmbWeightDecay = r.LR, r.PuzzleEmbLR, r.WeightDecay, r.PuzzleEmbWeightDecay
@@ -245,6 +251,9 @@ func keyPaths() map[string][]int {
 			continue
 		}
 		tag := strings.Split(f.Tag.Get("json"), ",")[0]
+		if tag == "-" {
+			continue // ArchSettings: set through arch=, arch.name and arch.act_*
+		}
 		if tag == "arch" {
 			at := f.Type
 			for j := 0; j < at.NumField(); j++ {
@@ -427,6 +436,25 @@ func (c *Config) assign(k string, val value) error {
 				return err
 			}
 			c.Arch, c.res.ndimGiven = arch, false
+			c.ArchSettings = engine.ArchSettings{Name: groupName(a)}
+			return nil
+		}
+		// arch.name alone names the model class and keeps the model keys,
+		// as an override of the reference's arch.name does.
+		c.ArchSettings.Name = groupName(a)
+		return nil
+	case "arch.act_enabled", "arch.act_inference":
+		if val.isList || val.null {
+			return fmt.Errorf("key %s: want true or false", k)
+		}
+		b, err := parseBool(val.s)
+		if err != nil {
+			return fmt.Errorf("key %s: %q is not true or false", k, val.s)
+		}
+		if k == "arch.act_enabled" {
+			c.ArchSettings.ACTDisabled = !b
+		} else {
+			c.ArchSettings.ACTInference = b
 		}
 		return nil
 	case "arch.loss.name":
@@ -540,6 +568,105 @@ func parseList(v string) []string {
 	return out
 }
 
+// archKeys returns the architecture's own keys as the JSON under "arch"
+// holds them: name (the group; trm for the zero ArchSettings), and the
+// transformer baseline's act_enabled and act_inference where set.
+func (c Config) archKeys() map[string]any {
+	g, err := c.ArchSettings.Group()
+	if err != nil {
+		g = c.ArchSettings.Name // an unknown name is kept for Validate to report
+	}
+	out := map[string]any{"name": g}
+	if c.ArchSettings.ACTDisabled {
+		out["act_enabled"] = false
+	}
+	if c.ArchSettings.ACTInference {
+		out["act_inference"] = true
+	}
+	return out
+}
+
+// plainConfig is Config without its JSON methods.
+type plainConfig Config
+
+// MarshalJSON writes the config with the architecture's keys (archKeys)
+// inside "arch", beside the model keys, so that a stored config names
+// the architecture its weights belong to.
+func (c Config) MarshalJSON() ([]byte, error) {
+	ab, err := json.Marshal(c.Arch)
+	if err != nil {
+		return nil, err
+	}
+	var arch map[string]json.RawMessage
+	if err := json.Unmarshal(ab, &arch); err != nil {
+		return nil, err
+	}
+	for k, v := range c.archKeys() {
+		b, _ := json.Marshal(v)
+		arch[k] = b
+	}
+	ab, err = json.Marshal(arch)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(struct {
+		Arch json.RawMessage `json:"arch"`
+		plainConfig
+	}{ab, plainConfig(c)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes. A config without
+// arch.name (written before architectures were selectable) is the TRM.
+func (c *Config) UnmarshalJSON(b []byte) error {
+	var p plainConfig
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	var top struct {
+		Arch struct {
+			Name         string `json:"name"`
+			ACTEnabled   *bool  `json:"act_enabled"`
+			ACTInference bool   `json:"act_inference"`
+		} `json:"arch"`
+	}
+	if err := json.Unmarshal(b, &top); err != nil {
+		return err
+	}
+	res := c.res
+	*c = Config(p)
+	c.res = res
+	c.ArchSettings = engine.ArchSettings{Name: top.Arch.Name, ACTInference: top.Arch.ACTInference}
+	if top.Arch.ACTEnabled != nil {
+		c.ArchSettings.ACTDisabled = !*top.Arch.ACTEnabled
+	}
+	if c.ArchSettings.Name != "" {
+		a, err := engine.FindArch(c.ArchSettings.Name)
+		if err != nil {
+			return fmt.Errorf("arch.name: %w", err)
+		}
+		c.ArchSettings.Name = groupName(a)
+	}
+	return nil
+}
+
+// groupName is the ArchSettings.Name a config keeps for a: its group, and
+// "" for the TRM, so that a config naming trm equals one naming nothing.
+func groupName(a engine.Architecture) string {
+	if a.Group == "trm" {
+		return ""
+	}
+	return a.Group
+}
+
+// Group returns the config's architecture group (trm, hrm, ...).
+func (c Config) Group() string {
+	g, err := c.ArchSettings.Group()
+	if err != nil {
+		return c.ArchSettings.Name
+	}
+	return g
+}
+
 // MarshalIndent returns the config as indented JSON (for checkpoints and logs).
 func (c Config) MarshalIndent() []byte {
 	b, _ := json.MarshalIndent(c, "", "  ")
@@ -550,6 +677,12 @@ func (c Config) MarshalIndent() []byte {
 // "key: a -> b". The resolution state (see Config) is not compared.
 func (c Config) Diff(d Config) []string {
 	var out []string
+	ca, da := c.archKeys(), d.archKeys()
+	for _, k := range []string{"name", "act_enabled", "act_inference"} {
+		if !reflect.DeepEqual(ca[k], da[k]) {
+			out = append(out, fmt.Sprintf("arch.%s: %v -> %v", k, orDefault(ca[k], k), orDefault(da[k], k)))
+		}
+	}
 	cv, dv := reflect.ValueOf(c), reflect.ValueOf(d)
 	for _, k := range Keys() {
 		if k == "arch.loss.loss_type" {
@@ -563,5 +696,15 @@ func (c Config) Diff(d Config) []string {
 			out = append(out, fmt.Sprintf("%s: %v -> %v", k, a.Interface(), b.Interface()))
 		}
 	}
+	sort.Strings(out)
 	return out
+}
+
+// orDefault shows an architecture key that archKeys leaves out by its
+// default value (act_enabled true, act_inference false).
+func orDefault(v any, key string) any {
+	if v != nil {
+		return v
+	}
+	return key == "act_enabled"
 }

@@ -59,7 +59,7 @@ type Evaluator struct {
 func NewEvaluator(cfg Config, be engine.Backend, ds *data.Dataset, localBatch int, outDir string) (*Evaluator, error) {
 	arch := cfg.Arch
 	arch.BatchSize = localBatch
-	m, err := engine.NewModel(arch, be, engine.Options{})
+	m, err := engine.NewModel(arch, be, engine.Options{Arch: cfg.ArchSettings})
 	if err != nil {
 		return nil, err
 	}

@@ -80,7 +80,7 @@ var keyInfo = map[string][2]string{
 // referenceDocs are the reference's forms that Set accepts beside the
 // configuration's own keys.
 var referenceDocs = []KeyDoc{
-	{Key: "arch", Default: "trm", Meaning: "architecture group by the reference's name: resets the model keys to that group's (trm; hrm, trm_singlez, trm_hier6 and transformers_baseline are not supported yet)"},
+	{Key: "arch", Default: "trm", Meaning: "architecture group by the reference's name: resets the model keys to that group's (trm, hrm, trm_singlez, trm_hier6, transformers_baseline)"},
 	{Key: "arch.name", Default: "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1", Meaning: "the reference's model class; checked, only the TRM is supported"},
 	{Key: "arch.loss.name", Default: "losses@ACTLossHead", Meaning: "the reference's loss head; checked, ACTLossHead is the one there is"},
 	{Key: "checkpoint_path", Meaning: "the reference's name of checkpoint_dir"},

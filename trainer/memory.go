@@ -47,15 +47,19 @@ func EstimateMemory(cfg Config, worldSize int, withEval bool) (MemoryPlan, error
 	arch.BatchSize = cfg.GlobalBatchSize / worldSize
 	p := MemoryPlan{Batch: arch.BatchSize}
 	var err error
-	if p.Train, err = engine.EstimateMemory(arch, true); err != nil {
+	if p.Train, err = engine.EstimateArchMemory(arch, cfg.ArchSettings, true); err != nil {
 		return MemoryPlan{}, err
 	}
 	if withEval {
-		if p.Eval, err = engine.EstimateMemory(arch, false); err != nil {
+		if p.Eval, err = engine.EstimateArchMemory(arch, cfg.ArchSettings, false); err != nil {
 			return MemoryPlan{}, err
 		}
 	}
-	trained := int64(engine.NewLayout(arch).NumTrained)
+	layout, err := engine.NewArchLayout(arch, cfg.ArchSettings)
+	if err != nil {
+		return MemoryPlan{}, err
+	}
+	trained := int64(layout.NumTrained)
 	buffers := int64(3)
 	if cfg.EMA {
 		buffers = 4

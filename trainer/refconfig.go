@@ -326,9 +326,6 @@ func (r *fileReader) applyArch(m *yaml.Node, prefix string) error {
 			return r.errf(n, "%sname: want the model's name, e.g. %s", prefix, "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1")
 		}
 		if err := r.c.assign("arch", value{s: n.Value}); err != nil {
-			if errors.Is(err, engine.ErrArchNotSupported) {
-				return r.errf(n, "architecture %s is not supported yet (this engine builds the TRM, recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1)", n.Value)
-			}
 			return r.errf(n, "%sname: %v", prefix, err)
 		}
 	}
@@ -569,32 +566,41 @@ func kindName(n *yaml.Node) string {
 // all_config.yaml). The model is validated; warnings about keys without
 // effect are returned for the caller to show.
 func ResolveModelConfig(arg string) (engine.Config, []string, error) {
+	c, _, w, err := ResolveModelArch(arg)
+	return c, w, err
+}
+
+// ResolveModelArch is ResolveModelConfig with the model's architecture:
+// a preset's, the name key of a model config.json (engine.ParseArchConfig)
+// or of a reference YAML file (arch=NAME in a defaults list, the `name` of
+// an architecture file), trm where none is named.
+func ResolveModelArch(arg string) (engine.Config, engine.ArchSettings, []string, error) {
 	if p, err := engine.LookupPreset(arg); err == nil {
-		return p.Model, nil, nil
+		return p.Model, p.Arch, nil, nil
 	}
 	ext := strings.ToLower(filepath.Ext(arg))
 	switch ext {
 	case ".json":
 		b, err := os.ReadFile(arg)
 		if err != nil {
-			return engine.Config{}, nil, err
+			return engine.Config{}, engine.ArchSettings{}, nil, err
 		}
 		var top map[string]json.RawMessage
 		if json.Unmarshal(b, &top) == nil && top["arch"] == nil {
-			c, err := engine.ParseConfig(b, arg)
-			return c, nil, err
+			c, s, err := engine.ParseArchConfig(b, arg)
+			return c, s, nil, err
 		}
 	case ".yaml", ".yml":
 	default:
 		_, err := engine.LookupPreset(arg)
-		return engine.Config{}, nil, fmt.Errorf("%v, and not a .json, .yaml or .yml config file", err)
+		return engine.Config{}, engine.ArchSettings{}, nil, fmt.Errorf("%v, and not a .json, .yaml or .yml config file", err)
 	}
 	c := DefaultConfig()
 	if err := LoadConfigFile(&c, arg); err != nil {
-		return engine.Config{}, nil, err
+		return engine.Config{}, engine.ArchSettings{}, nil, err
 	}
-	if err := c.Arch.Validate(); err != nil {
-		return engine.Config{}, nil, fmt.Errorf("%s: %w", arg, err)
+	if err := engine.ValidateArch(c.Arch, c.ArchSettings); err != nil {
+		return engine.Config{}, engine.ArchSettings{}, nil, fmt.Errorf("%s: %w", arg, err)
 	}
-	return c.Arch, c.Warnings(), nil
+	return c.Arch, c.ArchSettings, c.Warnings(), nil
 }

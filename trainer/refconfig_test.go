@@ -2,7 +2,6 @@ package trainer
 
 import (
 	"context"
-	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -189,8 +188,7 @@ func TestHydraOverrides(t *testing.T) {
 	}
 
 	errs := []struct{ kv, want string }{
-		{"arch=hrm", "not supported yet"},
-		{"arch=transformers_baseline", "not supported yet"},
+		{"arch.act_enabled=maybe", "not true or false"},
 		{"arch=gpt", "unknown architecture"},
 		{"arch.hiden_size=64", `did you mean arch.hidden_size?`},
 		{"hidden_size=64", `did you mean arch.hidden_size?`},
@@ -200,7 +198,7 @@ func TestHydraOverrides(t *testing.T) {
 		{"completely_unrelated_key=1", "valid keys: "},
 		{"~lr", "deleting a key"},
 		{"arch.loss.name=losses@Other", "not supported"},
-		{"arch.name=recursive_reasoning.hrm@HierarchicalReasoningModel_ACTV1", "not supported yet"},
+		{"arch.name=recursive_reasoning.gpt@GPT", "unknown architecture"},
 		{"epochs=1e300", "not an integer"},
 		{"ema=maybe", "not true or false"},
 		{"lr=null", "null is not a value"},
@@ -283,10 +281,8 @@ func TestPuzzleEmbNdimFollowsHidden(t *testing.T) {
 // and the problem.
 func TestConfigFileErrors(t *testing.T) {
 	c := DefaultConfig()
-	err := LoadConfigFile(&c, filepath.Join(refDir, "arch_hrm.yaml"))
-	if err == nil || !strings.Contains(err.Error(), "arch_hrm.yaml:2: architecture recursive_reasoning.hrm@HierarchicalReasoningModel_ACTV1 is not supported yet") ||
-		!errors.Is(err, engine.ErrArchNotSupported) && !strings.Contains(err.Error(), "not supported yet") {
-		t.Fatalf("hrm: %v", err)
+	if err := LoadConfigFile(&c, filepath.Join(refDir, "arch_hrm.yaml")); err != nil || c.Group() != "hrm" || c.Arch.HLayers != 4 || c.Arch.LLayers != 4 || c.Arch.NoACTContinue {
+		t.Fatalf("hrm: %v, group %s, %+v", err, c.Group(), c.Arch)
 	}
 	cases := []struct{ name, src, want string }{
 		{"typo.yaml", "lr: 1e-4\narch:\n  hiden_size: 64\n", `typo.yaml:3: unknown key "arch.hiden_size"; did you mean arch.hidden_size?`},
@@ -299,7 +295,8 @@ func TestConfigFileErrors(t *testing.T) {
 		{"type.yaml", "epochs: many\n", `type.yaml:1: key epochs: "many" is not an integer`},
 		{"dup.yaml", "lr: 1\nlr: 2\n", `dup.yaml:2: key "lr" given twice`},
 		{"bad.yaml", "lr: [1\n", "bad.yaml: "},
-		{"defaults.yaml", "defaults:\n  - arch: hrm\n", "not supported yet"},
+		{"defaults.yaml", "defaults:\n  - arch: gpt\n", "unknown architecture"},
+		{"badname.yaml", "name: recursive_reasoning.gpt@GPT\n", "badname.yaml:1: name: key arch: unknown architecture"},
 		{"bomb.yaml", bomb(), "more than 100000 values"},
 		{"bad.json", `{"lr": 1,}`, "bad.json: invalid JSON"},
 		{"dup.json", `{"lr": 1, "lr": 2}`, `key "lr" given twice`},
@@ -395,8 +392,11 @@ func TestResolveModelConfig(t *testing.T) {
 	if c, _, err := ResolveModelConfig(tj); err != nil || c.HiddenSize != 64 || c.PuzzleEmbNdim != 64 {
 		t.Fatalf("training JSON: %+v %v", c, err)
 	}
-	if _, _, err := ResolveModelConfig(filepath.Join(refDir, "arch_hrm.yaml")); err == nil || !strings.Contains(err.Error(), "not supported yet") {
-		t.Fatalf("hrm: %v", err)
+	if c, s, _, err := ResolveModelArch(filepath.Join(refDir, "arch_hrm.yaml")); err != nil || s.Name != "hrm" || c.HLayers != 4 {
+		t.Fatalf("hrm: %v %+v %+v", err, s, c)
+	}
+	if c, s, _, err := ResolveModelArch("hrm-sudoku"); err != nil || s.Name != "hrm" || c.SeqLen != 81 {
+		t.Fatalf("hrm-sudoku: %v %+v", err, s)
 	}
 	if _, _, err := ResolveModelConfig("sudoku"); err == nil || !strings.Contains(err.Error(), "sudoku-mlp") || !strings.Contains(err.Error(), ".yaml") {
 		t.Fatalf("unknown preset: %v", err)

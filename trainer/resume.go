@@ -95,8 +95,13 @@ func ResumeConfig(stored Config, overrides []string, out string) (Config, []stri
 		case known:
 			before, after = fieldOf(&cfg, paths[k]), fieldOf(&next, paths[k])
 		case strings.HasPrefix(strings.TrimLeft(strings.TrimSpace(k), "+"), "arch"):
-			// A model group (arch=NAME): the model as a whole.
-			k, before, after = "arch", cfg.Arch, next.Arch
+			// A model group (arch=NAME, arch.name, arch.act_*): the
+			// architecture, then the model as a whole.
+			if cfg.Group() != next.Group() {
+				k, before, after = "arch", cfg.Group(), next.Group()
+			} else {
+				k, before, after = "arch", [2]any{cfg.Arch, cfg.ArchSettings}, [2]any{next.Arch, next.ArchSettings}
+			}
 		default:
 			continue // a reference key without effect here (Set warned)
 		}
@@ -159,6 +164,15 @@ var datasetKeys = map[string]bool{"arch.seq_len": true, "arch.vocab_size": true,
 // asks to change.
 func configDiff(stored, asked Config) []string {
 	var out []string
+	if stored.Group() != asked.Group() {
+		out = append(out, "arch="+asked.Group()) // SetAll applies it before the model keys
+	}
+	sa, aa := stored.archKeys(), asked.archKeys()
+	for _, k := range []string{"act_enabled", "act_inference"} {
+		if !reflect.DeepEqual(sa[k], aa[k]) {
+			out = append(out, fmt.Sprintf("arch.%s=%v", k, orDefault(aa[k], k)))
+		}
+	}
 	paths := keyPaths()
 	keys := make([]string, 0, len(paths))
 	for k := range paths {

@@ -70,6 +70,38 @@ type RunOptions struct {
 	Comm comm.Comm
 	// Rank and WorldSize shard each global batch (taken from Comm when set).
 	Rank, WorldSize int
+	// HostMemory is the host memory, in bytes, a run on the CPU backend
+	// checks its estimate (EstimateMemory) against before allocating; 0
+	// means what HostMemoryAvailable reports. Other backends check their
+	// device memory themselves.
+	HostMemory int64
+}
+
+// checkHostMemory refuses a run on the CPU backend whose replica would
+// allocate more than the host has available (RunOptions.HostMemory, else
+// HostMemoryAvailable), naming global_batch_size and the largest batch
+// that fits, before anything is allocated: past the limit the process
+// would be killed mid-run rather than told why.
+func checkHostMemory(cfg Config, opt RunOptions, withEval bool) error {
+	if opt.Backend == nil || !strings.HasPrefix(opt.Backend.Name(), "cpu") {
+		return nil
+	}
+	avail := opt.HostMemory
+	if avail <= 0 {
+		var ok bool
+		if avail, ok = HostMemoryAvailable(); !ok {
+			return nil // no figure to check against (not Linux)
+		}
+	}
+	world := max(opt.WorldSize, 1)
+	plan, err := EstimateMemory(cfg, world, withEval)
+	if err != nil {
+		return err
+	}
+	if err := plan.Fits(avail, "the host"); err != nil {
+		return fmt.Errorf("global_batch_size %d with %s: %w", cfg.GlobalBatchSize, cfg.Group(), err)
+	}
+	return nil
 }
 
 // HookError is an optional interface of a Hook whose work can fail (the
@@ -409,6 +441,9 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			return nil, fmt.Errorf("test data %v: seq_len %d, vocab_size %d differ from the training data's %d, %d", testPaths, tm.SeqLen, tm.VocabSize, md.SeqLen, md.VocabSize)
 		}
 	}
+	if err := checkHostMemory(cfg, opt, testDS != nil && opt.Rank == 0); err != nil {
+		return nil, err
+	}
 	total := TotalSteps(cfg.Epochs, md.TotalGroups, md.MeanPuzzleExamples, cfg.GlobalBatchSize)
 	if cfg.TotalStepsLimit > 0 {
 		total = min(total, cfg.TotalStepsLimit)
@@ -450,7 +485,10 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			p.notes = append(p.notes, fmt.Sprintf("the checkpoint is at step %d of %d: nothing left to train", meta.Step, total))
 		}
 	}
-	layout := engine.NewLayout(withBatch(cfg.Arch, cfg.GlobalBatchSize/opt.WorldSize))
+	layout, err := engine.NewArchLayout(withBatch(cfg.Arch, cfg.GlobalBatchSize/opt.WorldSize), cfg.ArchSettings)
+	if err != nil {
+		return nil, err
+	}
 	init := opt.Init
 	if init == nil {
 		init = engine.InitParams(layout, cfg.Seed)
@@ -644,8 +682,12 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	}
 	// stopWith checkpoints, then returns cause (with the checkpoint's
 	// failure, if any, and where the last good state is).
-	stopWith := func(cause error, p int) error {
-		if cerr := checkpoint(p, false); cerr != nil && !errors.Is(cerr, ErrNonFiniteWeights) {
+	// stopAt is stopWith for a pass p trained with its evaluation still
+	// pending (evalPending), which a resume then runs first.
+	var stopAt func(cause error, p int, evalPending bool) error
+	stopWith := func(cause error, p int) error { return stopAt(cause, p, false) }
+	stopAt = func(cause error, p int, evalPending bool) error {
+		if cerr := checkpoint(p, evalPending); cerr != nil && !errors.Is(cerr, ErrNonFiniteWeights) {
 			cause = fmt.Errorf("%w (and %v)", cause, cerr)
 		}
 		if cfg.CheckpointDir == "" {
@@ -671,10 +713,22 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 				return sum, checkpoint(pass, false)
 			}
 			t0 := time.Now()
+			before := it.State()
 			err = it.Next(&b)
 			wait := time.Since(t0)
 			if errors.Is(err, data.ErrEndOfPass) {
 				break
+			}
+			if fe := (*data.FaultError)(nil); errors.As(err, &fe) {
+				// A dataset file changed under the run: the steps so far
+				// are good, the data from here on cannot be trusted. The
+				// faulted draw had moved the position on: the checkpoint
+				// records the position before it, so a resume over the
+				// repaired file trains that batch.
+				if rerr := it.Restore(before); rerr != nil {
+					return sum, fmt.Errorf("training data: %w (and restoring the data position: %v)", err, rerr)
+				}
+				return sum, stopWith(fmt.Errorf("training data: %w", err), pass)
 			}
 			if err != nil {
 				return sum, err
@@ -715,6 +769,10 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 				// Abandoned: the checkpoint below records the pass as
 				// trained, its evaluation pending.
 				evalStopped = true
+			case errors.As(err, new(*data.FaultError)):
+				// The pass is trained; its evaluation is left pending, to
+				// run on resume once the test data is whole again.
+				return sum, stopAt(fmt.Errorf("evaluation at step %d: %w", t.Step, err), pass, true)
 			case err != nil:
 				return sum, fmt.Errorf("evaluation at step %d: %w", t.Step, err)
 			default:

@@ -56,7 +56,7 @@ func NewReplica(cfg Config, be engine.Backend, params *engine.Params, totalSteps
 	arch := cfg.Arch
 	arch.BatchSize = cfg.GlobalBatchSize / worldSize
 	cfg.Arch = arch
-	m, err := engine.NewModel(arch, be, engine.Options{Backward: true, ExplorationSeed: cfg.Seed, Replica: rank, Replicas: worldSize})
+	m, err := engine.NewModel(arch, be, engine.Options{Backward: true, ExplorationSeed: cfg.Seed, Replica: rank, Replicas: worldSize, Arch: cfg.ArchSettings})
 	if err != nil {
 		return nil, err
 	}
@@ -234,14 +234,14 @@ func (t *Trainer) GlobalCarry() (*engine.CarryHost, error) {
 		return out, be.Sync()
 	}
 	g := &engine.CarryHost{}
-	for _, f := range []struct {
-		dst *[]float32
-		src []float32
-	}{{&g.ZH, h.ZH}, {&g.ZL, h.ZL}} {
-		if *f.dst, err = gf(f.src); err != nil {
+	for _, z := range h.Z {
+		v, err := gf(z)
+		if err != nil {
 			return nil, err
 		}
+		g.Z = append(g.Z, v)
 	}
+	g.ZH, g.ZL = carryNamed(t.Model, g.Z)
 	for _, f := range []struct {
 		dst *[]int32
 		src []int32
@@ -253,6 +253,21 @@ func (t *Trainer) GlobalCarry() (*engine.CarryHost, error) {
 	return g, nil
 }
 
+// carryNamed returns the states named z_H and z_L of a carry's states in
+// the order of m.CarryFields (nil where the architecture has none), the
+// CarryHost fields that name them.
+func carryNamed(m *engine.Model, z [][]float32) (zH, zL []float32) {
+	for i, name := range m.CarryFields() {
+		switch name {
+		case "z_H":
+			zH = z[i]
+		case "z_L":
+			zL = z[i]
+		}
+	}
+	return zH, zL
+}
+
 // sliceCarry cuts replica rank's slots out of a global carry of n replicas.
 func sliceCarry(g *engine.CarryHost, rank, n int) (*engine.CarryHost, error) {
 	B := len(g.Steps)
@@ -262,7 +277,11 @@ func sliceCarry(g *engine.CarryHost, rank, n int) (*engine.CarryHost, error) {
 	b := B / n
 	cut32 := func(v []float32) []float32 { per := len(v) / B; return v[rank*b*per : (rank+1)*b*per] }
 	cuti := func(v []int32) []int32 { per := len(v) / B; return v[rank*b*per : (rank+1)*b*per] }
-	return &engine.CarryHost{ZH: cut32(g.ZH), ZL: cut32(g.ZL), Steps: cuti(g.Steps), Halted: cuti(g.Halted),
+	var z [][]float32
+	for _, v := range g.Z {
+		z = append(z, cut32(v))
+	}
+	return &engine.CarryHost{Z: z, Steps: cuti(g.Steps), Halted: cuti(g.Halted),
 		Inputs: cuti(g.Inputs), Labels: cuti(g.Labels), PIDs: cuti(g.PIDs)}, nil
 }
 
