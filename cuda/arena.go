@@ -103,6 +103,9 @@ func (a *arena) allocSeparate(n int64, what string) (cu.DevicePtr, error) {
 }
 
 func (a *arena) grow(size int64, what string) error {
+	if a.b.closed {
+		return errClosed
+	}
 	var p cu.DevicePtr
 	err := a.b.dev.do(func() error {
 		var err error

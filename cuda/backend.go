@@ -132,6 +132,7 @@ type Stats struct {
 	Syncs          int64 // host waits on the stream
 	GraphLaunches  int64 // captured sequences replayed
 	GraphCaptures  int64 // sequences captured
+	GraphRejects   int64 // captures that failed (the sequence then runs eagerly for good)
 	GraphOps       int64 // launches and copies executed inside replayed graphs
 	EagerSequences int64 // sequences run op by op
 }
@@ -143,6 +144,7 @@ func (b *Backend) Stats() Stats {
 		Syncs:          atomic.SwapInt64(&b.stats.Syncs, 0),
 		GraphLaunches:  atomic.SwapInt64(&b.stats.GraphLaunches, 0),
 		GraphCaptures:  atomic.SwapInt64(&b.stats.GraphCaptures, 0),
+		GraphRejects:   atomic.SwapInt64(&b.stats.GraphRejects, 0),
 		GraphOps:       atomic.SwapInt64(&b.stats.GraphOps, 0),
 		EagerSequences: atomic.SwapInt64(&b.stats.EagerSequences, 0),
 	}
@@ -181,15 +183,20 @@ func NewWithOptions(device int, opt Options) (*Backend, error) {
 		b.stream = s
 		b.raw = unsafe.Pointer(s.C())
 		if b.blas, err = d.blas.newHandle(b.raw); err != nil {
+			b.stream.Destroy()
 			return err
 		}
 		if b.errHost, err = pinned(32); err != nil {
+			b.blas.destroy()
+			b.stream.Destroy()
 			return err
 		}
 		b.pin = &pinPool{}
 		return nil
 	})
 	if err != nil {
+		// What was made before the failure was destroyed above: the
+		// stream and the cuBLAS handle do not outlive a failed New.
 		d.release()
 		return nil, fmt.Errorf("cuda device %d: %w", device, err)
 	}
@@ -255,9 +262,18 @@ func (b *Backend) Close() error {
 	if b.closed {
 		return nil
 	}
+	// Ops recorded since the last Sync still run (in graph mode they are
+	// held back until Sync): their errors are Close's.
+	var errs []error
+	if b.rec != nil && len(b.rec.ops) > 0 {
+		b.flushRecorded()
+	}
+	b.mu.Lock()
+	errs = append(errs, b.err)
+	b.err = nil
+	b.mu.Unlock()
 	b.closed = true
 	err := b.dev.do(func() error {
-		var errs []error
 		if b.stream != (cu.Stream{}) {
 			errs = append(errs, b.stream.Synchronize())
 		}
@@ -284,6 +300,10 @@ func (b *Backend) Close() error {
 	b.dev.release()
 	return err
 }
+
+// errClosed is what every op of a closed backend fails with: the device
+// may still serve other backends, but this one's stream is gone.
+var errClosed = errors.New("cuda backend: used after Close")
 
 // fail records the first error.
 func (b *Backend) fail(err error) {
@@ -436,6 +456,10 @@ func (b *Backend) Download(dst any, src engine.Buf) {
 		b.failf("Download", "the buffer was never allocated (an earlier Alloc failed)")
 		return
 	}
+	if b.closed {
+		b.fail(errClosed)
+		return
+	}
 	if b.rec != nil && len(b.rec.ops) > 0 {
 		b.flushRecorded()
 	}
@@ -467,6 +491,9 @@ func (b *Backend) Download(dst any, src engine.Buf) {
 // waits for the stream, reads the device error word, and returns the first
 // error since the last Sync.
 func (b *Backend) Sync() error {
+	if b.closed {
+		return errClosed
+	}
 	if b.rec != nil {
 		b.flushRecorded()
 	} else {

@@ -5,6 +5,7 @@ package cuda
 import (
 	"fmt"
 	"hash/fnv"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"unsafe"
@@ -53,6 +54,10 @@ func (b *Backend) post(name string, run func(x *execCtx) error, key ...uint64) {
 }
 
 func (b *Backend) postOp(o *op) {
+	if b.closed {
+		b.fail(errClosed)
+		return
+	}
 	runtime.Callers(3, o.pcs[:])
 	if b.rec != nil {
 		b.rec.ops = append(b.rec.ops, o)
@@ -232,7 +237,7 @@ func (b *Backend) flushRecorded() {
 				b.replay(e, ops)
 				return nil
 			} else {
-				r.LastReject = err
+				b.reject(err)
 				r.seen[sig] = -1 << 30 // never try this sequence again
 			}
 		}
@@ -247,6 +252,17 @@ func (b *Backend) flushRecorded() {
 		b.finish()
 		return nil
 	})
+}
+
+// reject records a failed capture: counted in Stats.GraphRejects, kept in
+// LastReject, and logged the first time on this backend, since the
+// sequence then runs eagerly for good (slower, never wrong).
+func (b *Backend) reject(err error) {
+	atomic.AddInt64(&b.stats.GraphRejects, 1)
+	if b.rec.LastReject == nil {
+		fmt.Fprintf(os.Stderr, "trm: %s: a CUDA graph capture failed; that sequence of ops runs eagerly from now on: %v\n", b.Name(), err)
+	}
+	b.rec.LastReject = err
 }
 
 // capture records ops into a new graph (on the worker). Nothing executes

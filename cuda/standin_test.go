@@ -4,7 +4,9 @@ package cuda
 
 import (
 	"debug/elf"
+	"errors"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"testing"
@@ -174,4 +176,114 @@ func TestStandinOutOfMemory(t *testing.T) {
 		t.Fatalf("an allocation of 400 MiB on a 256 MiB device: error %v", err)
 	}
 	t.Log(err)
+}
+
+// TestCloseRunsRecordedOps: in graph mode ops wait for Sync; Close runs
+// them rather than dropping them, and returns their errors.
+func TestCloseRunsRecordedOps(t *testing.T) {
+	b, err := NewWithOptions(0, Options{Gemm: GemmFP32, Graphs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.rec == nil {
+		t.Fatal("graph mode is off")
+	}
+	lb := engine.LossBufs{Logits: b.Alloc(engine.F32, 6), Labels: b.Alloc(engine.I32, 2), Q: b.Alloc(engine.F32, 2), Steps: b.Alloc(engine.I32, 1),
+		Preds: b.Alloc(engine.I32, 2), LMLoss: b.Alloc(engine.F64, 1), QHaltLoss: b.Alloc(engine.F64, 1), QContLoss: b.Alloc(engine.F64, 1),
+		QTarget: b.Alloc(engine.F32, 1), NValid: b.Alloc(engine.I32, 1), NCorrect: b.Alloc(engine.I32, 1), SeqCorrect: b.Alloc(engine.I32, 1)}
+	b.Upload(lb.Labels, []int32{1, 7})
+	b.LossHead(lb, engine.LossDims{B: 1, L: 2, V: 3, HaltMaxSteps: 2, GradScale: 1})
+	if len(b.rec.ops) == 0 {
+		t.Fatal("nothing was recorded before Sync")
+	}
+	if err := b.Close(); err == nil || !strings.Contains(err.Error(), "label 7") {
+		t.Fatalf("Close with a recorded LossHead of label 7 of 3: error %v", err)
+	}
+}
+
+// TestUseAfterClose: ops on a closed backend fail with an error instead
+// of sending work to a device worker that may be gone.
+func TestUseAfterClose(t *testing.T) {
+	for _, graphs := range []bool{false, true} {
+		b, err := NewWithOptions(0, Options{Gemm: GemmFP32, Graphs: graphs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := b.Alloc(engine.F32, 4)
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b.Upload(x, []float32{1, 2, 3, 4})
+		b.Fill(x, 1)
+		b.Alloc(engine.F32, 8)
+		b.Download(make([]float32, 4), x)
+		if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "after Close") {
+			t.Fatalf("graphs %v: Sync after Close: error %v", graphs, err)
+		}
+	}
+}
+
+// TestProbeRunsFirst: without a usable GPU the cuda binary stops with the
+// probe's explanation and exit status 3, not with gorgonia.org/cu's bare
+// init failure: package cuda/probe's init runs before cu's (Go initialises
+// packages in import-path order among those ready, see cuda/probe). A
+// rename of either package that changed the order fails here.
+func TestProbeRunsFirst(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	// No GPU: CUDA_VISIBLE_DEVICES hides NVIDIA's; the stand-in refuses
+	// without TRM_STANDIN=1.
+	cmd.Env = append(os.Environ(), "CUDA_VISIBLE_DEVICES=", "TRM_STANDIN=0", "TRM_CUDA_PROBE=")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("the test binary without a GPU: %v (want exit status 3); output:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "no CUDA GPU is visible") || strings.Contains(string(out), "Error in initialization") {
+		t.Fatalf("the probe did not speak first; output:\n%s", out)
+	}
+}
+
+// TestGraphNeverStale: a replayed graph is only ever the one captured for
+// the same ops on the same buffers and sizes: the same sequence on another
+// buffer, or on a slice of another length, computes on what it was given.
+func TestGraphNeverStale(t *testing.T) {
+	b, err := NewWithOptions(0, Options{Gemm: GemmFP32, Graphs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	x1, x2, y := b.Alloc(engine.F32, 4), b.Alloc(engine.F32, 4), b.Alloc(engine.F32, 4)
+	b.Upload(x1, []float32{1, 2, 3, 4})
+	b.Upload(x2, []float32{10, 20, 30, 40})
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	step := func(x, dst engine.Buf, want []float32) {
+		t.Helper()
+		b.Fill(dst, -1)
+		b.Add(dst, x, x)
+		got := make([]float32, dst.Len())
+		b.Download(got, dst)
+		if err := b.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("got %v, want %v (a stale graph?)", got, want)
+			}
+		}
+	}
+	for range 3 { // seen, captured, replayed
+		step(x1, y, []float32{2, 4, 6, 8})
+	}
+	if s := b.Stats(); s.GraphLaunches == 0 {
+		t.Fatalf("the repeated sequence was never replayed from a graph: %+v", s)
+	}
+	step(x2, y, []float32{20, 40, 60, 80})
+	step(b.Slice(x2, 0, 2), b.Slice(y, 0, 2), []float32{20, 40})
+	step(b.Slice(x1, 2, 2), b.Slice(y, 0, 2), []float32{6, 8})
 }

@@ -42,6 +42,12 @@ var _ comm.Comm = (*Comm)(nil)
 // joined); in one process, give each rank its own goroutine and backend.
 // poll is how often the watchdog checks NCCL's asynchronous error (0: 1 s).
 func New(lib *nccl.Lib, id nccl.UniqueID, rank, size int, be *cuda.Backend, poll time.Duration) (*Comm, error) {
+	// The CPU stand-in's NCCL works only on the stand-in's devices, and
+	// NVIDIA's only on real ones.
+	if lib.Emulated != be.Emulated() {
+		what := map[bool]string{true: "the CPU stand-in's (cuda/standin)", false: "NVIDIA's"}
+		return nil, fmt.Errorf("NCCL %s is %s but the CUDA driver is %s: use both stand-ins or neither", lib.Path, what[lib.Emulated], what[be.Emulated()])
+	}
 	var nc *nccl.Comm
 	err := be.OnStream(func(uintptr) error {
 		var err error

@@ -67,6 +67,9 @@ static int trm_nccl_open(trm_nccl *n, const char *path, const char **err) {
 	return 0;
 }
 
+// trm_nccl_standin reports whether the library is the CPU stand-in for
+// the NVIDIA libraries (cuda/standin), which exports this marker.
+static int trm_nccl_standin(trm_nccl *n) { return dlsym(n->lib, "trm_standin_version") != 0; }
 static int trm_nccl_version(trm_nccl *n, int *v) { return n->getVersion(v); }
 static int trm_nccl_unique_id(trm_nccl *n, void *out) { return n->getUniqueId((trm_nccl_id *)out); }
 static int trm_nccl_init_rank(trm_nccl *n, void **comm, int nranks, const void *id, int rank) {
@@ -108,6 +111,9 @@ type Lib struct {
 	c       C.trm_nccl
 	Path    string // the file that loaded
 	Version int    // NCCL_VERSION_CODE, e.g. 22105 for 2.21.5
+	// Emulated is true for the CPU stand-in (cuda/standin): it only pairs
+	// with the stand-in's CUDA driver.
+	Emulated bool
 }
 
 var (
@@ -142,6 +148,7 @@ func openFirst(paths []string) (*Lib, error) {
 				return nil, err
 			}
 			l.Version = int(v)
+			l.Emulated = C.trm_nccl_standin(&l.c) != 0
 			return l, nil
 		case 2:
 			tried = append(tried, fmt.Sprintf("%s: loaded, but has no %s (not NCCL 2?)", p, C.GoString(msg)))
