@@ -75,6 +75,12 @@ type Config struct {
 	// ReplicaCheckEvery: with several replicas, compare a checksum of the
 	// weights across them at the start and every N steps (0 = never).
 	ReplicaCheckEvery int `json:"replica_check_every"`
+	// ResumeAuto launches the run as RunOptions.Resume = ResumeAuto does
+	// (when no other resume is asked): it resumes from checkpoint_dir when
+	// that holds a checkpoint and starts there otherwise, so one config
+	// file serves the first launch and every restart. It says how to
+	// launch, not what the run is: a resume never compares it.
+	ResumeAuto bool `json:"resume_auto"`
 
 	res resolution
 }

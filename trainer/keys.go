@@ -51,6 +51,7 @@ var keyInfo = map[string][2]string{
 	"max_steps":               {"steps", "stop after this many steps (0: the schedule's end)"},
 	"eval_max_batches":        {"batches", "evaluate at most this many test batches per set (0: all)"},
 	"replica_check_every":     {"steps", "with several replicas, compare a checksum of the weights every N steps (0: never)"},
+	"resume_auto":             {"", "resume from checkpoint_dir when it holds a checkpoint, else start a fresh run there (a launch key: never compared on resume)"},
 
 	"arch.batch_size":             {"examples", "batch slots of one model: set from global_batch_size / replicas"},
 	"arch.seq_len":                {"tokens", "tokens per example: set from the dataset"},
@@ -81,7 +82,9 @@ var keyInfo = map[string][2]string{
 // configuration's own keys.
 var referenceDocs = []KeyDoc{
 	{Key: "arch", Default: "trm", Meaning: "architecture group by the reference's name: resets the model keys to that group's (trm, hrm, trm_singlez, trm_hier6, transformers_baseline)"},
-	{Key: "arch.name", Default: "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1", Meaning: "the reference's model class; checked, only the TRM is supported"},
+	{Key: "arch.name", Default: "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1", Meaning: "the reference's model class (or a group name): selects the architecture and keeps the model keys given"},
+	{Key: "arch.act_enabled", Default: "true", Meaning: "transformers_baseline only: false halts training only at halt_max_steps"},
+	{Key: "arch.act_inference", Default: "false", Meaning: "transformers_baseline only: true halts evaluation on the Q head too"},
 	{Key: "arch.loss.name", Default: "losses@ACTLossHead", Meaning: "the reference's loss head; checked, ACTLossHead is the one there is"},
 	{Key: "checkpoint_path", Meaning: "the reference's name of checkpoint_dir"},
 }
@@ -152,7 +155,7 @@ func unknownKey(k string) error {
 // suggestKey returns the accepted key nearest to k in edit distance, or
 // "" when none is near (at most a third of the key's length, at least 2).
 func suggestKey(k string) string {
-	cands := append(Keys(), "arch", "checkpoint_path", "arch.name", "arch.loss.name")
+	cands := append(Keys(), "arch", "checkpoint_path", "arch.name", "arch.loss.name", "arch.act_enabled", "arch.act_inference")
 	for ik := range ignoredKeys {
 		cands = append(cands, strings.TrimSuffix(ik, "."))
 	}

@@ -32,6 +32,15 @@ var ResumableKeys = []string{
 // stored differences (a `resume auto` relaunch may set them freely).
 var launchKeys = map[string]bool{"resume_auto": true}
 
+// launchOptions applies the config's launch keys to the options: with
+// resume_auto and no resume asked, Resume is ResumeAuto.
+func launchOptions(cfg Config, opt RunOptions) RunOptions {
+	if cfg.ResumeAuto && opt.Resume == "" {
+		opt.Resume = ResumeAuto
+	}
+	return opt
+}
+
 func resumable(key string) bool {
 	for _, k := range ResumableKeys {
 		if k == key {
@@ -303,6 +312,7 @@ func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339) }
 // (a run without a directory). A command line starts its metrics exporter
 // with it, so a resumed run, even into a new --out, keeps its series.
 func RunLabelFor(cfg Config, opt RunOptions) string {
+	opt = launchOptions(cfg, opt)
 	if opt.RunLabel != "" {
 		return opt.RunLabel
 	}
@@ -346,6 +356,7 @@ type RunPlan struct {
 // writing: Run's choice, for a dry run to print. Checks that need the data
 // (its shapes against the stored model, the schedule) are Run's.
 func PlanRun(cfg Config, opt RunOptions) (*RunPlan, error) {
+	opt = launchOptions(cfg, opt)
 	p, err := resolve(cfg, opt)
 	if err != nil {
 		return nil, err

@@ -249,7 +249,9 @@ func loadVerified(dir string) (Meta, error) {
 // for a resume the directory of the checkpoint (or a checkpoint_dir
 // override), else cfg's checkpoint_dir. A command line uses it to default
 // its metrics run label and to name the directory in its messages.
-func RunDirFor(cfg Config, opt RunOptions) (string, error) { return plannedRunDir(cfg, opt) }
+func RunDirFor(cfg Config, opt RunOptions) (string, error) {
+	return plannedRunDir(cfg, launchOptions(cfg, opt))
+}
 
 // plannedRunDir is the directory a run will write (absolute), known
 // before any checkpoint is read so that it can be locked first.
@@ -347,6 +349,7 @@ func openData(ctx context.Context, split string, paths ...string) (*data.Dataset
 // (LockRunDir); it receives the checkpoints, ConfigFile and RunFile.
 func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err error) {
 	start := time.Now()
+	opt = launchOptions(cfg, opt)
 	if opt.WorldSize == 0 {
 		opt.WorldSize = 1
 	}
