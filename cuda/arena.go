@@ -158,3 +158,88 @@ func (a *arena) free() error {
 	a.chunks = nil
 	return first
 }
+
+// Mark is a point in a backend's allocation order; Release frees what was
+// allocated after it.
+type Mark struct {
+	chunks int   // chunks held at the mark
+	last   int64 // bytes used of the last of them
+	used   int64 // bytes handed out
+}
+
+// Mark returns the current point of the backend's allocation order, for
+// Release: buffers with a lifetime shorter than the backend (an
+// evaluation's carry, a gather's staging) are allocated after a Mark and
+// given back with Release, so device memory in use stops growing.
+func (b *Backend) Mark() Mark {
+	a := b.arena
+	m := Mark{chunks: len(a.chunks), used: a.used}
+	if m.chunks > 0 {
+		m.last = a.chunks[m.chunks-1].used
+	}
+	return m
+}
+
+// Release frees every buffer allocated since m. It first runs and waits
+// for the queued work (which may still use them); the released Bufs, and
+// slices of them, must not be used again. Graphs captured since are
+// dropped (they may point into the memory), as are the backend's internal
+// buffers allocated since, which are made again when next needed.
+// Releasing to a mark older than another one released before is allowed;
+// a mark newer than the current point is an error.
+func (b *Backend) Release(m Mark) error {
+	if b.closed {
+		return errClosed
+	}
+	a := b.arena
+	if m.chunks > len(a.chunks) || m.used > a.used || (m.chunks > 0 && m.last > a.chunks[m.chunks-1].used) {
+		return fmt.Errorf("cuda backend: Release to a mark past the current allocation point (released twice?)")
+	}
+	if err := b.Sync(); err != nil {
+		return err
+	}
+	released := func(p cu.DevicePtr) bool {
+		for i := m.chunks; i < len(a.chunks); i++ {
+			if c := a.chunks[i]; p >= c.ptr && p < c.ptr+cu.DevicePtr(c.size) {
+				return true
+			}
+		}
+		if m.chunks > 0 {
+			c := a.chunks[m.chunks-1]
+			return p >= c.ptr+cu.DevicePtr(m.last) && p < c.ptr+cu.DevicePtr(c.size)
+		}
+		return false
+	}
+	for k, s := range b.scratch {
+		if released(s.ptr) {
+			delete(b.scratch, k)
+		}
+	}
+	gone := a.chunks[m.chunks:]
+	err := b.dev.do(func() error {
+		if b.rec != nil {
+			b.rec.destroy()
+			b.rec.graphs, b.rec.seen = map[uint64]*graphEntry{}, map[uint64]int{}
+		}
+		var first error
+		for _, c := range gone {
+			if err := cu.MemFree(c.ptr); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	})
+	for _, c := range gone {
+		a.total -= c.size
+	}
+	a.chunks = a.chunks[:m.chunks]
+	if m.chunks > 0 {
+		a.chunks[m.chunks-1].used = m.last
+	}
+	a.used = m.used
+	a.publish()
+	if err != nil {
+		return fmt.Errorf("cuda backend: Release: cuMemFree: %w", err)
+	}
+	return nil
+}

@@ -287,3 +287,61 @@ func TestGraphNeverStale(t *testing.T) {
 	step(b.Slice(x2, 0, 2), b.Slice(y, 0, 2), []float32{20, 40})
 	step(b.Slice(x1, 2, 2), b.Slice(y, 0, 2), []float32{6, 8})
 }
+
+// TestRelease: buffers allocated after a Mark are freed by Release (the
+// device's count of live buffers and the backend's bytes in use return to
+// what they were), internal buffers and graphs made since are dropped, and
+// the backend keeps working, in both graph modes.
+func TestRelease(t *testing.T) {
+	for _, graphs := range []bool{false, true} {
+		b, err := NewWithOptions(0, Options{Gemm: GemmFP32, Graphs: graphs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep := b.Alloc(engine.F32, 3)
+		b.Upload(keep, []float32{1, 2, 3})
+		if err := b.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		buffers, _ := StandinLive(0)
+		inUse, _ := b.DeviceMemory()
+		m := b.Mark()
+		for range 3 {
+			x := b.Alloc(engine.F32, 5000)
+			b.Fill(x, 2)
+			b.SumSquares(b.Alloc(engine.F64, 1), x) // makes an internal buffer after the mark
+			if err := b.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Release(m); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := StandinLive(0); Emulated() && n != buffers {
+			t.Errorf("graphs %v: %d live device buffers after Release, %d before the mark", graphs, n, buffers)
+		}
+		if u, _ := b.DeviceMemory(); u != inUse {
+			t.Errorf("graphs %v: %d bytes in use after Release, %d at the mark", graphs, u, inUse)
+		}
+		// The backend goes on: the internal buffer is made again.
+		x, s := b.Alloc(engine.F32, 4), b.Alloc(engine.F64, 1)
+		b.Fill(x, 3)
+		b.SumSquares(s, x)
+		got := make([]float64, 1)
+		b.Download(got, s)
+		kept := make([]float32, 3)
+		b.Download(kept, keep)
+		if err := b.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if got[0] != 36 || kept[2] != 3 {
+			t.Fatalf("graphs %v: after Release: sum of squares %v (want 36), kept buffer %v", graphs, got[0], kept)
+		}
+		if err := b.Release(Mark{chunks: 1 << 20}); err == nil {
+			t.Fatalf("a mark past the current point was accepted")
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
