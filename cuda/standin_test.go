@@ -345,3 +345,21 @@ func TestRelease(t *testing.T) {
 		}
 	}
 }
+
+// TestStandinLeavesGoFaultsToGo: the stand-in's fault handler sits in
+// front of the Go runtime's; a nil dereference in Go code must still be
+// the ordinary, recoverable run-time panic.
+func TestStandinLeavesGoFaultsToGo(t *testing.T) {
+	needStandin(t)
+	b := standinBackend(t) // the handler is installed by then
+	defer b.Close()
+	var p *[4]int
+	got := func() (r any) {
+		defer func() { r = recover() }()
+		return p[2]
+	}()
+	err, ok := got.(error)
+	if !ok || !strings.Contains(err.Error(), "nil pointer dereference") {
+		t.Fatalf("a nil dereference under the stand-in gave %v, want the run-time panic", got)
+	}
+}
