@@ -88,6 +88,13 @@ type Options struct {
 	// Graphs records the ops between Syncs and replays repeated sequences
 	// as CUDA graphs.
 	Graphs bool
+	// VerifyGraphs (with Graphs) checks every replay: the sequence runs
+	// eagerly and then, from the same snapshot of the backend's device
+	// memory, as the graph; Sync fails unless the memory is bitwise equal
+	// afterwards. Slow (device memory is copied three times per replay):
+	// for finding an op whose graph key misses something. The environment
+	// variable TRM_CUDA_GRAPHS=verify turns it on.
+	VerifyGraphs bool
 	// Fatbin names a kernel file to load instead of the embedded one (for
 	// example one built on the GPU machine for sm_90a). The environment
 	// variable TRM_CUDA_FATBIN does the same when this is empty.
@@ -153,9 +160,10 @@ func (b *Backend) Stats() Stats {
 
 // New returns a backend on device ordinal `device` with default options:
 // bf16 GEMMs and graphs on. The environment can override both without a
-// rebuild: TRM_CUDA_GEMM=fp32|tf32|bf16 and TRM_CUDA_GRAPHS=0.
+// rebuild: TRM_CUDA_GEMM=fp32|tf32|bf16 and TRM_CUDA_GRAPHS=0 (or verify,
+// see Options.VerifyGraphs).
 func New(device int) (*Backend, error) {
-	opt := Options{Gemm: GemmBF16, Graphs: os.Getenv("TRM_CUDA_GRAPHS") != "0"}
+	opt := Options{Gemm: GemmBF16, Graphs: os.Getenv("TRM_CUDA_GRAPHS") != "0", VerifyGraphs: os.Getenv("TRM_CUDA_GRAPHS") == "verify"}
 	switch os.Getenv("TRM_CUDA_GEMM") {
 	case "fp32":
 		opt.Gemm = GemmFP32

@@ -47,6 +47,17 @@ func TestConformanceGraphs(t *testing.T) {
 	t.Run("Determinism", func(t *testing.T) { enginetest.RunDeterminism(t, f, f) })
 }
 
+// TestConformanceGraphsVerified runs the golden cases with every replay
+// checked against the eager run from the same device memory
+// (Options.VerifyGraphs): an op whose graph key misses something it bakes
+// into its launch fails here even where the golden tolerances would not
+// notice.
+func TestConformanceGraphsVerified(t *testing.T) {
+	opt := fp32Graphs
+	opt.VerifyGraphs = true
+	enginetest.RunGolden(t, factory(t, opt))
+}
+
 // tol: |got - want| <= Abs * max(1, max|want|) + Rel * |want|, as the
 // engine's suite compares.
 type tol struct{ Abs, Rel float64 }

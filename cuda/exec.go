@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"unsafe"
 
@@ -228,13 +229,13 @@ func (b *Backend) flushRecorded() {
 	b.mu.Unlock()
 	b.dev.do(func() error {
 		if e := r.graphs[sig]; e != nil && e.n == len(ops) {
-			b.replay(e, ops)
+			b.replayChecked(e, ops)
 			return nil
 		}
 		if clean && r.seen[sig] >= 1 && len(r.graphs) < maxGraphs {
 			if e, err := b.capture(ops); err == nil {
 				r.graphs[sig] = e
-				b.replay(e, ops)
+				b.replayChecked(e, ops)
 				return nil
 			} else {
 				b.reject(err)
@@ -299,6 +300,89 @@ func (b *Backend) capture(ops []*op) (*graphEntry, error) {
 	atomic.AddInt64(&b.stats.GraphCaptures, 1)
 	e.g = g
 	return e, nil
+}
+
+// replayChecked replays e, first checking it against an eager run of ops
+// from the same device memory when Options.VerifyGraphs asks.
+func (b *Backend) replayChecked(e *graphEntry, ops []*op) {
+	if !b.opt.VerifyGraphs {
+		b.replay(e, ops)
+		return
+	}
+	before, err := b.snapshot()
+	if err != nil {
+		b.fail(fmt.Errorf("cuda backend: TRM_CUDA_GRAPHS=verify: %w", err))
+		b.replay(e, ops)
+		return
+	}
+	for i, o := range ops {
+		if err := o.run(&execCtx{b: b, index: i}); err != nil {
+			b.fail(o.wrap(err))
+		}
+	}
+	b.finish()
+	eager, err := b.snapshot()
+	if err == nil {
+		err = b.restore(before)
+	}
+	b.replay(e, ops)
+	var replayed [][]byte
+	if err == nil {
+		replayed, err = b.snapshot()
+	}
+	if err != nil {
+		b.fail(fmt.Errorf("cuda backend: TRM_CUDA_GRAPHS=verify: %w", err))
+		return
+	}
+	for c := range eager {
+		if i := firstDiff(eager[c], replayed[c]); i >= 0 {
+			names := make([]string, 0, 4)
+			for _, o := range ops[:min(len(ops), 4)] {
+				names = append(names, o.name)
+			}
+			b.fail(fmt.Errorf("cuda backend: TRM_CUDA_GRAPHS=verify: replaying the graph of %d ops (%s, ...) left device memory different from running them eagerly: chunk %d (0x%x) differs first at byte %d (an op's key misses something its launch bakes in)",
+				len(ops), strings.Join(names, ", "), c, uint64(b.arena.chunks[c].ptr), i))
+			return
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return -1
+}
+
+// snapshot copies every chunk of the backend's device memory to the host
+// (on the worker, after the queued work).
+func (b *Backend) snapshot() ([][]byte, error) {
+	out := make([][]byte, len(b.arena.chunks))
+	for i, c := range b.arena.chunks {
+		out[i] = make([]byte, c.size)
+		if err := cu.MemcpyDtoHAsync(unsafe.Pointer(&out[i][0]), c.ptr, c.size, b.stream); err != nil {
+			return nil, fmt.Errorf("snapshot: cuMemcpyDtoHAsync: %w", err)
+		}
+	}
+	if err := b.stream.Synchronize(); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	return out, nil
+}
+
+// restore writes a snapshot back (on the worker).
+func (b *Backend) restore(s [][]byte) error {
+	for i, c := range b.arena.chunks[:len(s)] {
+		if err := cu.MemcpyHtoDAsync(c.ptr, unsafe.Pointer(&s[i][0]), c.size, b.stream); err != nil {
+			return fmt.Errorf("restore: cuMemcpyHtoDAsync: %w", err)
+		}
+	}
+	if err := b.stream.Synchronize(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	return nil
 }
 
 // replay refills the upload slots with this sequence's host data,

@@ -5,11 +5,13 @@ package cuda
 import (
 	"debug/elf"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"sort"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/tinyrecursive/trm/engine"
 	"gorgonia.org/cu"
@@ -251,7 +253,13 @@ func TestProbeRunsFirst(t *testing.T) {
 // the same ops on the same buffers and sizes: the same sequence on another
 // buffer, or on a slice of another length, computes on what it was given.
 func TestGraphNeverStale(t *testing.T) {
-	b, err := NewWithOptions(0, Options{Gemm: GemmFP32, Graphs: true})
+	for _, verify := range []bool{false, true} {
+		t.Run(fmt.Sprintf("verify=%v", verify), func(t *testing.T) { graphNeverStale(t, verify) })
+	}
+}
+
+func graphNeverStale(t *testing.T, verify bool) {
+	b, err := NewWithOptions(0, Options{Gemm: GemmFP32, Graphs: true, VerifyGraphs: verify})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,4 +370,41 @@ func TestStandinLeavesGoFaultsToGo(t *testing.T) {
 	if !ok || !strings.Contains(err.Error(), "nil pointer dereference") {
 		t.Fatalf("a nil dereference under the stand-in gave %v, want the run-time panic", got)
 	}
+}
+
+// TestVerifyGraphsCatchesIncompleteKey: an op whose key leaves out a
+// value its launch bakes in is replayed stale from its graph; verify mode
+// catches it by comparing with the eager run.
+func TestVerifyGraphsCatchesIncompleteKey(t *testing.T) {
+	b, err := NewWithOptions(0, Options{Gemm: GemmFP32, Graphs: true, VerifyGraphs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	x := b.Alloc(engine.F32, 4).(*buf)
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	fn := b.dev.fns["trm_fill_f32"]
+	fill := func(v float64) error {
+		args := []uint64{ptr(x), f64arg(v), i64arg(4)}
+		b.post("fill with the value left out of its key", func(*execCtx) error {
+			params := make([]unsafe.Pointer, len(args))
+			for i := range args {
+				params[i] = unsafe.Pointer(&args[i])
+			}
+			return fn.Launch(1, 1, 1, 32, 1, 1, 0, b.stream, params)
+		}, 'f', uint64(x.ptr))
+		return b.Sync()
+	}
+	for range 3 { // seen, captured, replayed: the same value, no difference
+		if err := fill(1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = fill(2)
+	if err == nil || !strings.Contains(err.Error(), "TRM_CUDA_GRAPHS=verify") {
+		t.Fatalf("a replay that baked in a stale value: error %v", err)
+	}
+	t.Log(err)
 }
