@@ -87,13 +87,21 @@ func (e *Error) Error() string {
 	return s
 }
 
-// VersionString formats Version as major.minor.patch.
+// VersionString formats Version as major.minor.patch, labelled when the
+// library is the CPU stand-in (cuda/standin), so logs never pass it off as
+// NVIDIA's.
 func (l *Lib) VersionString() string {
 	v := l.Version
+	var s string
 	if v >= 10000 { // 2.9 and later: major*10000 + minor*100 + patch
-		return fmt.Sprintf("%d.%d.%d", v/10000, v/100%100, v%100)
+		s = fmt.Sprintf("%d.%d.%d", v/10000, v/100%100, v%100)
+	} else {
+		s = fmt.Sprintf("%d.%d.%d", v/1000, v/100%10, v%100)
 	}
-	return fmt.Sprintf("%d.%d.%d", v/1000, v/100%10, v%100)
+	if l.Emulated {
+		s += " (CPU stand-in, emulated)"
+	}
+	return s
 }
 
 // Candidates lists where NCCL is looked for, in order: the file named by

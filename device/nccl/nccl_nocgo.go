@@ -10,8 +10,9 @@ var errNoCgo = errors.New("NCCL: this trm-train was built without cgo (CGO_ENABL
 
 // Lib is an opened NCCL library; without cgo none can be opened.
 type Lib struct {
-	Path    string
-	Version int
+	Path     string
+	Version  int
+	Emulated bool
 }
 
 var errOpen = errors.Join(ErrNotFound, errNoCgo)

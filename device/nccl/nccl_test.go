@@ -95,6 +95,9 @@ func TestVersionString(t *testing.T) {
 			t.Errorf("VersionString(%d) = %s, want %s", v, got, want)
 		}
 	}
+	if got := (&Lib{Version: 22105, Emulated: true}).VersionString(); got != "2.21.5 (CPU stand-in, emulated)" {
+		t.Errorf("the stand-in's VersionString = %s, want it labelled", got)
+	}
 }
 
 func TestErrorText(t *testing.T) {
