@@ -223,8 +223,10 @@ func NewWithOptions(device int, opt Options) (*Backend, error) {
 	ws := b.Alloc(engine.F32, blasWorkspace/4).(*buf)
 	err = d.do(func() error {
 		ok, err := b.blas.setWorkspace(uintptr(ws.ptr), blasWorkspace)
-		if err == nil && !ok {
+		if err == nil && !ok && b.opt.Graphs {
 			b.opt.Graphs = false
+			fmt.Fprintf(os.Stderr, "trm: cuda device %d: cuBLAS %s lacks cublasSetWorkspace_v2 (cuBLAS < 11.2), so it could allocate while a graph is captured: CUDA graphs are off (every step runs op by op)\n",
+				device, b.dev.blas.Path)
 		}
 		return err
 	})
