@@ -18,7 +18,8 @@ import (
 // architecture: the keys only that architecture has take the demo's
 // values (H_layers as L_layers), the keys it does not have their
 // absence (puzzle_emb_len 0; no_ACT_continue false where halting always
-// learns q_continue).
+// learns q_continue); transformers_baseline, which has no mlp_t, attends
+// with rope.
 func withArch(c Config, group string) Config {
 	c.ArchSettings = engine.ArchSettings{Name: group}
 	if group == "trm" {
@@ -27,6 +28,11 @@ func withArch(c Config, group string) Config {
 	switch group {
 	case "hrm", "transformers_baseline":
 		c.Arch.HLayers, c.Arch.PuzzleEmbLen, c.Arch.NoACTContinue = c.Arch.LLayers, 0, false
+	}
+	if group == "transformers_baseline" && c.Arch.MLPT {
+		// Its blocks always attend: attention with rope (its
+		// config/arch file's positions) in place of the token MLP.
+		c.Arch.MLPT, c.Arch.PosEncodings = false, engine.PosRope
 	}
 	return c
 }
@@ -182,7 +188,12 @@ func TestLearnsSudokuArchs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the learning test trains for about 30 s per architecture")
 	}
-	floors := map[string]float64{"trm": 0.95, "hrm": 0.90}
+	// Measured on this data and budget: trm 0.995, hrm 0.970,
+	// trm_singlez 1.000, trm_hier6 0.855. transformers_baseline has no
+	// floor: it attends (no mlp_t), and with attention neither it (0.000,
+	// token accuracy 0.587) nor the TRM (0.000, 0.571) solves a puzzle
+	// on this budget, which is sized for the token MLP.
+	floors := map[string]float64{"trm": 0.95, "hrm": 0.90, "trm_singlez": 0.95, "trm_hier6": 0.80}
 	groups := []string{"hrm"}
 	if s := os.Getenv("TRM_LEARN_ARCHS"); s != "" {
 		groups = strings.Split(s, ",")

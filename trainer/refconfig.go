@@ -565,9 +565,19 @@ func kindName(n *yaml.Node) string {
 // of the reference (an architecture file from its config/arch/, a run's
 // all_config.yaml). The model is validated; warnings about keys without
 // effect are returned for the caller to show.
+//
+// It returns the model keys alone, so a model of another architecture
+// than the TRM is an error here (its keys would build a TRM): callers
+// that build such models use ResolveModelArch.
 func ResolveModelConfig(arg string) (engine.Config, []string, error) {
-	c, _, w, err := ResolveModelArch(arg)
-	return c, w, err
+	c, s, w, err := ResolveModelArch(arg)
+	if err != nil {
+		return c, w, err
+	}
+	if g, _ := s.Group(); g != "trm" {
+		return engine.Config{}, w, fmt.Errorf("%s: a %s model; this command builds the TRM only", arg, g)
+	}
+	return c, w, nil
 }
 
 // ResolveModelArch is ResolveModelConfig with the model's architecture:

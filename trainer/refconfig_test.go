@@ -398,6 +398,9 @@ func TestResolveModelConfig(t *testing.T) {
 	if c, s, _, err := ResolveModelArch("hrm-sudoku"); err != nil || s.Name != "hrm" || c.SeqLen != 81 {
 		t.Fatalf("hrm-sudoku: %v %+v", err, s)
 	}
+	if _, _, err := ResolveModelConfig("hrm-sudoku"); err == nil || !strings.Contains(err.Error(), "a hrm model") {
+		t.Fatalf("the model keys alone of an hrm preset: %v", err)
+	}
 	if _, _, err := ResolveModelConfig("sudoku"); err == nil || !strings.Contains(err.Error(), "sudoku-mlp") || !strings.Contains(err.Error(), ".yaml") {
 		t.Fatalf("unknown preset: %v", err)
 	}
