@@ -18,6 +18,7 @@ func newDataShowCmd() *cobra.Command {
 			"an ARC canvas, otherwise tokens), the label rendered, and the label judged as an\n"+
 			"answer to the input by the puzzle's rules (a check of the dataset itself).\n"+
 			"--index counts from 0 through the split's sets in order.")
+	c.Example = "  trm-train data show data/sudoku4 --set train --index 3"
 	fs := c.Flags()
 	set := fs.String("set", "test", "the split to read: train or test")
 	index := fs.Int("index", 0, "the example's index in the split, from 0")

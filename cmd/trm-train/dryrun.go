@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -143,17 +140,36 @@ func dryRunTrain(stdout, stderr io.Writer, cfg trainer.Config, f *trainFlags, ov
 		return err
 	}
 	var plan trainPlan
+	// The trainer's own choice (fresh or resumed, which checkpoint, which
+	// config, which directory), so a dry run cannot disagree with the run.
+	opt := runOptions(f, cfg, overrides)
+	rp, err := trainer.PlanRun(cfg, opt)
+	if err != nil {
+		return err
+	}
 	var notes []string
-	if f.resume != "" {
-		c, from, step, n, err := resolveResume(cfg, f, overrides)
-		if err != nil {
-			return err
+	autoFresh := rp.Checkpoint == "" && opt.Resume == trainer.ResumeAuto
+	for _, n := range rp.Notes {
+		if autoFresh && strings.HasPrefix(n, "resume auto:") {
+			continue // said below in the command line's words
 		}
-		cfg, plan.ResumeFrom, plan.StartStep, notes = c, from, step, n
+		notes = append(notes, n)
+	}
+	if rp.Checkpoint != "" {
+		// A fresh run's config is the command line's as given (its paths
+		// as written); a resumed run's is the stored one with its changes.
+		cfg, plan.ResumeFrom, plan.StartStep = rp.Config, rp.Checkpoint, rp.Step
+	} else if autoFresh {
+		notes = append([]string{"resume auto: no checkpoint in " + cfg.CheckpointDir + ", a fresh run starts there"}, notes...)
 	}
 	if f.initPath != "" {
 		if _, err := os.Stat(f.initPath); err != nil {
 			return fmt.Errorf("--init: %w", err)
+		}
+	}
+	if cfg.LoadCheckpoint != "" && rp.Checkpoint == "" {
+		if err := checkFile(cfg.LoadCheckpoint); err != nil {
+			return fmt.Errorf("load_checkpoint: %w", err)
 		}
 	}
 	if len(cfg.DataPaths) == 0 {
@@ -166,6 +182,11 @@ func dryRunTrain(stdout, stderr io.Writer, cfg trainer.Config, f *trainFlags, ov
 	md := trainDS.Meta
 	trainNames, trainN := setSummary(trainDS)
 	trainDS.Close()
+	if a := cfg.Arch; rp.Checkpoint != "" && (md.SeqLen != a.SeqLen || md.VocabSize != a.VocabSize || md.NumPuzzleIdentifiers != a.NumPuzzleIdentifiers) {
+		// As the run refuses it: new data must fit the stored model.
+		return fmt.Errorf("resume: data %v has seq_len %d, vocab_size %d, num_puzzle_identifiers %d; the checkpoint's model needs %d, %d, %d",
+			cfg.DataPaths, md.SeqLen, md.VocabSize, md.NumPuzzleIdentifiers, a.SeqLen, a.VocabSize, a.NumPuzzleIdentifiers)
+	}
 	cfg.Arch = trainer.WithDataset(cfg.Arch, md)
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -197,6 +218,11 @@ func dryRunTrain(stdout, stderr io.Writer, cfg trainer.Config, f *trainFlags, ov
 		testNames, testN = setSummary(testDS)
 		testDS.Close()
 	}
+	mem, err := trainer.EstimateMemory(cfg, world, hasTest)
+	if err != nil {
+		return err
+	}
+	memLine := describeMemory(mem, f.device)
 	resume, start := plan.ResumeFrom, plan.StartStep
 	plan = planTrain(cfg, md, hasTest)
 	plan.ResumeFrom, plan.StartStep = resume, start
@@ -217,6 +243,7 @@ func dryRunTrain(stdout, stderr io.Writer, cfg trainer.Config, f *trainFlags, ov
 	}
 	logPath := f.logPath
 	if logPath == "" && cfg.CheckpointDir != "" {
+		// Run's default log (RunOptions.DefaultLog) in its run directory.
 		logPath = filepath.Join(cfg.CheckpointDir, "run.jsonl")
 	}
 
@@ -237,6 +264,7 @@ func dryRunTrain(stdout, stderr io.Writer, cfg trainer.Config, f *trainFlags, ov
 	}
 	w("%d total steps%s over %d epochs: %d evaluation intervals of %d epochs, %d evaluations, %d checkpoints",
 		plan.TotalSteps, limit, cfg.Epochs, plan.Passes, cfg.EvalInterval, plan.Evaluations, plan.Checkpoints)
+	w("%s", memLine)
 	if plan.ResumeFrom != "" {
 		w("resumes from %s at step %d (its config with the changes a resume may make, printed above)", plan.ResumeFrom, plan.StartStep)
 	}
@@ -257,6 +285,45 @@ func dryRunTrain(stdout, stderr io.Writer, cfg trainer.Config, f *trainFlags, ov
 		w("metrics %s", metrics)
 	}
 	return nil
+}
+
+// describeMemory is the plan's memory line: what one replica allocates
+// (trainer.EstimateMemory) and, on the CPU, whether this host has it now
+// (trainer.HostMemoryAvailable), with the run's own refusal when it does
+// not. The dry run still succeeds: it may plan for another machine. A
+// GPU's free memory is the backend's to check when it opens.
+func describeMemory(m trainer.MemoryPlan, device string) string {
+	gib := func(b int64) string { return fmt.Sprintf("%.3g GiB", float64(b)/(1<<30)) }
+	line := fmt.Sprintf("memory per replica about %s (weights %s, gradients %s, optimizer %s, activations and carry of a batch of %d %s, evaluation %s)",
+		gib(m.Total()), gib(m.Train.Weights), gib(m.Train.Gradients), gib(m.Optimizer), m.Batch, gib(m.Train.Activations+m.Train.Carry), gib(m.Eval.Total()))
+	if device != "" && device != "cpu" {
+		return line + "; the device's free memory is checked when it opens"
+	}
+	avail, ok := trainer.HostMemoryAvailable()
+	if !ok {
+		return line + "; the host's available memory is unknown here"
+	}
+	if err := m.Fits(avail, "the host"); err != nil {
+		return line + "; DOES NOT FIT this host, the run would stop: " + err.Error()
+	}
+	return line + fmt.Sprintf("; fits the %s this host has available", gib(avail))
+}
+
+// checkFile checks that path is a regular file that can be opened (a
+// load_checkpoint a dry run does not read, but the run will).
+func checkFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // setSummary lists a dataset's set names (once each, in order) and counts
@@ -283,137 +350,4 @@ func allExist(dirs []string) bool {
 		}
 	}
 	return len(dirs) > 0
-}
-
-// resolveResume mirrors trainer.Run's choice between a fresh run and a
-// resume (RunOptions.Resume, ResumeOverrides and Out, as runTrain sets
-// them) without writing anything: the config the run would use, the
-// checkpoint it would continue from and its step, and notes.
-func resolveResume(cfg trainer.Config, f *trainFlags, overrides []string) (trainer.Config, string, int, []string, error) {
-	src, out := f.resume, f.out
-	auto := src == trainer.ResumeAuto
-	if auto {
-		dir := cfg.CheckpointDir
-		if out != "" {
-			dir = out
-		}
-		if dir == "" {
-			return cfg, "", 0, nil, usageErrorf("--resume auto needs a run directory: give --out DIR")
-		}
-		steps, err := trainer.ListCheckpoints(dir)
-		if err != nil && !os.IsNotExist(err) {
-			return cfg, "", 0, nil, err
-		}
-		if len(steps) == 0 {
-			return cfg, "", 0, []string{"resume auto: no checkpoint in " + dir + ", a fresh run starts there"}, nil
-		}
-		src, out = dir, dir
-	}
-	ck, err := trainer.LatestCheckpoint(src)
-	if err != nil {
-		return cfg, "", 0, nil, err
-	}
-	m, err := trainer.LoadMeta(ck)
-	if err != nil {
-		return cfg, "", 0, nil, err
-	}
-	if auto {
-		// The relaunched command line's config against the stored one.
-		if overrides, err = configChanges(m.Config, cfg); err != nil {
-			return cfg, "", 0, nil, err
-		}
-	}
-	if out == "" {
-		out = src // a run directory, or the checkpoint's own
-		if ck == src {
-			out = filepath.Dir(ck)
-		}
-	}
-	rc, notes, err := trainer.ResumeConfig(m.Config, overrides, out)
-	if err != nil {
-		return cfg, "", 0, nil, err
-	}
-	return rc, ck, m.Step, notes, nil
-}
-
-// datasetKeys are fixed by the dataset's metadata: a fresh config leaves
-// them unset, so they are no change between a stored and a relaunched run.
-var datasetKeys = map[string]bool{"arch.seq_len": true, "arch.vocab_size": true, "arch.num_puzzle_identifiers": true, "arch.loss_type": true}
-
-// configChanges returns the key=value overrides that turn stored into
-// asked, comparing their JSON forms key by key (paths made absolute, as
-// a stored config's are).
-func configChanges(stored, asked trainer.Config) ([]string, error) {
-	abs := func(l []string) []string {
-		out := make([]string, len(l))
-		for i, p := range l {
-			out[i], _ = filepath.Abs(p)
-		}
-		return out
-	}
-	if asked.DataPaths != nil {
-		asked.DataPaths = abs(asked.DataPaths)
-	}
-	if asked.DataPathsTest != nil {
-		asked.DataPathsTest = abs(asked.DataPathsTest)
-	}
-	if asked.CheckpointDir != "" {
-		asked.CheckpointDir, _ = filepath.Abs(asked.CheckpointDir)
-	}
-	flat := func(c trainer.Config) (map[string]json.RawMessage, error) {
-		var top map[string]json.RawMessage
-		if err := json.Unmarshal(c.MarshalIndent(), &top); err != nil {
-			return nil, err
-		}
-		var arch map[string]json.RawMessage
-		if err := json.Unmarshal(top["arch"], &arch); err != nil {
-			return nil, err
-		}
-		delete(top, "arch")
-		for k, v := range arch {
-			top["arch."+k] = v
-		}
-		return top, nil
-	}
-	a, err := flat(stored)
-	if err != nil {
-		return nil, err
-	}
-	b, err := flat(asked)
-	if err != nil {
-		return nil, err
-	}
-	keys := make([]string, 0, len(b))
-	for k := range b {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var out []string
-	for _, k := range keys {
-		if datasetKeys[k] || bytes.Equal(compact(a[k]), compact(b[k])) {
-			continue
-		}
-		var list []string
-		var s string
-		switch {
-		case json.Unmarshal(b[k], &list) == nil:
-			if len(list) == 0 && (string(compact(a[k])) == "null" || string(compact(a[k])) == "[]") {
-				continue
-			}
-			out = append(out, k+"=["+strings.Join(list, ",")+"]")
-		case json.Unmarshal(b[k], &s) == nil:
-			out = append(out, k+"="+s)
-		default:
-			out = append(out, k+"="+string(compact(b[k])))
-		}
-	}
-	return out, nil
-}
-
-func compact(b json.RawMessage) []byte {
-	var buf bytes.Buffer
-	if json.Compact(&buf, b) != nil {
-		return b
-	}
-	return buf.Bytes()
 }

@@ -65,6 +65,7 @@ func resolveInference(ckpt, model, modelConfig string, dataDirs, overrides []str
 	if err := applyOverrides(&cfg, overrides); err != nil {
 		return cfg, "", err
 	}
+	printWarnings(warn, &cfg)
 	if len(dataDirs) > 0 {
 		cfg.DataPaths, cfg.DataPathsTest = dataDirs, dataDirs
 	}
@@ -95,15 +96,29 @@ func resolveModelConfig(arg string, warn io.Writer) (engine.Config, error) {
 
 // loadInference resolves as resolveInference does and reads the weights.
 func loadInference(ckpt, model, modelConfig string, dataDirs, overrides []string, warn io.Writer) (*inference, error) {
-	cfg, model, err := resolveInference(ckpt, model, modelConfig, dataDirs, overrides, warn)
+	cfg, weights, err := resolveInference(ckpt, model, modelConfig, dataDirs, overrides, warn)
 	if err != nil {
 		return nil, err
 	}
-	p, err := engine.LoadState(model, engine.NewLayout(cfg.Arch))
+	p, err := loadWeights(ckpt != "" && model == "", weights, cfg.Arch)
 	if err != nil {
 		return nil, err
 	}
 	return &inference{cfg: cfg, params: p}, nil
+}
+
+// loadWeights reads the weights file for arch. When it is a checkpoint's
+// own (ofCheckpoint), the checkpoint is first verified against its
+// manifest (trainer.VerifyCheckpoint), as a resume does: a flipped bit or a
+// truncated file is reported naming the file instead of evaluating
+// damaged weights.
+func loadWeights(ofCheckpoint bool, weights string, arch engine.Config) (*engine.Params, error) {
+	if ofCheckpoint {
+		if err := trainer.VerifyCheckpoint(filepath.Dir(weights)); err != nil {
+			return nil, err
+		}
+	}
+	return engine.LoadState(weights, engine.NewLayout(arch))
 }
 
 // evalFlags are the flags of eval.
@@ -191,7 +206,7 @@ func runEval(c *cobra.Command, f *evalFlags, args []string) error {
 	if f.dryRun {
 		return dryRunEval(stdout, stderr, cfg, model, f.device)
 	}
-	p, err := engine.LoadState(model, engine.NewLayout(cfg.Arch))
+	p, err := loadWeights(f.ckpt != "" && f.model == "", model, cfg.Arch)
 	if err != nil {
 		return err
 	}

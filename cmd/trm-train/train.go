@@ -30,7 +30,7 @@ type trainFlags struct {
 	metricsAddr, metricsRun, metricsPush, logFormat            string
 	metricsLinger                                              time.Duration
 	threads                                                    int
-	quiet, dryRun                                              bool
+	quiet, dryRun, overwrite, fallback, logDegrade             bool
 }
 
 func newTrainCmd() *cobra.Command {
@@ -76,12 +76,15 @@ Keys:
 	fl.StringVar(&f.device, "device", "cpu", "cpu, cuda:N, cuda:N,M,... or cuda (every visible GPU)")
 	fl.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
 	fl.StringVar(&f.out, "out", "", "checkpoint directory (sets checkpoint_dir)")
-	fl.StringVar(&f.logPath, "log", "", "JSONL log of every metric (default: OUT/run.jsonl when --out is set)")
+	fl.StringVar(&f.logPath, "log", "", "JSONL log of every metric, appended (default: run.jsonl in the run directory: --out, or a resumed run's)")
+	fl.BoolVar(&f.logDegrade, "log-degrade", false, "a log that cannot be written is a warning, not an error")
+	fl.BoolVar(&f.overwrite, "overwrite", false, "let a fresh run delete another run's checkpoints in --out")
+	fl.BoolVar(&f.fallback, "fallback-checkpoint", false, "on --resume, take the newest checkpoint that verifies when the newest is damaged")
 	fl.StringVar(&f.initPath, "init", "", "start from these weights (safetensors with the reference keys, as trm-train import writes)")
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress lines")
 	fl.StringVar(&f.logFormat, "log-format", logText, describeLogFormat)
 	fl.StringVar(&f.metricsAddr, "metrics-addr", os.Getenv("TRM_METRICS_ADDR"), "serve Prometheus metrics at [HOST]:PORT/metrics; :PORT binds 127.0.0.1 only, 0.0.0.0:PORT every interface (default: $TRM_METRICS_ADDR)")
-	fl.StringVar(&f.metricsRun, "metrics-run", "", "run label of the metrics (default: the run_name key, else the --out directory's name, else trm-START_TIME)")
+	fl.StringVar(&f.metricsRun, "metrics-run", "", "run label of the metrics, recorded in the run directory (default: the label a resumed run recorded, else the run_name key, else the run directory's name, else trm-START_TIME)")
 	fl.DurationVar(&f.metricsLinger, "metrics-linger", promhook.DefaultLinger, "after the run, keep serving --metrics-addr until Prometheus has scraped the final state, at most this long (0: exit at once; a second SIGINT/SIGTERM cuts it short)")
 	fl.StringVar(&f.metricsPush, "metrics-push", "", "push the run's final metrics to this Prometheus Pushgateway URL (e.g. http://pushgateway:9091), with or without --metrics-addr")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the resolved config and the plan, then exit without training")
@@ -167,13 +170,8 @@ func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	opt := trainer.RunOptions{Backend: be, Resume: f.resume}
-	if f.resume != "" {
-		// A resumed run starts from the checkpoint's config: the command
-		// line's overrides and --out are its changes (trainer.ResumeConfig
-		// refuses those a resume cannot make).
-		opt.ResumeOverrides, opt.Out = args, f.out
-	}
+	opt := runOptions(f, cfg, args)
+	opt.Backend, opt.Warn = be, stderr
 	if f.initPath != "" {
 		// The layout needs the dataset's sizes: read them first.
 		p, err := loadInit(f.initPath, cfg)
@@ -183,7 +181,7 @@ func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
 		opt.Init = p
 	}
 	if cfg.LoadCheckpoint != "" {
-		fresh, err := startsFresh(f, cfg)
+		fresh, err := startsFresh(cfg, opt)
 		if err != nil {
 			return err
 		}
@@ -198,20 +196,6 @@ func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
 			fmt.Fprintf(stderr, "load_checkpoint: not read, the run resumes from its own checkpoint\n")
 		}
 	}
-	logPath := f.logPath
-	if logPath == "" && cfg.CheckpointDir != "" {
-		logPath = filepath.Join(cfg.CheckpointDir, "run.jsonl")
-	}
-	if logPath != "" {
-		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-			return err
-		}
-		h, err := trainer.NewJSONLHook(logPath)
-		if err != nil {
-			return err
-		}
-		opt.Hooks = append(opt.Hooks, h)
-	}
 	switch {
 	case f.quiet:
 	case f.logFormat == logJSON:
@@ -220,12 +204,9 @@ func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
 		opt.Hooks = append(opt.Hooks, &trainer.ProgressHook{W: stderr, Every: 2 * time.Second})
 	}
 	if f.metricsAddr != "" || f.metricsPush != "" {
-		run := f.metricsRun
+		run := trainer.RunLabelFor(cfg, opt)
 		if run == "" {
-			run = cfg.RunName
-		}
-		if run == "" {
-			run = promhook.RunName(cfg.CheckpointDir, time.Now())
+			run = promhook.RunName("", time.Now())
 		}
 		addr, rank := "", ""
 		if f.metricsAddr != "" {
@@ -245,6 +226,28 @@ func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
 	}
 	_, err = train(cfg, opt, stdout)
 	return err
+}
+
+// runOptions are the trainer options the flags and overrides make, the
+// same for a run and its dry run (trainer.PlanRun): the resume, the
+// directory rules, the log (Run opens it once it holds the run directory,
+// so a resumed run without --out logs into the directory it continues) and
+// the metrics run label.
+func runOptions(f *trainFlags, cfg trainer.Config, overrides []string) trainer.RunOptions {
+	opt := trainer.RunOptions{Resume: f.resume, Overwrite: f.overwrite, FallbackCheckpoint: f.fallback,
+		LogPath: f.logPath, DefaultLog: true, LogDegrade: f.logDegrade, RunLabel: f.metricsRun}
+	if opt.RunLabel == "" {
+		// The run_name key names the series; "" lets the trainer keep a
+		// resumed run's label or take the run directory's name.
+		opt.RunLabel = cfg.RunName
+	}
+	if f.resume != "" {
+		// A resumed run starts from the checkpoint's config: the command
+		// line's overrides and --out are its changes (trainer.ResumeConfig
+		// refuses those a resume cannot make).
+		opt.ResumeOverrides, opt.Out = overrides, f.out
+	}
+	return opt
 }
 
 // rankMetrics adapts --metrics-addr to a multi-process job (WORLD_SIZE >
@@ -278,8 +281,10 @@ func train(cfg trainer.Config, opt trainer.RunOptions, stdout io.Writer) (*train
 		return sum, err
 	}
 	if sum.Interrupted {
-		if sum.Checkpoint != "" {
-			fmt.Fprintf(stdout, "interrupted at step %d; resume with: trm-train train --resume %s\n", sum.Steps, filepath.Dir(sum.Checkpoint))
+		if sum.RunDir != "" {
+			// The run directory, not the checkpoint: a stop during start-up
+			// has none yet, and --resume DIR takes the newest one there.
+			fmt.Fprintf(stdout, "interrupted at step %d; resume with: trm-train train --resume %s\n", sum.Steps, sum.RunDir)
 		} else {
 			fmt.Fprintf(stdout, "interrupted at step %d (no checkpoint directory was set)\n", sum.Steps)
 		}
@@ -308,25 +313,16 @@ func loadInit(path string, cfg trainer.Config) (*engine.Params, error) {
 }
 
 // startsFresh reports whether the run starts from initial weights rather
-// than resuming: always without --resume, and with --resume auto when its
-// run directory holds no checkpoint yet (a relaunched job that already
-// checkpointed continues from its own weights, not load_checkpoint's).
-func startsFresh(f *trainFlags, cfg trainer.Config) (bool, error) {
-	if f.resume != trainer.ResumeAuto {
-		return f.resume == "", nil
-	}
-	dir := cfg.CheckpointDir
-	if f.out != "" {
-		dir = f.out
-	}
-	if dir == "" {
-		return false, usageErrorf("--resume auto needs a run directory: give --out DIR")
-	}
-	steps, err := trainer.ListCheckpoints(dir)
-	if err != nil && !os.IsNotExist(err) {
+// than resuming, as the trainer will decide (trainer.PlanRun): always
+// without a resume, and with --resume auto when its run directory holds no
+// checkpoint yet (a relaunched job that already checkpointed continues
+// from its own weights, not load_checkpoint's).
+func startsFresh(cfg trainer.Config, opt trainer.RunOptions) (bool, error) {
+	rp, err := trainer.PlanRun(cfg, opt)
+	if err != nil {
 		return false, err
 	}
-	return len(steps) == 0, nil
+	return rp.Checkpoint == "", nil
 }
 
 // loadReferenceCheckpoint imports load_checkpoint (a reference .pt) as

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tinyrecursive/trm/trainer"
+	"github.com/tinyrecursive/trm/trainer/data"
+)
+
+// tinyRun is a command line that trains a tiny model on a 32-puzzle 4x4
+// Sudoku set in a second: 4 steps per epoch, a checkpoint after each of
+// the 2 epochs (steps 4 and 8), both kept.
+func tinyRun(t *testing.T, dir, out string, extra ...string) []string {
+	t.Helper()
+	if !data.Exists(dir, "train") {
+		if err := trainer.BuildDemoSudoku(dir, 32, 8, 8, 0, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"train", "--quiet", "data_paths=[" + dir + "]", "global_batch_size=8", "epochs=2", "eval_interval=1",
+		"checkpoint_every_eval=true", "keep_checkpoints=2", "eval_max_batches=1",
+		"arch.hidden_size=16", "arch.num_heads=2", "arch.puzzle_emb_ndim=16", "arch.expansion=2",
+		"arch.H_cycles=1", "arch.L_cycles=1", "arch.L_layers=1", "arch.halt_max_steps=2"}
+	if out != "" {
+		args = append(args, "--out", out)
+	}
+	return append(args, extra...)
+}
+
+// treeHash hashes every file name and content under dir.
+func treeHash(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fmt.Fprintf(h, "%s %d\n", rel, len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// mustTrain runs a command line that must succeed.
+func mustTrain(t *testing.T, args []string) (string, string) {
+	t.Helper()
+	code, out, errs := runCmd(args...)
+	if code != 0 {
+		t.Fatalf("%v: exit %d\n%s%s", args, code, out, errs)
+	}
+	return out, errs
+}
+
+// TestTrainLogFailure: a log that cannot be written (--log /dev/full)
+// stops the run with an error naming it; --log-degrade warns and trains
+// on.
+func TestTrainLogFailure(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full here")
+	}
+	dir := t.TempDir()
+	ds := filepath.Join(dir, "sudoku4")
+	code, out, errs := runCmd(tinyRun(t, ds, filepath.Join(dir, "a"), "--log", "/dev/full")...)
+	if code != 1 || !strings.Contains(errs, "/dev/full") {
+		t.Fatalf("--log /dev/full: exit %d\n%s%s", code, out, errs)
+	}
+	out, errs = mustTrain(t, tinyRun(t, ds, filepath.Join(dir, "b"), "--log", "/dev/full", "--log-degrade"))
+	if !strings.Contains(errs, "WARNING") || !strings.Contains(errs, "/dev/full") || !strings.Contains(out, "done: 8 steps") {
+		t.Fatalf("--log-degrade: no warning or no full run\n%s%s", out, errs)
+	}
+}
+
+// TestTrainRunDirLocked: a run directory held by another run (its lock
+// taken here, as a running trm-train holds it) refuses a second run at
+// once, naming the holder's PID and host; once released it trains.
+func TestTrainRunDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "run")
+	lk, err := trainer.LockRunDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	code, stdout, errs := runCmd(tinyRun(t, filepath.Join(dir, "sudoku4"), out)...)
+	if code != 1 || !strings.Contains(errs, fmt.Sprintf("PID %d", os.Getpid())) || !strings.Contains(errs, "host "+host) {
+		t.Fatalf("locked directory: exit %d\n%s%s", code, stdout, errs)
+	}
+	if _, err := os.Stat(filepath.Join(out, "run.jsonl")); !os.IsNotExist(err) {
+		t.Errorf("the refused run wrote its log into the held directory: %v", err)
+	}
+	lk.Close()
+	mustTrain(t, tinyRun(t, filepath.Join(dir, "sudoku4"), out))
+}
+
+// TestTrainResumeInto: --resume rA --out rB refuses a key a resume cannot
+// change (lr), and with the keys it may change writes rB, leaving every
+// byte of rA as it was. A resume without --out continues rA's own log.
+func TestTrainResumeInto(t *testing.T) {
+	dir := t.TempDir()
+	ds, rA, rB := filepath.Join(dir, "sudoku4"), filepath.Join(dir, "rA"), filepath.Join(dir, "rB")
+	mustTrain(t, tinyRun(t, ds, rA, "max_steps=4"))
+	before := treeHash(t, rA)
+	resume := []string{"train", "--quiet", "--resume", rA, "--out", rB, "max_steps=8"}
+	code, out, errs := runCmd(append(resume, "lr=5")...)
+	if (code != 1 && code != 2) || !strings.Contains(errs, "lr") {
+		t.Fatalf("resume with lr=5: exit %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(rB); !os.IsNotExist(err) {
+		if steps, _ := trainer.ListCheckpoints(rB); len(steps) > 0 {
+			t.Fatalf("the refused resume wrote checkpoints: %v", steps)
+		}
+	}
+	out, errs = mustTrain(t, resume)
+	if !strings.Contains(errs, "max_steps changed on resume: 4 -> 8") || !strings.Contains(out, "checkpoint: "+rB+string(filepath.Separator)) {
+		t.Fatalf("resume into rB:\n%s%s", out, errs)
+	}
+	steps, err := trainer.ListCheckpoints(rB)
+	if err != nil || len(steps) == 0 {
+		t.Fatalf("rB has no checkpoint: %v", err)
+	}
+	m, err := trainer.LoadMeta(steps[len(steps)-1])
+	if err != nil || m.Config.CheckpointDir != rB || m.Config.TotalStepsLimit != 8 {
+		t.Fatalf("rB's checkpoint: %v, checkpoint_dir %q, max_steps %d", err, m.Config.CheckpointDir, m.Config.TotalStepsLimit)
+	}
+	if _, err := os.Stat(filepath.Join(rB, "run.jsonl")); err != nil {
+		t.Errorf("the resumed run has no log in rB: %v", err)
+	}
+	if after := treeHash(t, rA); after != before {
+		t.Errorf("resuming into rB changed rA")
+	}
+	// Without --out the run continues in rA and appends a resume record
+	// to rA's log.
+	mustTrain(t, []string{"train", "--quiet", "--resume", rA, "max_steps=8"})
+	log, err := os.ReadFile(filepath.Join(rA, "run.jsonl"))
+	if err != nil || !strings.Contains(string(log), `"type":"resume"`) {
+		t.Fatalf("rA's log after a resume without --out has no resume record (%v):\n%s", err, log)
+	}
+}
+
+// TestTrainOverwrite: a fresh run refuses a directory holding another
+// run's checkpoints, naming --overwrite, which deletes them.
+func TestTrainOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	ds, out := filepath.Join(dir, "sudoku4"), filepath.Join(dir, "run")
+	mustTrain(t, tinyRun(t, ds, out))
+	code, stdout, errs := runCmd(tinyRun(t, ds, out, "max_steps=4")...)
+	if code != 1 || !strings.Contains(errs, "another run") || !strings.Contains(errs, "--overwrite") {
+		t.Fatalf("a fresh run over another's checkpoints: exit %d\n%s%s", code, stdout, errs)
+	}
+	if _, err := os.Stat(filepath.Join(out, trainer.StepDirName(8))); err != nil {
+		t.Fatalf("the refused run touched the other run's checkpoints: %v", err)
+	}
+	_, errs = mustTrain(t, tinyRun(t, ds, out, "max_steps=4", "--overwrite"))
+	if !strings.Contains(errs, "overwrite: deleted") {
+		t.Errorf("--overwrite does not say what it deleted:\n%s", errs)
+	}
+	steps, err := trainer.ListCheckpoints(out)
+	if err != nil || len(steps) != 1 || filepath.Base(steps[0]) != trainer.StepDirName(4) {
+		t.Errorf("after --overwrite: checkpoints %v, %v; want the new run's step 4 alone", steps, err)
+	}
+}
+
+// TestTrainFallbackCheckpoint: a resume whose newest checkpoint has a
+// flipped byte fails naming the file; --fallback-checkpoint resumes from
+// the previous one (step 4) and trains to the end.
+func TestTrainFallbackCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	ds, out := filepath.Join(dir, "sudoku4"), filepath.Join(dir, "run")
+	mustTrain(t, tinyRun(t, ds, out))
+	flipByte(t, filepath.Join(out, trainer.StepDirName(8), trainer.ModelFile))
+	resume := []string{"train", "--quiet", "--resume", out, "epochs=3"}
+	code, stdout, errs := runCmd(resume...)
+	if code != 1 || !strings.Contains(errs, trainer.ModelFile) || !strings.Contains(errs, "--fallback-checkpoint") {
+		t.Fatalf("damaged newest checkpoint: exit %d\n%s%s", code, stdout, errs)
+	}
+	stdout, errs = mustTrain(t, append(resume, "--fallback-checkpoint"))
+	if !strings.Contains(errs, trainer.StepDirName(8)) || !strings.Contains(stdout, "done: 12 steps") {
+		t.Fatalf("--fallback-checkpoint:\n%s%s", stdout, errs)
+	}
+	log, err := os.ReadFile(filepath.Join(out, "run.jsonl"))
+	if err != nil || !strings.Contains(string(log), `"from":"`+filepath.Join(out, trainer.StepDirName(4))+`"`) {
+		t.Errorf("the log does not record a resume from step 4 (%v):\n%s", err, log)
+	}
+}
+
+// flipByte inverts the last byte of a file.
+func flipByte(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0xff
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEvalVerifiesCheckpoint: eval (and solve, which loads the same way)
+// refuses a checkpoint whose weights no longer match its manifest,
+// naming the file.
+func TestEvalVerifiesCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	ds, out := filepath.Join(dir, "sudoku4"), filepath.Join(dir, "run")
+	mustTrain(t, tinyRun(t, ds, out, "epochs=1"))
+	if code, stdout, errs := runCmd("eval", "--checkpoint", out, "--max-batches", "1"); code != 0 {
+		t.Fatalf("eval of an intact checkpoint: exit %d\n%s%s", code, stdout, errs)
+	}
+	ck := filepath.Join(out, trainer.StepDirName(4))
+	flipByte(t, filepath.Join(ck, trainer.ModelFile))
+	for _, args := range [][]string{{"eval", "--checkpoint", ck}, {"solve", "--checkpoint", ck, "1.3..2.......1.2"}} {
+		code, stdout, errs := runCmd(args...)
+		if code != 1 || !strings.Contains(errs, trainer.ModelFile) || !strings.Contains(errs, "SHA-256") {
+			t.Errorf("%v with a flipped byte: exit %d\n%s%s", args, code, stdout, errs)
+		}
+	}
+}
