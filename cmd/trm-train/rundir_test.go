@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -229,5 +231,64 @@ func TestEvalVerifiesCheckpoint(t *testing.T) {
 		if code != 1 || !strings.Contains(errs, trainer.ModelFile) || !strings.Contains(errs, "SHA-256") {
 			t.Errorf("%v with a flipped byte: exit %d\n%s%s", args, code, stdout, errs)
 		}
+	}
+}
+
+// TestTrainInterruptedMessage: a run stopped before its first step (a
+// signal while the data opens) has no checkpoint of its own yet; the
+// message still names the run directory to resume, as the run itself
+// resolved it (absolute, whatever the working directory).
+func TestTrainInterruptedMessage(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "run")
+	args := tinyRun(t, filepath.Join(dir, "sudoku4"), "")[2:] // the key=value overrides
+	f := &trainFlags{out: out}
+	cfg, err := resolveTrainConfig(f, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be, err := openBackend("cpu", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := runOptions(f, cfg, args)
+	opt.Backend, opt.Warn = be, io.Discard
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout strings.Builder
+	sum, err := train(ctx, cfg, opt, &stdout)
+	if err != nil || sum == nil || !sum.Interrupted {
+		t.Fatalf("cancelled run: %+v, %v", sum, err)
+	}
+	if want := "resume with: trm-train train --resume " + out + "\n"; !strings.Contains(stdout.String(), want) {
+		t.Fatalf("message %q lacks %q", stdout.String(), want)
+	}
+}
+
+// TestTrainDryRunPlan: the dry run prints the memory estimate and, on the
+// CPU, whether this host has it; a load_checkpoint that is not there
+// fails the dry run as it would fail the run; a resume plans the
+// checkpoint --fallback-checkpoint would take, and refuses without it.
+func TestTrainDryRunPlan(t *testing.T) {
+	dir := t.TempDir()
+	ds, out := filepath.Join(dir, "sudoku4"), filepath.Join(dir, "run")
+	code, _, errs := runCmd(tinyRun(t, ds, out, "--dry-run")...)
+	if code != 0 || !strings.Contains(errs, "dry run: memory per replica about ") || !strings.Contains(errs, "this host") {
+		t.Fatalf("dry run: exit %d\n%s", code, errs)
+	}
+	missing := filepath.Join(dir, "missing.pt")
+	code, _, errs = runCmd(tinyRun(t, ds, out, "--dry-run", "load_checkpoint="+missing)...)
+	if code != 1 || !strings.Contains(errs, "load_checkpoint") || !strings.Contains(errs, missing) {
+		t.Fatalf("dry run with a missing load_checkpoint: exit %d\n%s", code, errs)
+	}
+	mustTrain(t, tinyRun(t, ds, out))
+	flipByte(t, filepath.Join(out, trainer.StepDirName(8), trainer.ModelFile))
+	code, _, errs = runCmd("train", "--resume", out, "epochs=3", "--dry-run")
+	if code != 1 || !strings.Contains(errs, trainer.ModelFile) {
+		t.Fatalf("dry run of a resume from a damaged checkpoint: exit %d\n%s", code, errs)
+	}
+	code, _, errs = runCmd("train", "--resume", out, "epochs=3", "--fallback-checkpoint", "--dry-run")
+	if code != 0 || !strings.Contains(errs, "resumes from "+filepath.Join(out, trainer.StepDirName(4))+" at step 4") {
+		t.Fatalf("dry run with --fallback-checkpoint: exit %d\n%s", code, errs)
 	}
 }

@@ -224,7 +224,7 @@ func runTrain(c *cobra.Command, f *trainFlags, args []string) error {
 		defer stop()
 		opt.Hooks = append(opt.Hooks, h)
 	}
-	_, err = train(cfg, opt, stdout)
+	_, err = train(c.Context(), cfg, opt, stdout)
 	return err
 }
 
@@ -272,9 +272,13 @@ func rankMetrics(addr string) (string, string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(p)), strconv.Itoa(env.Rank), nil
 }
 
-// train runs with SIGINT/SIGTERM turned into a checkpoint and a clean exit.
-func train(cfg trainer.Config, opt trainer.RunOptions, stdout io.Writer) (*trainer.Summary, error) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+// train runs with SIGINT/SIGTERM (or the end of parent, nil for none)
+// turned into a checkpoint and a clean exit.
+func train(parent context.Context, cfg trainer.Config, opt trainer.RunOptions, stdout io.Writer) (*trainer.Summary, error) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sum, err := runTraining(ctx, cfg, opt)
 	if err != nil {
@@ -378,7 +382,7 @@ func runDemo(stdout, stderr io.Writer) error {
 		defer stop()
 		hooks = append(hooks, h)
 	}
-	sum, err := train(cfg, trainer.RunOptions{Backend: be, Hooks: hooks}, stdout)
+	sum, err := train(context.Background(), cfg, trainer.RunOptions{Backend: be, Hooks: hooks}, stdout)
 	if err != nil || sum.Interrupted || sum.LastEval == nil {
 		return err
 	}
