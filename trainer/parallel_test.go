@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -66,11 +67,62 @@ func finalWeights(t *testing.T, dir string) *engine.Params {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := engine.LoadState(filepath.Join(dir, ModelFile), engine.NewLayout(meta.Config.Arch))
+	l, err := engine.NewArchLayout(meta.Config.Arch, meta.Config.ArchSettings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := engine.LoadState(filepath.Join(dir, ModelFile), l)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestDataParallelArchs: for hrm and trm_hier6 (seven carried states),
+// two replicas train as one does (losses to float32 reassociation), and a
+// two-replica run interrupted and resumed on two replicas is bit-exact
+// with an uninterrupted one: the global carry of every state is gathered
+// into the checkpoint and sharded back.
+func TestDataParallelArchs(t *testing.T) {
+	base := smallRunConfig(t)
+	base.BestMetric = ""
+	base.LR, base.PuzzleEmbLR = 1e-4, 1e-4
+	base.TotalStepsLimit, base.Epochs, base.EvalInterval = 8, 2, 2
+	for _, group := range []string{"hrm", "trm_hier6"} {
+		t.Run(group, func(t *testing.T) {
+			cfg := withArch(base, group)
+			cfg.CheckpointDir = ""
+			one := &recorder{}
+			if _, err := Run(context.Background(), cfg, RunOptions{Backend: cpu.New(0), Hooks: []Hook{one}}); err != nil {
+				t.Fatal(err)
+			}
+			cfg.CheckpointDir = filepath.Join(t.TempDir(), "full")
+			full := &recorder{}
+			s := runReplicas(t, context.Background(), cfg, 2, "", full)
+			if len(full.losses) != 8 || len(one.losses) != 8 {
+				t.Fatalf("%d and %d steps, want 8", len(full.losses), len(one.losses))
+			}
+			for i := range one.losses {
+				if !closeRel(full.losses[i], one.losses[i]) {
+					t.Errorf("step %d: loss %.9g with 2 replicas, %.9g with one", i+1, full.losses[i], one.losses[i])
+				}
+			}
+			cfg.CheckpointDir = filepath.Join(t.TempDir(), "cut")
+			ctx, cancel := context.WithCancel(context.Background())
+			first := &recorder{cancelAt: 3, cancel: cancel}
+			runReplicas(t, ctx, cfg, 2, "", first)
+			second := &recorder{}
+			s2 := runReplicas(t, context.Background(), Config{}, 2, cfg.CheckpointDir, second)
+			got := append(append([]float64{}, first.losses...), second.losses...)
+			if !slices.Equal(got, full.losses) {
+				t.Fatalf("losses after resume differ:\n got  %v\n want %v", got, full.losses)
+			}
+			a, b := finalWeights(t, s2.Checkpoint), finalWeights(t, s.Checkpoint)
+			if !slices.Equal(a.Trained, b.Trained) || !slices.Equal(a.Puzzle, b.Puzzle) {
+				t.Fatal("final weights differ after resume")
+			}
+		})
+	}
 }
 
 func compareWeights(t *testing.T, what string, got, want *engine.Params) {
