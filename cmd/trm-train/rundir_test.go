@@ -234,34 +234,57 @@ func TestEvalVerifiesCheckpoint(t *testing.T) {
 	}
 }
 
-// TestTrainInterruptedMessage: a run stopped before its first step (a
-// signal while the data opens) has no checkpoint of its own yet; the
-// message still names the run directory to resume, as the run itself
-// resolved it (absolute, whatever the working directory).
+// TestTrainInterruptedMessage: an interrupted run names the command
+// that resumes it: its run directory once it has a checkpoint there, the
+// checkpoint it started from with --out when stopped during start-up of a
+// resume into a new directory, and nothing to resume for a fresh run
+// stopped before its first checkpoint.
 func TestTrainInterruptedMessage(t *testing.T) {
 	dir := t.TempDir()
-	out := filepath.Join(dir, "run")
+	rA, rB := filepath.Join(dir, "rA"), filepath.Join(dir, "rB")
 	args := tinyRun(t, filepath.Join(dir, "sudoku4"), "")[2:] // the key=value overrides
-	f := &trainFlags{out: out}
-	cfg, err := resolveTrainConfig(f, args)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mustTrain(t, tinyRun(t, filepath.Join(dir, "sudoku4"), rA))
 	be, err := openBackend("cpu", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt := runOptions(f, cfg, args)
-	opt.Backend, opt.Warn = be, io.Discard
+	// A cancelled context: the trainer stops while the data opens or
+	// before the first step, whichever it reaches first.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	var stdout strings.Builder
-	sum, err := train(ctx, cfg, opt, &stdout)
-	if err != nil || sum == nil || !sum.Interrupted {
-		t.Fatalf("cancelled run: %+v, %v", sum, err)
+	interrupted := func(f *trainFlags, args []string) string {
+		t.Helper()
+		cfg, err := resolveTrainConfig(f, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt := runOptions(f, cfg, args)
+		opt.Backend, opt.Warn = be, io.Discard
+		var stdout strings.Builder
+		sum, err := train(ctx, cfg, opt, &stdout)
+		if err != nil || sum == nil || !sum.Interrupted {
+			t.Fatalf("cancelled run: %+v, %v", sum, err)
+		}
+		return stdout.String()
 	}
-	if want := "resume with: trm-train train --resume " + out + "\n"; !strings.Contains(stdout.String(), want) {
-		t.Fatalf("message %q lacks %q", stdout.String(), want)
+	got := interrupted(&trainFlags{resume: rA, out: rB}, []string{"epochs=3"})
+	resumeB := "resume with: trm-train train --resume " + rB + "\n"
+	if steps, _ := trainer.ListCheckpoints(rB); len(steps) == 0 {
+		resumeB = "resume with: trm-train train --resume " + filepath.Join(rA, trainer.StepDirName(8)) + " --out " + rB + "\n"
+	}
+	t.Logf("resume into rB: %s", got)
+	if !strings.Contains(got, resumeB) {
+		t.Errorf("resume into rB stopped: %q, want %q", got, resumeB)
+	}
+	fresh := filepath.Join(dir, "fresh")
+	got = interrupted(&trainFlags{out: fresh}, args)
+	want := "resume with: trm-train train --resume " + fresh + "\n"
+	if steps, _ := trainer.ListCheckpoints(fresh); len(steps) == 0 {
+		want = "stopped before its first checkpoint: nothing to resume"
+	}
+	t.Logf("fresh: %s", got)
+	if !strings.Contains(got, want) {
+		t.Errorf("fresh run stopped: %q, want %q", got, want)
 	}
 }
 

@@ -54,6 +54,17 @@ stderr, and exits without opening a device or reading any weights.
 With no arguments at all it builds a small 4x4 Sudoku set in a temporary
 directory and trains the built-in demo model on the CPU for a few minutes.
 SIGINT/SIGTERM finish the current step, write a checkpoint and exit 0.
+
+--out DIR is the run's directory, locked while the run lives: a second run
+on it stops at once naming the holder's PID and host, and a fresh run
+refuses a directory holding another run's checkpoints (--overwrite deletes
+them). --resume DIR continues from the stored config; only data_paths,
+max_steps, epochs, the evaluation keys, --out, keep_checkpoints and
+best_metric may change. --resume auto resumes when --out has a checkpoint
+and starts fresh otherwise. The log (--log, default run.jsonl in the run
+directory) is appended; a log that cannot be written stops the run after
+a checkpoint (--log-degrade warns instead). docs/run-directory.md has the
+details.
 --metrics-addr :9400 serves Prometheus metrics on 127.0.0.1:9400 (see
 deploy/ for a scrape config and a Grafana dashboard).
 
@@ -63,7 +74,8 @@ Keys:
 			"MASTER_ADDR, MASTER_PORT", "TRM_MASTER_PORT", "TRM_RDZV_SECRET", "TRM_RDZV_INSECURE", "TRM_RDZV_BIND", "TRM_RENDEZVOUS_TIMEOUT"),
 		Example: `  trm-train train --preset sudoku-mlp data_paths=[data/sudoku-extreme-1k-aug-1000] epochs=50000
   trm-train train arch.L_cycles=4 lr=1e-4 ema=true data_paths=[data/maze]
-  trm-train train --preset maze data_paths=[data/maze] --device cuda:0 --dry-run`,
+  trm-train train --preset maze data_paths=[data/maze] --device cuda:0 --dry-run
+  trm-train train --preset maze data_paths=[data/maze] --out runs/maze --resume auto`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runTrain(c, &f, args)
@@ -84,7 +96,7 @@ Keys:
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress lines")
 	fl.StringVar(&f.logFormat, "log-format", logText, describeLogFormat)
 	fl.StringVar(&f.metricsAddr, "metrics-addr", os.Getenv("TRM_METRICS_ADDR"), "serve Prometheus metrics at [HOST]:PORT/metrics; :PORT binds 127.0.0.1 only, 0.0.0.0:PORT every interface (default: $TRM_METRICS_ADDR)")
-	fl.StringVar(&f.metricsRun, "metrics-run", "", "run label of the metrics, recorded in the run directory (default: the label a resumed run recorded, else the run_name key, else the run directory's name, else trm-START_TIME)")
+	fl.StringVar(&f.metricsRun, "metrics-run", "", "run label of the metrics, recorded in the run directory (default: the run_name key, else the label a resumed run recorded, else the run directory's name, else trm-START_TIME)")
 	fl.DurationVar(&f.metricsLinger, "metrics-linger", promhook.DefaultLinger, "after the run, keep serving --metrics-addr until Prometheus has scraped the final state, at most this long (0: exit at once; a second SIGINT/SIGTERM cuts it short)")
 	fl.StringVar(&f.metricsPush, "metrics-push", "", "push the run's final metrics to this Prometheus Pushgateway URL (e.g. http://pushgateway:9091), with or without --metrics-addr")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the resolved config and the plan, then exit without training")
@@ -285,13 +297,7 @@ func train(parent context.Context, cfg trainer.Config, opt trainer.RunOptions, s
 		return sum, err
 	}
 	if sum.Interrupted {
-		if sum.RunDir != "" {
-			// The run directory, not the checkpoint: a stop during start-up
-			// has none yet, and --resume DIR takes the newest one there.
-			fmt.Fprintf(stdout, "interrupted at step %d; resume with: trm-train train --resume %s\n", sum.Steps, sum.RunDir)
-		} else {
-			fmt.Fprintf(stdout, "interrupted at step %d (no checkpoint directory was set)\n", sum.Steps)
-		}
+		fmt.Fprintf(stdout, "interrupted at step %d; %s\n", sum.Steps, resumeHint(sum))
 		return sum, nil
 	}
 	fmt.Fprintf(stdout, "done: %d steps in %s\n", sum.Steps, sum.Wall.Round(time.Second))
@@ -304,6 +310,22 @@ func train(parent context.Context, cfg trainer.Config, opt trainer.RunOptions, s
 		fmt.Fprintf(stdout, "checkpoint: %s\n", sum.Checkpoint)
 	}
 	return sum, nil
+}
+
+// resumeHint says how to continue an interrupted run: --resume of its run
+// directory (the run's own, as the trainer resolved it: absolute), or of
+// the checkpoint it started from with --out when it was stopped during
+// start-up before writing one into a new directory.
+func resumeHint(sum *trainer.Summary) string {
+	switch {
+	case sum.RunDir == "":
+		return "no checkpoint directory was set (give --out DIR to make a run resumable)"
+	case sum.Checkpoint == "":
+		return "stopped before its first checkpoint: nothing to resume, run the same command again"
+	case filepath.Dir(sum.Checkpoint) != sum.RunDir:
+		return "resume with: trm-train train --resume " + sum.Checkpoint + " --out " + sum.RunDir
+	}
+	return "resume with: trm-train train --resume " + sum.RunDir
 }
 
 // loadInit reads starting weights; the model's dataset-dependent sizes
