@@ -58,7 +58,11 @@ func PredictWith(cfg trainer.Config, opt Options) (*Report, error) {
 		rec.Arch.NumPuzzleIdentifiers = 1
 	}
 	r := NewRecorder()
-	tr, err := trainer.New(rec, r, engine.NewParams(engine.NewLayout(rec.Arch)), 1, replicas)
+	layout, err := engine.NewArchLayout(rec.Arch, rec.ArchSettings)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := trainer.New(rec, r, engine.NewParams(layout), 1, replicas)
 	if err != nil {
 		return nil, err
 	}
