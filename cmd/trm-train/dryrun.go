@@ -162,6 +162,13 @@ func dryRunTrain(stdout, stderr io.Writer, cfg trainer.Config, f *trainFlags, ov
 	} else if autoFresh {
 		notes = append([]string{"resume auto: no checkpoint in " + cfg.CheckpointDir + ", a fresh run starts there"}, notes...)
 	}
+	other, err := otherRunCheckpoints(rp, f.overwrite)
+	if err != nil {
+		return err
+	}
+	if other != "" {
+		notes = append(notes, other)
+	}
 	if f.initPath != "" {
 		if _, err := os.Stat(f.initPath); err != nil {
 			return fmt.Errorf("--init: %w", err)
@@ -285,6 +292,37 @@ func dryRunTrain(stdout, stderr io.Writer, cfg trainer.Config, f *trainFlags, ov
 		w("metrics %s", metrics)
 	}
 	return nil
+}
+
+// otherRunCheckpoints is the run's refusal, under its lock, of a run
+// directory holding another run's checkpoints (a fresh run's, or a resume
+// into another --out), which its keep_checkpoints pruning would delete:
+// an error without --overwrite, else a note of what the run will delete.
+func otherRunCheckpoints(rp *trainer.RunPlan, overwrite bool) (string, error) {
+	if rp.RunDir == "" || (rp.Checkpoint != "" && checkpointRoot(rp.Checkpoint) == rp.RunDir) {
+		return "", nil // the run continues its own directory
+	}
+	steps, err := trainer.ListCheckpoints(rp.RunDir)
+	if err != nil && !os.IsNotExist(err) {
+		return "", err
+	}
+	if len(steps) == 0 {
+		return "", nil
+	}
+	if !overwrite {
+		return "", fmt.Errorf("run directory %s holds the checkpoints of another run (newest: %s): the run would refuse it; resume that run (--resume %s or --resume auto), give another --out, or pass --overwrite to delete them",
+			rp.RunDir, filepath.Base(steps[len(steps)-1]), rp.RunDir)
+	}
+	return fmt.Sprintf("overwrite: the run deletes the %d checkpoints of another run in %s", len(steps), rp.RunDir), nil
+}
+
+// checkpointRoot is the absolute run directory of a checkpoint directory
+// (a step_*, best or set-aside checkpoint lies in its run's directory).
+func checkpointRoot(ck string) string {
+	if a, err := filepath.Abs(ck); err == nil {
+		ck = a
+	}
+	return filepath.Dir(ck)
 }
 
 // describeMemory is the plan's memory line: what one replica allocates

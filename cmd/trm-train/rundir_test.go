@@ -168,6 +168,15 @@ func TestTrainOverwrite(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, trainer.StepDirName(8))); err != nil {
 		t.Fatalf("the refused run touched the other run's checkpoints: %v", err)
 	}
+	// The dry run says the same, and what --overwrite would delete.
+	code, _, errs = runCmd(tinyRun(t, ds, out, "max_steps=4", "--dry-run")...)
+	if code != 1 || !strings.Contains(errs, "another run") || !strings.Contains(errs, "--overwrite") {
+		t.Fatalf("dry run over another's checkpoints: exit %d\n%s", code, errs)
+	}
+	code, _, errs = runCmd(tinyRun(t, ds, out, "max_steps=4", "--dry-run", "--overwrite")...)
+	if code != 0 || !strings.Contains(errs, "overwrite: the run deletes the 2 checkpoints of another run") {
+		t.Fatalf("dry run with --overwrite: exit %d\n%s", code, errs)
+	}
 	_, errs = mustTrain(t, tinyRun(t, ds, out, "max_steps=4", "--overwrite"))
 	if !strings.Contains(errs, "overwrite: deleted") {
 		t.Errorf("--overwrite does not say what it deleted:\n%s", errs)

@@ -322,7 +322,7 @@ func resumeHint(sum *trainer.Summary) string {
 		return "no checkpoint directory was set (give --out DIR to make a run resumable)"
 	case sum.Checkpoint == "":
 		return "stopped before its first checkpoint: nothing to resume, run the same command again"
-	case filepath.Dir(sum.Checkpoint) != sum.RunDir:
+	case checkpointRoot(sum.Checkpoint) != sum.RunDir:
 		return "resume with: trm-train train --resume " + sum.Checkpoint + " --out " + sum.RunDir
 	}
 	return "resume with: trm-train train --resume " + sum.RunDir
