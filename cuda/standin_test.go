@@ -408,3 +408,35 @@ func TestVerifyGraphsCatchesIncompleteKey(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestStandinUseAfterFree: freed device memory is poisoned: a kernel that
+// writes into a freed buffer faults naming it, and a copy into it is
+// refused naming it.
+func TestStandinUseAfterFree(t *testing.T) {
+	needStandin(t)
+	b := standinBackend(t)
+	defer b.Close()
+	var p cu.DevicePtr
+	err := b.dev.do(func() error {
+		var err error
+		if p, err = cu.MemAlloc(1024); err != nil {
+			return err
+		}
+		nameBuffer(uintptr(p), "the buffer this test frees")
+		return cu.MemFree(p)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	freed := &buf{dt: engine.F32, ptr: p, n: 256}
+	b.Upload(freed, make([]float32, 256))
+	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "InvalidValue") {
+		t.Fatalf("an upload into freed memory: error %v", err)
+	}
+	b.kernel("fill after free", "trm_fill_f32", dims3{1, 1, 1}, dims3{32, 1, 1}, uint64(p), f64arg(1), i64arg(256))
+	err = b.Sync()
+	if err == nil || !strings.Contains(err.Error(), "the buffer this test frees") || !strings.Contains(err.Error(), "use after free") {
+		t.Fatalf("a kernel writing into freed memory: error %v", err)
+	}
+	t.Log(err)
+}
