@@ -324,3 +324,15 @@ func TestTrainDryRunPlan(t *testing.T) {
 		t.Fatalf("dry run with --fallback-checkpoint: exit %d\n%s", code, errs)
 	}
 }
+
+// TestEvalWarnings: a reference key without effect given to eval is
+// accepted with one warning line, as train prints it.
+func TestEvalWarnings(t *testing.T) {
+	dir := t.TempDir()
+	ds, out := filepath.Join(dir, "sudoku4"), filepath.Join(dir, "run")
+	mustTrain(t, tinyRun(t, ds, out, "epochs=1"))
+	code, _, errs := runCmd("eval", "--checkpoint", out, "evaluators=[]", "--dry-run")
+	if code != 0 || strings.Count(errs, "warning: ") != 1 || !strings.Contains(errs, "evaluators") {
+		t.Fatalf("eval evaluators=[]: exit %d\n%s", code, errs)
+	}
+}
