@@ -25,7 +25,7 @@ type StepCurve struct {
 
 // SetEval is one dataset set's evaluation.
 type SetEval struct {
-	// Metrics are the spec's sums of the final supervision step over all
+	// Metrics are the sums of the final supervision step over all
 	// batches (reported divided by count).
 	Metrics engine.Metrics
 	Curve   StepCurve
@@ -92,7 +92,7 @@ func NewEvaluator(cfg Config, be engine.Backend, ds *data.Dataset, localBatch in
 }
 
 // Evaluate runs every test batch for halt_max_steps supervision steps from
-// a fresh carry with the given weights (spec section 5).
+// a fresh carry with the given weights, as the reference evaluates.
 func (e *Evaluator) Evaluate(params *engine.Params, sh data.Sharding, step int) (*EvalReport, error) {
 	return e.EvaluateContext(context.Background(), params, sh, step)
 }

@@ -73,10 +73,10 @@ func (NopHook) OnCheckpoint(CheckpointInfo) {}
 // OnEnd implements Hook.
 func (NopHook) OnEnd(error) {}
 
-// TrainMetrics returns the reported train metrics of a step (spec section
-// 5): losses divided by the global batch size, the others by max(count, 1),
-// plus the learning rates, the gradient norm and halting per supervision
-// step (`train/halted_at_step_k`).
+// TrainMetrics returns the reported train metrics of a step, as the
+// reference reports them: losses divided by the global batch size, the
+// others by max(count, 1), plus the learning rates, the gradient norm and
+// halting per supervision step (`train/halted_at_step_k`).
 func TrainMetrics(r *StepReport, globalBatch int) map[string]float64 {
 	m := r.Metrics
 	cnt := math.Max(m.Count, 1)

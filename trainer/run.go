@@ -840,7 +840,7 @@ func hookFailure(hooks []Hook) error {
 	return nil
 }
 
-// WithDataset returns a with the sizes a dataset decides (spec section 1):
+// WithDataset returns a with the sizes a dataset decides:
 // seq_len, vocab_size and num_puzzle_identifiers from its metadata.
 func WithDataset(a engine.Config, md data.Metadata) engine.Config {
 	a.SeqLen, a.VocabSize, a.NumPuzzleIdentifiers = md.SeqLen, md.VocabSize, md.NumPuzzleIdentifiers

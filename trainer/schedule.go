@@ -4,7 +4,7 @@ import "math"
 
 // LR is the learning rate at step s (counting from 1) of total steps:
 // linear warm-up over the first `warmup` steps, then a half cosine from
-// base down to base*minRatio (spec section 6). The reference computes it
+// base down to base*minRatio. The reference computes it
 // in float64 exactly this way for both optimizers.
 func LR(base float64, s, warmup, total int, minRatio float64) float64 {
 	if s < warmup {

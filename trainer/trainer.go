@@ -10,7 +10,7 @@ import (
 )
 
 // Trainer owns one model replica, its optimizer state and its persistent
-// ACT carry, and takes one optimizer step per batch (spec section 6).
+// ACT carry, and takes one optimizer step per batch.
 type Trainer struct {
 	Cfg        Config
 	Model      *engine.Model
@@ -143,7 +143,7 @@ func (t *Trainer) AnyStop(stop bool) (bool, error) {
 type StepReport struct {
 	Step    int
 	Result  *engine.StepResult // per-example outputs of this replica's ACT step
-	Metrics engine.Metrics     // the spec's sums over the global batch (all replicas)
+	Metrics engine.Metrics     // sums over the global batch (all replicas)
 	Info    StepInfo
 	Compute time.Duration
 	// DataWait is how long the loop waited for this batch from the data
