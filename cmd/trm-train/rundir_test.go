@@ -336,3 +336,21 @@ func TestEvalWarnings(t *testing.T) {
 		t.Fatalf("eval evaluators=[]: exit %d\n%s", code, errs)
 	}
 }
+
+// TestTrainResumeAutoKey: the resume_auto key launches as --resume auto
+// does, in the run and in its dry run: a fresh run in an empty directory,
+// then a resume from its checkpoint by the same command line.
+func TestTrainResumeAutoKey(t *testing.T) {
+	dir := t.TempDir()
+	ds, out := filepath.Join(dir, "sudoku4"), filepath.Join(dir, "run")
+	args := tinyRun(t, ds, out, "resume_auto=true", "epochs=1")
+	mustTrain(t, args)
+	code, _, errs := runCmd(append(args, "--dry-run")...)
+	if code != 0 || !strings.Contains(errs, "resumes from "+filepath.Join(out, trainer.StepDirName(4))+" at step 4") {
+		t.Fatalf("dry run of the relaunch: exit %d\n%s", code, errs)
+	}
+	stdout, _ := mustTrain(t, args)
+	if log, err := os.ReadFile(filepath.Join(out, "run.jsonl")); err != nil || !strings.Contains(string(log), `"type":"resume"`) || !strings.Contains(stdout, "done: 4 steps") {
+		t.Fatalf("the relaunch did not resume (%v):\n%s\n%s", err, stdout, log)
+	}
+}
