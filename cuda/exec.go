@@ -67,7 +67,7 @@ func (b *Backend) postOp(o *op) {
 	b.dev.post(func() {
 		x := &execCtx{b: b}
 		if err := o.run(x); err != nil {
-			b.fail(o.wrap(err))
+			b.fail(o.wrap(withRefusal(err)))
 		}
 	})
 }
@@ -247,7 +247,7 @@ func (b *Backend) flushRecorded() {
 		for i, o := range ops {
 			x := &execCtx{b: b, index: i}
 			if err := o.run(x); err != nil {
-				b.fail(o.wrap(err))
+				b.fail(o.wrap(withRefusal(err)))
 			}
 		}
 		b.finish()
@@ -317,7 +317,7 @@ func (b *Backend) replayChecked(e *graphEntry, ops []*op) {
 	}
 	for i, o := range ops {
 		if err := o.run(&execCtx{b: b, index: i}); err != nil {
-			b.fail(o.wrap(err))
+			b.fail(o.wrap(withRefusal(err)))
 		}
 	}
 	b.finish()

@@ -23,6 +23,7 @@ static const char *trm_si_marker(void) { return (const char *)trm_si_sym("trm_st
 static int trm_si_name(void *f, unsigned long long p, const char *s) { return ((trm_si_name_t)f)(p, s); }
 static int trm_si_live(void *f, int dev, unsigned long long *bytes) { return ((trm_si_live_t)f)(dev, bytes); }
 static int trm_si_text(void *f, int dev, char *buf, int n) { return ((trm_si_text_t)f)(dev, buf, n); }
+static int trm_si_refusal(void *f, char *buf, int n) { return ((int (*)(char *, int))f)(buf, n); }
 */
 import "C"
 
@@ -36,7 +37,7 @@ var standin struct {
 	once              sync.Once
 	marker            string
 	name, live, leaks unsafe.Pointer
-	errText           unsafe.Pointer
+	errText, refusal  unsafe.Pointer
 }
 
 func loadStandin() {
@@ -54,6 +55,7 @@ func loadStandin() {
 			standin.live = sym("trm_standin_live")
 			standin.leaks = sym("trm_standin_leaks")
 			standin.errText = sym("trm_standin_error")
+			standin.refusal = sym("trm_standin_refusal")
 		}
 	})
 }
@@ -126,4 +128,18 @@ func standinText(f unsafe.Pointer, dev int) string {
 		return ""
 	}
 	return C.GoString(&buf[0])
+}
+
+// withRefusal adds to err, the error of a driver, cuBLAS or NCCL call made
+// on this OS thread, the stand-in's explanation of why it refused the
+// call (the buffer an operand overran), when there is one.
+func withRefusal(err error) error {
+	if err == nil || standin.refusal == nil {
+		return err
+	}
+	var buf [2048]C.char
+	if C.trm_si_refusal(standin.refusal, &buf[0], C.int(len(buf))) <= 0 {
+		return err
+	}
+	return fmt.Errorf("%w: %s", err, C.GoString(&buf[0]))
 }

@@ -96,7 +96,7 @@ __attribute__((visibility("default"))) int cublasSetWorkspace_v2(void *h, void *
     if (!h) return ST_NOT_INITIALIZED;
     std::string why = standin::check_range((uintptr_t)ws, n);
     if (!why.empty()) {
-        standin::log("cublasSetWorkspace: %s", why.c_str());
+        standin::refuse("cublasSetWorkspace: %s", why.c_str());
         return ST_INVALID_VALUE;
     }
     ((handle *)h)->workspace = ws;
@@ -171,7 +171,7 @@ __attribute__((visibility("default"))) int cublasGemmStridedBatchedEx(void *hv, 
     for (auto &o : ops) {
         std::string why = standin::check_range((uintptr_t)o.p, o.elems * 4);
         if (!why.empty()) {
-            standin::log("cublasGemmStridedBatchedEx %dx%dx%d batch %d: operand %s: %s", m, n, k, batch, o.what, why.c_str());
+            standin::refuse("cublasGemmStridedBatchedEx %dx%dx%d batch %d: operand %s: %s", m, n, k, batch, o.what, why.c_str());
             return ST_INVALID_VALUE;
         }
     }

@@ -642,7 +642,7 @@ CUresult cuMemFreeHost(void *p) {
 static CUresult checked(const char *what, uintptr_t p, size_t n) {
     std::string why = check_range(p, n);
     if (why.empty()) return CUDA_SUCCESS;
-    log("%s: %s", what, why.c_str());
+    refuse("%s: %s", what, why.c_str());
     return CUDA_ERROR_INVALID_VALUE;
 }
 

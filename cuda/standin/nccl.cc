@@ -129,13 +129,13 @@ int issue(comm *c, int kind, const void *send, void *recv, size_t count, int dty
     if (kind != OP_BROADCAST || c->rank == root) {
         std::string why = standin::check_range((uintptr_t)send, in);
         if (!why.empty()) {
-            standin::log("NCCL collective on rank %d: send buffer: %s", c->rank, why.c_str());
+            standin::refuse("NCCL collective on rank %d: send buffer: %s", c->rank, why.c_str());
             return NC_INVALID_ARGUMENT;
         }
     }
     std::string why = standin::check_range((uintptr_t)recv, out);
     if (!why.empty()) {
-        standin::log("NCCL collective on rank %d: receive buffer: %s", c->rank, why.c_str());
+        standin::refuse("NCCL collective on rank %d: receive buffer: %s", c->rank, why.c_str());
         return NC_INVALID_ARGUMENT;
     }
     uint64_t seq = c->seq++;

@@ -66,6 +66,18 @@ void log(const char *fmt, ...) {
     fprintf(stderr, "trm stand-in (emulated CUDA): %s\n", line);
 }
 
+thread_local std::string last_refusal;
+
+void refuse(const char *fmt, ...) {
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    last_refusal = line;
+    log("%s", line);
+}
+
 namespace {
 
 constexpr size_t kStack = 64 << 10; // per fiber
@@ -394,3 +406,12 @@ std::string run_launch(emu_launch *L) {
 }
 
 } // namespace standin
+
+// trm_standin_refusal copies and clears the calling thread's last refused
+// call's explanation; it returns its length (0: none).
+extern "C" __attribute__((visibility("default"))) int trm_standin_refusal(char *buf, int n) {
+    std::string s;
+    s.swap(standin::last_refusal);
+    if (buf && n > 0) snprintf(buf, n, "%s", s.c_str());
+    return (int)s.size();
+}

@@ -58,6 +58,11 @@ int current_device();
 // does on a GPU: every later call on its context returns it.
 void set_error(int dev, int code, const std::string &msg);
 
+// refuse logs why a call was refused (an operand outside its buffer) and
+// keeps the text for the calling thread, which the backend appends to the
+// call's error (trm_standin_refusal).
+void refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 // log prints a line to stderr prefixed with the stand-in's name.
 void log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
