@@ -243,3 +243,17 @@ func (b *Backend) Release(m Mark) error {
 	}
 	return nil
 }
+
+// BeginScope is Mark and Release for callers that hold an engine.Backend
+// and must not import this package (the trainer's evaluation, gather and
+// broadcast buffers): the returned function releases every buffer
+// allocated since the call. Through an interface check:
+//
+//	if s, ok := be.(interface{ BeginScope() func() error }); ok {
+//		end := s.BeginScope()
+//		defer end()
+//	}
+func (b *Backend) BeginScope() func() error {
+	m := b.Mark()
+	return func() error { return b.Release(m) }
+}

@@ -296,7 +296,8 @@ func graphNeverStale(t *testing.T, verify bool) {
 	step(b.Slice(x1, 2, 2), b.Slice(y, 0, 2), []float32{6, 8})
 }
 
-// TestRelease: buffers allocated after a Mark are freed by Release (the
+// TestRelease: buffers allocated in a scope (BeginScope, that is Mark and
+// Release) are freed at its end (the
 // device's count of live buffers and the backend's bytes in use return to
 // what they were), internal buffers and graphs made since are dropped, and
 // the backend keeps working, in both graph modes.
@@ -313,7 +314,8 @@ func TestRelease(t *testing.T) {
 		}
 		buffers, _ := StandinLive(0)
 		inUse, _ := b.DeviceMemory()
-		m := b.Mark()
+		var be engine.Backend = b
+		end := be.(interface{ BeginScope() func() error }).BeginScope()
 		for range 3 {
 			x := b.Alloc(engine.F32, 5000)
 			b.Fill(x, 2)
@@ -322,7 +324,7 @@ func TestRelease(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := b.Release(m); err != nil {
+		if err := end(); err != nil {
 			t.Fatal(err)
 		}
 		if n, _ := StandinLive(0); Emulated() && n != buffers {
