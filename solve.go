@@ -84,6 +84,10 @@ type SolverOptions struct {
 	// backend (a program built with the cuda tag may pass package cuda's
 	// backend). The Solver then owns it until Close.
 	Backend engine.Backend
+	// OnStep, when set, is called after every engine step with the
+	// number of busy slots (from the Solver's own goroutine: it must not
+	// block), e.g. to record a histogram of batch sizes.
+	OnStep func(busy int)
 }
 
 // ErrClosed is returned by Solve on a Solver that was closed.
@@ -93,10 +97,11 @@ var ErrClosed = errors.New("trm: solver closed")
 // methods are safe for concurrent use: one goroutine owns the model and
 // batches the puzzles of all pending requests together.
 type Solver struct {
-	m     *Model
-	em    *engine.Model
-	batch int
-	wait  time.Duration
+	m      *Model
+	em     *engine.Model
+	batch  int
+	wait   time.Duration
+	onStep func(busy int)
 
 	reqs chan *job
 	quit chan struct{}
@@ -157,7 +162,7 @@ func (m *Model) NewSolver(opt SolverOptions) (*Solver, error) {
 	if err := em.SetParams(m.params); err != nil {
 		return nil, fmt.Errorf("trm: %w", err)
 	}
-	s := &Solver{m: m, em: em, batch: opt.Batch, wait: opt.MaxWait,
+	s := &Solver{m: m, em: em, batch: opt.Batch, wait: opt.MaxWait, onStep: opt.OnStep,
 		reqs: make(chan *job), quit: make(chan struct{}), done: make(chan struct{})}
 	go s.loop()
 	return s, nil
@@ -399,6 +404,9 @@ func (s *Solver) loop() {
 		s.stats.Steps++
 		s.stats.BusySlotSteps += int64(busy)
 		s.mu.Unlock()
+		if s.onStep != nil {
+			s.onStep(busy)
+		}
 		V, S, H := s.m.cfg.VocabSize, s.em.S, s.em.H
 		for b := range slots {
 			sl := &slots[b]
