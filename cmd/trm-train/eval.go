@@ -53,12 +53,12 @@ func resolveInference(ckpt, model, modelConfig string, dataDirs, overrides []str
 			model = filepath.Join(dir, trainer.ModelFile)
 		}
 	case model != "" && modelConfig != "":
-		a, err := resolveModelConfig(modelConfig, warn)
+		a, arch, err := resolveModelConfig(modelConfig, warn)
 		if err != nil {
 			return cfg, "", err
 		}
 		cfg = trainer.DefaultConfig()
-		cfg.Arch = a
+		cfg.Arch, cfg.ArchSettings = a, arch
 	default:
 		return cfg, "", usageErrorf("give --checkpoint DIR, or --model FILE with --model-config PRESET|config.json")
 	}
@@ -85,13 +85,15 @@ func resolveInference(ckpt, model, modelConfig string, dataDirs, overrides []str
 
 // resolveModelConfig reads a --model-config: a preset, a model or training
 // config JSON, or the reference's YAML (an arch file, a run's
-// all_config.yaml); warnings about keys without effect go to warn.
-func resolveModelConfig(arg string, warn io.Writer) (engine.Config, error) {
-	c, warnings, err := trainer.ResolveModelConfig(arg)
+// all_config.yaml) with its architecture (a preset's, the file's name
+// key; trm where none is named); warnings about keys without effect go to
+// warn.
+func resolveModelConfig(arg string, warn io.Writer) (engine.Config, engine.ArchSettings, error) {
+	c, s, warnings, err := trainer.ResolveModelArch(arg)
 	for _, w := range warnings {
 		fmt.Fprintln(warn, "warning:", w)
 	}
-	return c, err
+	return c, s, err
 }
 
 // loadInference resolves as resolveInference does and reads the weights.
@@ -100,25 +102,30 @@ func loadInference(ckpt, model, modelConfig string, dataDirs, overrides []string
 	if err != nil {
 		return nil, err
 	}
-	p, err := loadWeights(ckpt != "" && model == "", weights, cfg.Arch)
+	p, err := loadWeights(ckpt != "" && model == "", weights, cfg.Arch, cfg.ArchSettings)
 	if err != nil {
 		return nil, err
 	}
 	return &inference{cfg: cfg, params: p}, nil
 }
 
-// loadWeights reads the weights file for arch. When it is a checkpoint's
+// loadWeights reads the weights file of the model arch and s make (its
+// architecture's parameter table: an HRM's H_level keys). When it is a checkpoint's
 // own (ofCheckpoint), the checkpoint is first verified against its
 // manifest (trainer.VerifyCheckpoint), as a resume does: a flipped bit or a
 // truncated file is reported naming the file instead of evaluating
 // damaged weights.
-func loadWeights(ofCheckpoint bool, weights string, arch engine.Config) (*engine.Params, error) {
+func loadWeights(ofCheckpoint bool, weights string, arch engine.Config, s engine.ArchSettings) (*engine.Params, error) {
 	if ofCheckpoint {
 		if err := trainer.VerifyCheckpoint(filepath.Dir(weights)); err != nil {
 			return nil, err
 		}
 	}
-	return engine.LoadState(weights, engine.NewLayout(arch))
+	l, err := engine.NewArchLayout(arch, s)
+	if err != nil {
+		return nil, err
+	}
+	return engine.LoadState(weights, l)
 }
 
 // evalFlags are the flags of eval.
@@ -206,7 +213,7 @@ func runEval(c *cobra.Command, f *evalFlags, args []string) error {
 	if f.dryRun {
 		return dryRunEval(stdout, stderr, cfg, model, f.device)
 	}
-	p, err := loadWeights(f.ckpt != "" && f.model == "", model, cfg.Arch)
+	p, err := loadWeights(f.ckpt != "" && f.model == "", model, cfg.Arch, cfg.ArchSettings)
 	if err != nil {
 		return err
 	}

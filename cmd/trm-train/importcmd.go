@@ -104,14 +104,18 @@ func runImport(ctx context.Context, stdout, stderr io.Writer, f *importFlags, ar
 		return err
 	}
 	if f.modelConfig != "" {
-		cfg, err := resolveModelConfig(f.modelConfig, stderr)
+		cfg, arch, err := resolveModelConfig(f.modelConfig, stderr)
 		if err != nil {
 			return err
 		}
 		if puz, ok := ts[engine.KeyPuzzleEmb]; ok && len(puz.Shape) == 2 {
 			cfg.NumPuzzleIdentifiers = puz.Shape[0] // the table's rows come from its dataset
 		}
-		if _, err := engine.StateFromTensors(ts, engine.NewLayout(cfg), in); err != nil {
+		l, err := engine.NewArchLayout(cfg, arch)
+		if err != nil {
+			return err
+		}
+		if _, err := engine.StateFromTensors(ts, l, in); err != nil {
 			return err
 		}
 	}

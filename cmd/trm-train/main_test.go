@@ -13,7 +13,8 @@ func runCmd(args ...string) (code int, stdout, stderr string) {
 }
 
 func TestParamsPaperCounts(t *testing.T) {
-	for preset, want := range map[string]string{"sudoku-mlp": "5,028,866", "sudoku-att": "6,828,034"} {
+	for preset, want := range map[string]string{"sudoku-mlp": "5,028,866", "sudoku-att": "6,828,034", "maze": "6,822,914",
+		"arc1": "6,829,058", "arc2": "6,829,058", "hrm-sudoku": "27,275,266", "hrm-maze": "27,270,146", "hrm-arc1": "27,276,290", "hrm-arc2": "27,276,290"} {
 		code, out, errs := runCmd("params", preset)
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", preset, code, errs)

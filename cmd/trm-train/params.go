@@ -34,7 +34,7 @@ func runParams(stdout, stderr io.Writer, puzzles int, args []string) error {
 	if len(args) != 1 {
 		return usageErrorf("want exactly one preset name or config path, got %d arguments", len(args))
 	}
-	cfg, err := resolveModelConfig(args[0], stderr)
+	cfg, arch, err := resolveModelConfig(args[0], stderr)
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,10 @@ func runParams(stdout, stderr io.Writer, puzzles int, args []string) error {
 	if puzzles > 0 {
 		cfg.NumPuzzleIdentifiers = puzzles
 	}
-	l := engine.NewLayout(cfg)
+	l, err := engine.NewArchLayout(cfg, arch)
+	if err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "key\tshape\telements\ttrained by\t")
 	kinds := map[engine.Kind]string{engine.Trained: "AdamATan2", engine.PuzzleEmb: "sign-SGD", engine.Buffer: "(buffer)"}
@@ -54,7 +57,7 @@ func runParams(stdout, stderr io.Writer, puzzles int, args []string) error {
 	tw.Flush()
 	fmt.Fprintf(stdout, "\ntrained parameters (AdamATan2): %s\n", group(l.NumTrained))
 	fmt.Fprintf(stdout, "puzzle embedding (sign-SGD):    %s (%d rows x %d)\n", group(l.NumPuzzle), cfg.NumPuzzleIdentifiers*btoi(cfg.PuzzleEmbNdim > 0), cfg.PuzzleEmbNdim)
-	fmt.Fprintf(stdout, "buffers (H_init, L_init):       %s\n", group(l.NumBuffer))
+	fmt.Fprintf(stdout, "buffers (init states):          %s\n", group(l.NumBuffer))
 	fmt.Fprintf(stdout, "sequence: L %d + P %d = S %d; hidden %d, heads %d x %d; inter(H) %d", cfg.SeqLen, cfg.PuzzleLen(), cfg.SeqTotal(), cfg.HiddenSize, cfg.NumHeads, cfg.HeadDim(), cfg.Inter(cfg.HiddenSize))
 	if cfg.MLPT {
 		fmt.Fprintf(stdout, ", inter(S) %d", cfg.Inter(cfg.SeqTotal()))

@@ -194,7 +194,7 @@ func runSteps(inf *inference, inputs, pids []int32, each func(k int, r *engine.S
 	if err != nil {
 		return err
 	}
-	m, err := engine.NewModel(a, be, engine.Options{})
+	m, err := engine.NewModel(a, be, engine.Options{Arch: inf.cfg.ArchSettings})
 	if err != nil {
 		return err
 	}

@@ -335,7 +335,11 @@ func loadInit(path string, cfg trainer.Config) (*engine.Params, error) {
 	if err != nil {
 		return nil, err
 	}
-	return engine.LoadState(path, engine.NewLayout(arch))
+	l, err := engine.NewArchLayout(arch, cfg.ArchSettings)
+	if err != nil {
+		return nil, err
+	}
+	return engine.LoadState(path, l)
 }
 
 // startsFresh reports whether the run starts from initial weights rather
@@ -369,7 +373,11 @@ func loadReferenceCheckpoint(ctx context.Context, cfg trainer.Config) (*engine.P
 	if err != nil {
 		return nil, fmt.Errorf("load_checkpoint: %w", err)
 	}
-	p, err := engine.StateFromTensors(ts, engine.NewLayout(arch), cfg.LoadCheckpoint)
+	l, err := engine.NewArchLayout(arch, cfg.ArchSettings)
+	if err != nil {
+		return nil, fmt.Errorf("load_checkpoint: %w", err)
+	}
+	p, err := engine.StateFromTensors(ts, l, cfg.LoadCheckpoint)
 	if err != nil {
 		return nil, fmt.Errorf("load_checkpoint: %w", err)
 	}
