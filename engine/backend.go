@@ -70,7 +70,7 @@ type LossDims struct {
 }
 
 // LossBufs are the loss head's inputs and outputs, all per example so that
-// the trainer, not the backend, forms the spec's sums.
+// the trainer, not the backend, forms the batch sums (docs/model.md#loss-head).
 type LossBufs struct {
 	Logits Buf // [B,L,V] f32 in
 	Labels Buf // [B,L] i32 in, -100 = ignored
@@ -91,7 +91,8 @@ type LossBufs struct {
 	SeqCorrect Buf // [B] i32 out: 1 if every supervised position is correct
 }
 
-// ACTState is the ACT carry bookkeeping of spec section 4, on the backend.
+// ACTState is the ACT carry bookkeeping (docs/model.md#the-act-step-and-the-carry),
+// on the backend.
 type ACTState struct {
 	Steps  Buf // [B] i32
 	Halted Buf // [B] i32, 0 or 1
@@ -170,15 +171,17 @@ type Backend interface {
 	// [B,S,H] take hInit, lInit [H]; steps become 0; cur* take the batch's
 	// example of that slot (cur/batch inputs and labels [B,L], pids [B]).
 	ACTReset(zH, zL Buf, st ACTState, curInputs, curLabels, curPIDs, inputs, labels, pids, hInit, lInit Buf, batch, seqTotal, seqLen, hidden int)
-	// ACTHalt advances steps and decides halting (spec section 4) from q
+	// ACTHalt advances steps and decides halting
+	// (docs/model.md#the-act-step-and-the-carry, steps 3-5) from q
 	// [B,2] and the exploration floor minSteps [B] (0 = none).
 	ACTHalt(st ACTState, q, minSteps Buf, batch, maxSteps int, training, noACTContinue bool)
 	// LossHead computes the per-example losses, predictions, counts and,
-	// where the gradient buffers are given, the gradients (spec section 5).
+	// where the gradient buffers are given, the gradients
+	// (docs/model.md#loss-head).
 	LossHead(lb LossBufs, d LossDims)
 
 	// AdamATan2 updates params in place from grads with moments m and v
-	// (all the same length), spec section 6:
+	// (all the same length), as docs/training.md#adamatan2 describes:
 	// m = lerp(m, g, 1-b1); v = lerp(v, g^2, 1-b2);
 	// p = p (1 - lr wd) - lr/(1-b1^t) atan2(m, sqrt(v)/sqrt(1-b2^t)).
 	AdamATan2(params, grads, m, v Buf, h AdamHyper)

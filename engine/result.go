@@ -1,7 +1,8 @@
 package engine
 
 // StepResult is the host copy of one step's per-example outputs, from which
-// the trainer builds the spec's sums and the per-supervision-step metrics.
+// the trainer builds the batch sums and the per-supervision-step metrics
+// (docs/model.md#metrics).
 type StepResult struct {
 	QHalt, QContinue []float32 // [B]
 	Halted, Steps    []int32   // [B] after the step (halted 0/1)
@@ -49,7 +50,7 @@ func (m *Model) Result(c *Carry, withLogits bool) (*StepResult, error) {
 	return r, be.Sync()
 }
 
-// Metrics are the spec's per-step sums (section 5) over a batch. The
+// Metrics are the per-step sums of docs/model.md#metrics over a batch. The
 // metric fields sum over valid = halted & n_b > 0; the losses over every
 // example.
 type Metrics struct {

@@ -1,4 +1,5 @@
-// ACT carry bookkeeping (spec section 4): reset of halted slots, halting.
+// ACT carry bookkeeping (docs/model.md#the-act-step-and-the-carry): reset of
+// halted slots, halting.
 #include "common.cuh"
 
 // trm_act_reset: for every halted slot r, z_H and z_L rows take hInit and

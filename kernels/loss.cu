@@ -1,4 +1,4 @@
-// Loss head (spec section 5): stablemax or softmax cross entropy in
+// Loss head (docs/model.md#loss-head): stablemax or softmax cross entropy in
 // float64 with its gradient, predictions, counts, and the q-head BCE terms.
 #include "common.cuh"
 

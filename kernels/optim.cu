@@ -1,5 +1,5 @@
-// Optimizer and reduction kernels (spec section 6): AdamATan2 over the flat
-// parameter buffer in one launch, sign-SGD on sparse embedding rows, and a
+// Optimizer and reduction kernels (docs/training.md): AdamATan2 over the
+// flat parameter buffer in one launch, sign-SGD on sparse embedding rows, and a
 // deterministic float64 sum of squares.
 //
 // Step-dependent scalars (learning rate, bias corrections) are read from a

@@ -6,7 +6,8 @@ import (
 	"github.com/tinyrecursive/trm/engine"
 )
 
-// ACTReset implements engine.Backend (spec section 4, step 1).
+// ACTReset implements engine.Backend (docs/model.md#the-act-step-and-the-carry,
+// step 1).
 func (b *Backend) ACTReset(zH, zL engine.Buf, st engine.ACTState, curInputs, curLabels, curPIDs, inputs, labels, pids, hInit, lInit engine.Buf, batch, seqTotal, seqLen, hidden int) {
 	n := batch * seqTotal * hidden
 	if !b.need("ACTReset", req{"zH", zH, n}, req{"zL", zL, n}, req{"steps", st.Steps, batch}, req{"halted", st.Halted, batch},
@@ -48,7 +49,8 @@ func (j *actResetJob) run(_, lo, hi int) {
 	}
 }
 
-// ACTHalt implements engine.Backend (spec section 4, steps 3-5).
+// ACTHalt implements engine.Backend (docs/model.md#the-act-step-and-the-carry,
+// steps 3-5).
 func (b *Backend) ACTHalt(st engine.ACTState, q, minSteps engine.Buf, batch, maxSteps int, training, noACTContinue bool) {
 	if !b.need("ACTHalt", req{"steps", st.Steps, batch}, req{"halted", st.Halted, batch}, req{"q", q, 2 * batch}, req{"minSteps", minSteps, batch}) {
 		return
@@ -72,7 +74,7 @@ func (b *Backend) ACTHalt(st engine.ACTState, q, minSteps engine.Buf, batch, max
 	}
 }
 
-// LossHead implements engine.Backend (spec section 5). Cross entropy runs
+// LossHead implements engine.Backend (docs/model.md#loss-head). Cross entropy runs
 // in float64 per position; each example is one job, so sums have a fixed
 // order.
 // FLOPs ~6 V per position; bytes 8 V per position (logits in, gradient out).

@@ -478,7 +478,7 @@ func testEmbed(t *testing.T, h *harness) {
 	}
 }
 
-// refCE is the per-position loss of spec section 5 in float64.
+// refCE is the per-position loss of docs/model.md#loss-head in float64.
 func refCE(x []float64, y int, softmax bool) float64 {
 	if softmax {
 		m := math.Inf(-1)
@@ -708,7 +708,7 @@ func contains(s, sub string) bool {
 }
 
 // testOptimizers checks the optimizer ops against values computed by hand
-// from spec section 6 (written out in the comments).
+// from the update rules of docs/training.md (written out in the comments).
 func testOptimizers(t *testing.T, h *harness) {
 	// AdamATan2, lr 0.1, betas (0.9, 0.95), wd 0.1, g = (0.5, -1) twice:
 	// step 1: m = (0.05, -0.1), v = (0.0125, 0.05), denominators
