@@ -182,7 +182,8 @@ type TrainState struct {
 	RNG []byte `json:"rng"`
 }
 
-// TrainIterator yields training batches in the spec's order: per pass and
+// TrainIterator yields training batches in the order of
+// docs/data.md#training-order: per pass and
 // set, a group permutation per epoch, concatenated; each batch takes the
 // next group, a random puzzle of it and a random subset, without
 // replacement and in random order, of as many of its examples as still

@@ -11,7 +11,7 @@ import (
 )
 
 // Set is one set of one split of one dataset directory: the five arrays of
-// spec section 7, validated against each other on open. Inputs and Labels
+// docs/data.md#layout, validated against each other on open. Inputs and Labels
 // are memory-mapped [examples, seq_len]; the index arrays are small and
 // live on the heap as int32.
 type Set struct {
@@ -40,9 +40,10 @@ func (s *Set) NumPuzzles() int { return len(s.PuzzleIdentifiers) }
 func (s *Set) NumGroups() int { return len(s.GroupIndices) - 1 }
 
 // Dataset is one split (train or test) of one or more dataset directories
-// merged as spec section 7 says: the metadata must agree, counts are
-// summed, and each directory's puzzle identifiers are offset past those of
-// the directories before it so datasets never share embedding rows.
+// merged as docs/data.md#merging-directories says: the metadata must
+// agree, counts are summed, and each directory's puzzle identifiers are
+// offset past those of the directories before it so datasets never share
+// embedding rows.
 type Dataset struct {
 	Split string
 	Dirs  []string
@@ -117,7 +118,7 @@ func Open(split string, dirs ...string) (_ *Dataset, err error) {
 // must equal the groups of the group_indices files, mean_puzzle_examples
 // the examples per puzzle of the puzzle_indices files, and total_puzzles
 // lie between the groups and the puzzles (the Sudoku and Maze builders
-// count only original puzzles there, ARC every version; spec section 7).
+// count only original puzzles there, ARC every version; docs/data.md#builders).
 // Set files in the split directory that sets does not list are refused
 // too: they would be silently ignored.
 func checkTotals(ds *Dataset, metas []Metadata) error {

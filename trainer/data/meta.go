@@ -13,7 +13,7 @@ import (
 	"github.com/tinyrecursive/trm/internal/safetensors"
 )
 
-// Metadata is a split's dataset.json (spec section 7). Field order and
+// Metadata is a split's dataset.json (docs/data.md#layout). Field order and
 // names follow the reference's PuzzleDatasetMetadata so the file we write
 // is byte-identical to the one Python's json.dump writes.
 type Metadata struct {

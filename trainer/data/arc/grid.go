@@ -1,6 +1,7 @@
 // Package arc holds the ARC-specific pieces of the datasets: grids, the
 // dihedral and colour augmentations with their inverses and puzzle names
-// (spec section 7), and the pass@K evaluation with voting (section 8).
+// (docs/data.md#arc), and the pass@K evaluation with voting
+// (docs/arc-scoring.md).
 package arc
 
 import (

@@ -14,11 +14,11 @@ import (
 // PassKs are the K of the reported ARC/pass@K metrics.
 var PassKs = []int{1, 2, 5, 10, 100, 1000}
 
-// Crop cuts a predicted 30x30 token canvas to the grid it encodes (spec
-// section 8): for each row count nr = 1..30, the width shrinks to the
-// first column of row nr-1 whose token is not a colour (2..11); the
-// (nr, width) of largest area wins, the first on ties; colours become
-// 0..9. A 0x0 grid is possible.
+// Crop cuts a predicted 30x30 token canvas to the grid it encodes
+// (docs/arc-scoring.md#cropping-a-prediction): for each row count
+// nr = 1..30, the width shrinks to the first column of row nr-1 whose
+// token is not a colour (2..11); the (nr, width) of largest area wins,
+// the first on ties; colours become 0..9. A 0x0 grid is possible.
 func Crop(tokens []int32) Grid {
 	const n = MaxSize
 	bestArea, bestR, bestC := 0, 0, 0

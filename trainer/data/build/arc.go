@@ -15,7 +15,7 @@ import (
 	"github.com/tinyrecursive/trm/trainer/data/arc"
 )
 
-// ARC layout constants (spec section 7, puzzle's ARC constants): 30x30
+// ARC layout constants (docs/data.md#arc, package puzzle's ARC constants): 30x30
 // canvas, PAD 0, end-of-grid marker 1, colours 0..9 as tokens 2..11.
 const (
 	arcSeqLen  = puzzle.ARCSeqLen

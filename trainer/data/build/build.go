@@ -1,4 +1,4 @@
-// Package build writes datasets in the reference layout (spec section 7):
+// Package build writes datasets in the reference layout (docs/data.md):
 // Sudoku and Maze from CSV files or from the built-in generators, and ARC
 // from the challenge/solution JSON files. Every builder is seeded and
 // reproducible, reports progress, and writes into a temporary directory
@@ -138,7 +138,7 @@ type Example struct{ Input, Label []byte }
 
 // simpleLayout describes a dataset where every puzzle is one example, all
 // puzzles share identifier 0 and a group is an original with its
-// augmentations (the Sudoku and Maze layout of spec section 7).
+// augmentations (the Sudoku and Maze layout of docs/data.md#maze).
 type simpleLayout struct {
 	seqLen, vocab int
 }
