@@ -54,7 +54,7 @@ func initModel(t *testing.T, seqLen, vocab int, mlpT bool) *trm.Model {
 
 // testServer serves m on a loopback port until the returned stop is
 // called; stop drains and returns serve's error.
-func testServer(t *testing.T, m *trm.Model, opt serverOptions, hook func(context.Context)) (base string, s *server, stop func() error) {
+func testServer(t testing.TB, m *trm.Model, opt serverOptions, hook func(context.Context)) (base string, s *server, stop func() error) {
 	t.Helper()
 	s, err := newServer(m, opt)
 	if err != nil {
