@@ -54,6 +54,9 @@ type Solution struct {
 	// HaltProb is sigmoid(q_halt) after each step: the model's confidence
 	// that its answer is right.
 	HaltProb []float64
+	// QHalt is the halting head's logit q_halt after each step (HaltProb
+	// is its sigmoid): what an ARC vote weighs each version by.
+	QHalt []float32
 	// Trace holds the predictions after each step (Request.Trace).
 	Trace [][]int32
 	// Logits holds each step's logits, [SeqLen*VocabSize] in
@@ -418,6 +421,7 @@ func (s *Solver) loop() {
 			sol.Steps++
 			q := float64(res.QHalt[b])
 			sol.HaltProb = append(sol.HaltProb, 1/(1+math.Exp(-q)))
+			sol.QHalt = append(sol.QHalt, res.QHalt[b])
 			if sol.HaltStep == 0 && q > 0 {
 				sol.HaltStep = sol.Steps
 			}

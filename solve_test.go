@@ -155,7 +155,7 @@ func checkAgainstEngine(t *testing.T, m *trm.Model, weights string, ps []trm.Puz
 				if !slices.Equal(sol.Trace[k], want[k][i]) {
 					t.Errorf("batch %d puzzle %d step %d: predictions %v, engine %v", batch, i, k+1, sol.Trace[k], want[k][i])
 				}
-				if math.Abs(sol.HaltProb[k]-sigmoid(wantQ[k][i])) > 1e-6 {
+				if math.Abs(sol.HaltProb[k]-sigmoid(wantQ[k][i])) > 1e-6 || math.Abs(float64(sol.QHalt[k]-wantQ[k][i])) > 1e-4 {
 					t.Errorf("batch %d puzzle %d step %d: halting confidence %v, engine %v", batch, i, k+1, sol.HaltProb[k], sigmoid(wantQ[k][i]))
 				}
 				if firstHalt == 0 && wantQ[k][i] > 0 {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -613,10 +612,9 @@ func (s *server) solveARC(ctx context.Context, req *solveRequest, resp *solveRes
 	vote := puzzle.NewARCVote(task, versions)
 	for i, q := range queries {
 		// The vote weighs each version by its last step's q_halt logit,
-		// as evaluation does: recovered from sigmoid(q_halt).
-		p := min(max(sols[i].HaltProb[len(sols[i].HaltProb)-1], 1e-300), 1-1e-16)
+		// as evaluation does.
 		resp.Steps += sols[i].Steps
-		if err := vote.Add(q, sols[i].Answer, math.Log(p/(1-p))); err != nil {
+		if err := vote.Add(q, sols[i].Answer, float64(sols[i].QHalt[len(sols[i].QHalt)-1])); err != nil {
 			return resp, badRequest(http.StatusInternalServerError, "internal", "vote: %v", err)
 		}
 	}
