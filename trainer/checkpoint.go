@@ -37,8 +37,8 @@ type Meta struct {
 	Step         int             `json:"step"`
 	OptimStep    int             `json:"optim_step"`
 	TotalSteps   int             `json:"total_steps"`
-	Pass         int             `json:"pass"`          // evaluation intervals completed
-	PassDone     bool            `json:"pass_done"`     // the data of pass Pass is exhausted (its evaluation pending or done)
+	Pass         int             `json:"pass"`          // evaluation intervals completed (a pass the step limit cut before its data ended is not)
+	PassDone     bool            `json:"pass_done"`     // the training of pass Pass is over, its evaluation pending: its data exhausted, or (Data.PassBatches > 0) cut by the step limit
 	Data         data.TrainState `json:"data"`          // training iterator position
 	Exploration  []byte          `json:"exploration"`   // halting-exploration RNG state
 	NonFinite    int             `json:"non_finite"`    // skipped updates in a row

@@ -703,8 +703,15 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 	}
 
 	skipTrain := meta != nil && meta.PassDone && !freshData
+	if skipTrain && meta.Data.PassBatches > 0 && t.Step < total {
+		// The checkpoint's pass was cut by the step limit before its data
+		// ended, and its evaluation was interrupted. With a larger budget
+		// the rest of the pass trains; its end evaluates instead.
+		skipTrain = false
+	}
 	var b data.Batch
 	for ; pass < passes && (t.Step < total || skipTrain); pass++ {
+		dataEnded := false
 		for !skipTrain && t.Step < total {
 			stop, err := t.AnyStop(ctx.Err() != nil)
 			if err != nil {
@@ -720,6 +727,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			err = it.Next(&b)
 			wait := time.Since(t0)
 			if errors.Is(err, data.ErrEndOfPass) {
+				dataEnded = true
 				break
 			}
 			if fe := (*data.FaultError)(nil); errors.As(err, &fe) {
@@ -759,6 +767,22 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			}
 		}
 		skipTrain = false
+		// next is the pass a checkpoint from here on records as the
+		// next to train. A pass the step limit cut short may still hold
+		// batches: it is recorded as not completed, so a resume with a
+		// larger budget (max_steps, epochs) trains the rest of it and the
+		// passes after, up to the new total, exactly as a run given that
+		// budget from the start draws them.
+		next := pass + 1
+		if !dataEnded {
+			ended, err := passDataEnded(it, &b)
+			if err != nil {
+				return sum, err
+			}
+			if !ended {
+				next = pass
+			}
+		}
 		last := pass == passes-1 || t.Step >= total
 		evalStopped := false
 		if ev != nil && pass >= cfg.MinEvalInterval {
@@ -810,22 +834,44 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			if evalStopped {
 				return sum, checkpoint(pass, true)
 			}
-			return sum, checkpoint(pass+1, false)
+			return sum, checkpoint(next, false)
 		}
 		if cfg.CheckpointEveryEval || last {
-			if err := checkpoint(pass+1, false); err != nil {
+			if err := checkpoint(next, false); err != nil {
 				if errors.Is(err, ErrNonFiniteWeights) {
-					return sum, stopWith(err, pass+1)
+					return sum, stopWith(err, next)
 				}
 				return sum, err
 			}
 			if herr := checkHooks(); herr != nil {
-				return sum, stopWith(herr, pass+1)
+				return sum, stopWith(herr, next)
 			}
 		}
 	}
 	sum.Steps, sum.Wall = t.Step, time.Since(start)
 	return sum, nil
+}
+
+// passDataEnded reports whether the iterator's current pass has no batch
+// left, for a pass whose training loop stopped without the iterator
+// saying so (the step limit). A pass that has drawn no batch has reported
+// its end already. Otherwise one draw is tried: at the end of the pass the
+// iterator is left past it, as a loop that reached the end leaves it;
+// when a batch (or a fault of the data files) comes instead, the position
+// before the draw is restored, so nothing is consumed.
+func passDataEnded(it *data.TrainIterator, b *data.Batch) (bool, error) {
+	before := it.State()
+	if before.PassBatches == 0 {
+		return true, nil
+	}
+	err := it.Next(b)
+	if errors.Is(err, data.ErrEndOfPass) {
+		return true, nil
+	}
+	if rerr := it.Restore(before); rerr != nil {
+		return false, fmt.Errorf("training data: restoring the position after looking for the end of the pass: %w", rerr)
+	}
+	return false, nil
 }
 
 // hookFailure returns the first error a hook reports through HookError.

@@ -129,7 +129,10 @@ func TestTrainResumeInto(t *testing.T) {
 		}
 	}
 	out, errs = mustTrain(t, resume)
-	if !strings.Contains(errs, "max_steps changed on resume: 4 -> 8") || !strings.Contains(out, "checkpoint: "+rB+string(filepath.Separator)) {
+	// The first run stopped at its step limit, at the end of its first
+	// pass: the resume trains the next one, up to the new total.
+	if !strings.Contains(errs, "max_steps changed on resume: 4 -> 8") || !strings.Contains(out, "done: 8 steps") ||
+		!strings.Contains(out, "checkpoint: "+rB+string(filepath.Separator)+trainer.StepDirName(8)) {
 		t.Fatalf("resume into rB:\n%s%s", out, errs)
 	}
 	steps, err := trainer.ListCheckpoints(rB)
@@ -148,7 +151,9 @@ func TestTrainResumeInto(t *testing.T) {
 	}
 	// Without --out the run continues in rA and appends a resume record
 	// to rA's log.
-	mustTrain(t, []string{"train", "--quiet", "--resume", rA, "max_steps=8"})
+	if out, errs := mustTrain(t, []string{"train", "--quiet", "--resume", rA, "max_steps=8"}); !strings.Contains(out, "done: 8 steps") {
+		t.Fatalf("resume in rA:\n%s%s", out, errs)
+	}
 	log, err := os.ReadFile(filepath.Join(rA, "run.jsonl"))
 	if err != nil || !strings.Contains(string(log), `"type":"resume"`) {
 		t.Fatalf("rA's log after a resume without --out has no resume record (%v):\n%s", err, log)
