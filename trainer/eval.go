@@ -52,6 +52,12 @@ type Evaluator struct {
 	ds     *data.Dataset
 	arc    *arc.Evaluator
 	outDir string
+	// carry is the evaluation's ACT carry, made on the first evaluation
+	// and reset for every batch after: a carry is B x S x H floats per
+	// state (gigabytes at ARC size), and on a device backend, whose memory
+	// the garbage collector does not return, a carry per evaluation would
+	// grow device memory with every evaluation of the run.
+	carry *engine.Carry
 }
 
 // NewEvaluator opens the evaluation model for test set ds. outDir, if
@@ -115,7 +121,10 @@ func (e *Evaluator) EvaluateContext(ctx context.Context, params *engine.Params, 
 	m := e.model
 	maxSteps := m.Cfg.HaltMaxSteps
 	B, L := m.B, m.L
-	c := m.NewCarry()
+	if e.carry == nil {
+		e.carry = m.NewCarry()
+	}
+	c := e.carry
 	var b data.Batch
 	perSet := map[string]int{}
 	for {

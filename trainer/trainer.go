@@ -30,6 +30,36 @@ type Trainer struct {
 	comm            comm.Comm
 	gLocal, gPIDs   engine.Buf
 	metricBuf, flag engine.Buf
+	// staging holds the device buffers of GlobalCarry and
+	// BroadcastParams, by type and length, made on first use and reused:
+	// both run on every checkpoint or resume, and a device backend does
+	// not return memory to the garbage collector, so buffers made per call
+	// would grow device memory for the whole run.
+	staging map[stagingKey]engine.Buf
+}
+
+// stagingKey names one of Trainer.staging's buffers.
+type stagingKey struct {
+	dt engine.DType
+	n  int
+	// role separates buffers of the same type and length that one
+	// collective uses at once (send and receive).
+	role int
+}
+
+// stagingBuf returns the trainer's reused device buffer for key (dt, n,
+// role), allocating it the first time.
+func (t *Trainer) stagingBuf(dt engine.DType, n, role int) engine.Buf {
+	k := stagingKey{dt, n, role}
+	if b, ok := t.staging[k]; ok {
+		return b
+	}
+	if t.staging == nil {
+		t.staging = map[stagingKey]engine.Buf{}
+	}
+	b := t.Model.Backend().Alloc(dt, n)
+	t.staging[k] = b
+	return b
 }
 
 // New builds a trainer on backend be from an initial state. The model's
@@ -214,7 +244,7 @@ func (t *Trainer) GlobalCarry() (*engine.CarryHost, error) {
 	be := t.Model.Backend()
 	n := t.comm.Size()
 	gf := func(v []float32) ([]float32, error) {
-		send, recv := be.Alloc(engine.F32, len(v)), be.Alloc(engine.F32, n*len(v))
+		send, recv := t.stagingBuf(engine.F32, len(v), 0), t.stagingBuf(engine.F32, n*len(v), 1)
 		be.Upload(send, v)
 		if err := t.comm.AllGather(be, send, recv); err != nil {
 			return nil, err
@@ -224,7 +254,7 @@ func (t *Trainer) GlobalCarry() (*engine.CarryHost, error) {
 		return out, be.Sync()
 	}
 	gi := func(v []int32) ([]int32, error) {
-		send, recv := be.Alloc(engine.I32, len(v)), be.Alloc(engine.I32, n*len(v))
+		send, recv := t.stagingBuf(engine.I32, len(v), 0), t.stagingBuf(engine.I32, n*len(v), 1)
 		be.Upload(send, v)
 		if err := t.comm.AllGather(be, send, recv); err != nil {
 			return nil, err
@@ -301,7 +331,7 @@ func (t *Trainer) BroadcastParams() error {
 		if len(v) == 0 {
 			continue
 		}
-		b := be.Alloc(engine.F32, len(v))
+		b := t.stagingBuf(engine.F32, len(v), 0)
 		be.Upload(b, v)
 		if err := t.comm.Broadcast(be, b, 0); err != nil {
 			return fmt.Errorf("broadcasting the weights from rank 0: %w", err)
