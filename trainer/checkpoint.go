@@ -31,6 +31,13 @@ const (
 	MetaFile = "trainer.json"
 )
 
+// MetaVersion is the format of the trainer.json a checkpoint is written
+// with. Version 1 recorded a pass the step limit cut short before its data
+// ended as completed (Pass one too high), so a resume with a larger budget
+// skipped the rest of that pass; LoadMeta reads version 1 with that
+// corrected.
+const MetaVersion = 2
+
 // Meta is the JSON part of a checkpoint.
 type Meta struct {
 	Version      int             `json:"version"`
@@ -469,11 +476,18 @@ func LoadMeta(dir string) (Meta, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, fmt.Errorf("%s: %w", path, err)
 	}
-	if m.Version != 1 {
+	if m.Version != 1 && m.Version != MetaVersion {
 		return m, fmt.Errorf("%s: unsupported checkpoint version %d", path, m.Version)
 	}
 	if err := m.validate(); err != nil {
 		return m, fmt.Errorf("%s: %w", path, err)
+	}
+	if m.Version == 1 && !m.PassDone && m.Data.PassBatches > 0 && m.Step >= m.TotalSteps && m.Pass > 0 {
+		// Written when the step limit ended a pass whose data had not
+		// reported its end: version 1 counted that pass as completed.
+		// (A version 1 run stopped by an error at its very last step is
+		// indistinguishable; it then trains one pass less when extended.)
+		m.Pass--
 	}
 	return m, nil
 }

@@ -2,7 +2,9 @@ package trainer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -179,5 +181,52 @@ func TestResumeExtendsAfterInterruptedEvaluation(t *testing.T) {
 	}
 	if sum3.Steps != 3 || len(third.steps) != 0 || len(third.evals) != 1 || third.evals[0].Step != 3 {
 		t.Fatalf("resumed with the same budget: %d steps, trained %v, %d evaluations", sum3.Steps, third.steps, len(third.evals))
+	}
+}
+
+// TestResumeExtendsVersion1: a checkpoint of the previous trainer.json
+// format, which counted a pass the step limit cut short as completed, is
+// read with its pass corrected, so the resume trains to the new total.
+func TestResumeExtendsVersion1(t *testing.T) {
+	data := t.TempDir()
+	if err := BuildDemoSudoku(data, 64, 16, 8, 0, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	ref := extendConfig(t, data)
+	full := &recorder{}
+	if _, err := Run(context.Background(), ref, quiet(RunOptions{Hooks: []Hook{full}})); err != nil {
+		t.Fatal(err)
+	}
+	cfg := extendConfig(t, data)
+	cfg.TotalStepsLimit = 3
+	first := &recorder{}
+	sum, err := Run(context.Background(), cfg, quiet(RunOptions{Hooks: []Hook{first}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadMeta(sum.Checkpoint)
+	if err != nil || m.Version != MetaVersion || m.Pass != 0 || m.PassDone {
+		t.Fatalf("checkpoint at the step limit: version %d, pass %d, pass_done %v (%v)", m.Version, m.Pass, m.PassDone, err)
+	}
+	// What version 1 wrote for the same state.
+	m.Version, m.Pass = 1, 1
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sum.Checkpoint, MetaFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rewriteManifest(t, sum.Checkpoint)
+	if m, err = LoadMeta(sum.Checkpoint); err != nil || m.Pass != 0 {
+		t.Fatalf("version 1 read back: pass %d (%v)", m.Pass, err)
+	}
+	second := &recorder{}
+	sum2, err := Run(context.Background(), Config{}, quiet(RunOptions{Hooks: []Hook{second}, Resume: cfg.CheckpointDir, ResumeOverrides: []string{"max_steps=8"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := append(first.losses, second.losses...); sum2.Steps != 8 || !slices.Equal(got, full.losses) {
+		t.Fatalf("resumed version 1 checkpoint: %d steps, losses\n got  %v\n want %v", sum2.Steps, got, full.losses)
 	}
 }

@@ -662,7 +662,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 		if err != nil {
 			return err
 		}
-		m := Meta{Version: 1, Step: t.Step, OptimStep: t.Optim.Step, TotalSteps: total, Pass: p, PassDone: passDone, Data: it.State(),
+		m := Meta{Version: MetaVersion, Step: t.Step, OptimStep: t.Optim.Step, TotalSteps: total, Pass: p, PassDone: passDone, Data: it.State(),
 			Exploration: expl, NonFinite: t.NonFinite, SkippedTotal: t.SkippedTotal, Best: best, Config: cfg}
 		dir, err := writeCheckpoint(cfg.CheckpointDir, t, m, carry)
 		if err != nil {
