@@ -221,17 +221,18 @@ func NewWithOptions(device int, opt Options) (*Backend, error) {
 	// stream is being captured; without the call (cuBLAS < 11.2) graphs
 	// stay off.
 	ws := b.Alloc(engine.F32, blasWorkspace/4).(*buf)
-	err = d.do(func() error {
-		ok, err := b.blas.setWorkspace(uintptr(ws.ptr), blasWorkspace)
-		if err == nil && !ok && b.opt.Graphs {
-			b.opt.Graphs = false
-			fmt.Fprintf(os.Stderr, "trm: cuda device %d: cuBLAS %s lacks cublasSetWorkspace_v2 (cuBLAS < 11.2), so it could allocate while a graph is captured: CUDA graphs are off (every step runs op by op)\n",
-				device, b.dev.blas.Path)
-		}
-		return err
-	})
-	if err == nil {
-		err = b.Sync()
+	// A failed Alloc (out of device memory) surfaces at Sync, before its
+	// null pointer reaches cuBLAS and turns into a less telling error.
+	if err = b.Sync(); err == nil {
+		err = d.do(func() error {
+			ok, err := b.blas.setWorkspace(uintptr(ws.ptr), blasWorkspace)
+			if err == nil && !ok && b.opt.Graphs {
+				b.opt.Graphs = false
+				fmt.Fprintf(os.Stderr, "trm: cuda device %d: cuBLAS %s lacks cublasSetWorkspace_v2 (cuBLAS < 11.2), so it could allocate while a graph is captured: CUDA graphs are off (every step runs op by op)\n",
+					device, b.dev.blas.Path)
+			}
+			return err
+		})
 	}
 	if err != nil {
 		b.Close()

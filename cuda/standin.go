@@ -24,6 +24,8 @@ static int trm_si_name(void *f, unsigned long long p, const char *s) { return ((
 static int trm_si_live(void *f, int dev, unsigned long long *bytes) { return ((trm_si_live_t)f)(dev, bytes); }
 static int trm_si_text(void *f, int dev, char *buf, int n) { return ((trm_si_text_t)f)(dev, buf, n); }
 static int trm_si_refusal(void *f, char *buf, int n) { return ((int (*)(char *, int))f)(buf, n); }
+static int trm_si_count(void *f, int dev) { return ((int (*)(int))f)(dev); }
+static int trm_si_count0(void *f) { return ((int (*)(void))f)(); }
 */
 import "C"
 
@@ -38,6 +40,7 @@ var standin struct {
 	marker            string
 	name, live, leaks unsafe.Pointer
 	errText, refusal  unsafe.Pointer
+	streams, handles  unsafe.Pointer
 }
 
 func loadStandin() {
@@ -56,6 +59,8 @@ func loadStandin() {
 			standin.leaks = sym("trm_standin_leaks")
 			standin.errText = sym("trm_standin_error")
 			standin.refusal = sym("trm_standin_refusal")
+			standin.streams = sym("trm_standin_streams")
+			standin.handles = sym("trm_standin_blas_handles")
 		}
 	})
 }
@@ -107,6 +112,19 @@ func StandinLive(dev int) (buffers int, bytes int64) {
 	var b C.ulonglong
 	n := C.trm_si_live(standin.live, C.int(dev), &b)
 	return int(n), int64(b)
+}
+
+// StandinHandles returns the streams of device dev that were created and
+// not destroyed (its context's default stream aside) and the cuBLAS
+// handles of the process not destroyed, as the stand-in counts them (0, 0
+// on a GPU): with no backend open both are 0, even after a New that
+// failed half way.
+func StandinHandles(dev int) (streams, blasHandles int) {
+	loadStandin()
+	if standin.streams == nil || standin.handles == nil {
+		return 0, 0
+	}
+	return int(C.trm_si_count(standin.streams, C.int(dev))), int(C.trm_si_count0(standin.handles))
 }
 
 // StandinLeaks returns the stand-in's report of the buffers still

@@ -442,3 +442,30 @@ func TestStandinUseAfterFree(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestFailedNewLeavesNothing: a New that fails after it made its stream,
+// its cuBLAS handle and its first buffers (here: the device is too small
+// for cuBLAS's workspace) destroys all of them: the stand-in counts no
+// stream, handle or buffer left, and reports no leak when the context
+// goes.
+func TestFailedNewLeavesNothing(t *testing.T) {
+	needStandin(t)
+	t.Setenv("TRM_STANDIN_MEM", "16M")
+	b, err := NewWithOptions(0, Options{Gemm: GemmFP32, Graphs: true})
+	if err == nil {
+		b.Close()
+		t.Fatal("New on a 16 MiB device (smaller than the 32 MiB cuBLAS workspace) succeeded")
+	}
+	if !strings.Contains(err.Error(), "out of device memory") {
+		t.Fatalf("New on a 16 MiB device: error %v, want out of device memory", err)
+	}
+	if n, bytes := StandinLive(0); n != 0 {
+		t.Errorf("after the failed New: %d device buffers (%d bytes) still allocated", n, bytes)
+	}
+	if s, h := StandinHandles(0); s != 0 || h != 0 {
+		t.Errorf("after the failed New: %d streams and %d cuBLAS handles not destroyed", s, h)
+	}
+	if l := StandinLeaks(0); l != "" {
+		t.Errorf("the stand-in reported a leak when the failed New released the context: %s", l)
+	}
+}

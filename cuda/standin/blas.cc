@@ -8,6 +8,7 @@
 #include "standin.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -69,6 +70,9 @@ __attribute__((target_clones("avx2", "default"))) void gemm_col(float *acc, cons
     }
 }
 
+// live_handles counts the cuBLAS handles not yet destroyed.
+std::atomic<int> live_handles{0};
+
 } // namespace
 
 extern "C" {
@@ -77,14 +81,20 @@ __attribute__((visibility("default"))) int cublasCreate_v2(void **h) {
     if (!h) return ST_INVALID_VALUE;
     if (standin::current_device() < 0) return ST_NOT_INITIALIZED;
     *h = new handle;
+    live_handles++;
     return ST_SUCCESS;
 }
 
 __attribute__((visibility("default"))) int cublasDestroy_v2(void *h) {
     if (!h) return ST_NOT_INITIALIZED;
     delete (handle *)h;
+    live_handles--;
     return ST_SUCCESS;
 }
+
+// trm_standin_blas_handles counts the cuBLAS handles created and not yet
+// destroyed, so a test can tell that a failed backend start left none.
+__attribute__((visibility("default"))) int trm_standin_blas_handles(void) { return live_handles.load(); }
 
 __attribute__((visibility("default"))) int cublasSetStream_v2(void *h, void *s) {
     if (!h) return ST_NOT_INITIALIZED;

@@ -240,6 +240,11 @@ void release_context(context *c) {
         std::lock_guard<std::mutex> lk(ctx_mu);
         ss.assign(c->streams.begin(), c->streams.end());
     }
+    // Streams other than the default one are the engine's to destroy
+    // before it releases the context: any left are leaks.
+    int nstreams = 0;
+    for (stream *s : ss)
+        if (s != c->dflt) nstreams++;
     for (stream *s : ss) {
         s->sync();
         destroy_stream(s);
@@ -264,10 +269,10 @@ void release_context(context *c) {
             poison(r);
         }
     }
-    if (n > 0) {
+    if (n > 0 || nstreams > 0) {
         char m[256];
-        snprintf(m, sizeof m, "cuda device %d: the context was destroyed with %d buffers (%zu bytes) still allocated:", c->dev, n,
-                 bytes);
+        snprintf(m, sizeof m, "cuda device %d: the context was destroyed with %d buffers (%zu bytes) still allocated and %d streams not destroyed%s",
+                 c->dev, n, bytes, nstreams, n > 0 ? ":" : "");
         leak_report[c->dev] = m + report + (n > 20 ? "\n  ..." : "");
         log("%s", leak_report[c->dev].c_str());
     } else {
@@ -379,6 +384,20 @@ __attribute__((visibility("default"))) int trm_standin_live(int dev, unsigned lo
     for (auto &kv : regions)
         if (!kv.second->freed && !kv.second->host && kv.second->dev == dev) n++, b += kv.second->size;
     if (bytes) *bytes = b;
+    return n;
+}
+
+// trm_standin_streams counts the streams of dev's primary context other
+// than its default stream (the ones cuStreamCreate made and
+// cuStreamDestroy has not yet destroyed).
+__attribute__((visibility("default"))) int trm_standin_streams(int dev) {
+    if (dev < 0 || dev >= 64) return 0;
+    std::lock_guard<std::mutex> lk(ctx_mu);
+    context *c = primary[dev];
+    if (!c) return 0;
+    int n = 0;
+    for (stream *s : c->streams)
+        if (s != c->dflt) n++;
     return n;
 }
 
