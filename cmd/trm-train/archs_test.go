@@ -137,3 +137,86 @@ func TestImportChecksHRM(t *testing.T) {
 		t.Fatalf("import of a TRM .pt against an HRM config: exit %d, %s", code, stderr)
 	}
 }
+
+// TestParamsGoldenCounts: params on each golden case's model config (one
+// per architecture) prints the reference's num_parameters from the case's
+// meta.json and the architecture's init buffers: one per carried state.
+func TestParamsGoldenCounts(t *testing.T) {
+	gold := filepath.Join("..", "..", "testdata", "golden")
+	for name, inits := range map[string]int{"att_rope_small": 2, "hrm_small": 2, "trm_singlez_small": 1, "trm_hier6_small": 7, "transformers_baseline_small": 1} {
+		b, err := os.ReadFile(filepath.Join(gold, name, "meta.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var meta struct {
+			NumParameters int `json:"num_parameters"`
+		}
+		if err := json.Unmarshal(b, &meta); err != nil || meta.NumParameters == 0 {
+			t.Fatalf("%s/meta.json: no num_parameters (%v)", name, err)
+		}
+		code, out, errs := runCmd("params", filepath.Join(gold, name, "config.json"))
+		if code != 0 {
+			t.Fatalf("params %s: exit %d: %s", name, code, errs)
+		}
+		if want := "trained parameters (AdamATan2): " + group(meta.NumParameters); !strings.Contains(out, want) {
+			t.Errorf("params %s lacks %q:\n%s", name, want, out)
+		}
+		n := 0
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) > 0 && strings.HasSuffix(f[0], "_init") {
+				n++
+			}
+		}
+		if n != inits {
+			t.Errorf("params %s lists %d init buffers, want %d:\n%s", name, n, inits, out)
+		}
+	}
+}
+
+// TestOtherArchCommands: the single-latent, six-latent and plain
+// transformer architectures train through the command, and eval and solve
+// read their checkpoints: eval's numbers are the trainer's final
+// evaluation's.
+func TestOtherArchCommands(t *testing.T) {
+	dir := t.TempDir()
+	sud := filepath.Join(dir, "sudoku4")
+	if code, o, e := runCmd("data", "sudoku", "--out", sud, "--size", "4", "--generate", "16", "--generate-test", "16", "--quiet"); code != 0 {
+		t.Fatalf("%d %s %s", code, o, e)
+	}
+	for _, arch := range []string{"trm_singlez", "trm_hier6", "transformers_baseline"} {
+		out := filepath.Join(dir, arch)
+		train := append([]string{"train", "--quiet", "--out", out, "data_paths=[" + sud + "]", "arch=" + arch,
+			"global_batch_size=16", "epochs=2", "eval_interval=2", "lr=1e-3", "lr_warmup_steps=1"}, hrmTiny...)
+		code, stdout, stderr := runCmd(train...)
+		if code != 0 || !strings.Contains(stdout, "done: 2 steps") {
+			t.Fatalf("%s: train: exit %d\n%s\n%s", arch, code, stdout, stderr)
+		}
+		log, err := os.ReadFile(filepath.Join(out, "run.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var final map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["type"] == "eval" {
+				final = rec
+			}
+		}
+		code, stdout, stderr = runCmd("eval", "--checkpoint", out, "--json")
+		var j struct {
+			Metrics map[string]float64 `json:"metrics"`
+		}
+		if code != 0 || json.Unmarshal([]byte(stdout), &j) != nil || final == nil || j.Metrics["all/count"] != 16 {
+			t.Fatalf("%s: eval: exit %d, final evaluation %v\n%s\n%s", arch, code, final, stdout, stderr)
+		}
+		for k, v := range j.Metrics {
+			if final[k] != v {
+				t.Errorf("%s: eval %s = %v, the trainer's final evaluation has %v", arch, k, v, final[k])
+			}
+		}
+		code, stdout, stderr = runCmd("solve", "--checkpoint", out, "1.3..2.......1.2")
+		if code != 0 || !strings.Contains(stdout, "answer after step 3: ") {
+			t.Fatalf("%s: solve: exit %d\n%s\n%s", arch, code, stdout, stderr)
+		}
+	}
+}
