@@ -15,6 +15,10 @@ type GPU struct {
 	MemoryTotal uint64 // bytes
 	Major       int    // compute capability
 	Minor       int
+	// Emulated marks a device of the CPU stand-in for the CUDA driver
+	// (cuda/standin): it runs the CUDA backend's code without a GPU, so
+	// its timings and capacities say nothing about a real device.
+	Emulated bool
 }
 
 // Link is how two GPUs are connected, in nvidia-smi topo -m's terms:
@@ -63,6 +67,9 @@ func (inv *Inventory) Describe() string {
 		fmt.Fprintf(&b, "CUDA driver: %v\n", inv.CUDAErr)
 	} else {
 		fmt.Fprintf(&b, "CUDA driver: API %s, %d device(s) visible\n", inv.Driver, len(inv.GPUs))
+		if len(inv.GPUs) > 0 && inv.GPUs[0].Emulated {
+			fmt.Fprintf(&b, "CUDA driver: emulated: the CPU stand-in for the NVIDIA libraries (cuda/standin), not a GPU\n")
+		}
 	}
 	if inv.NVMLErr != nil {
 		fmt.Fprintf(&b, "NVML: %v\n", inv.NVMLErr)
@@ -76,7 +83,11 @@ func (inv *Inventory) Describe() string {
 			if g.NVML >= 0 {
 				nv = fmt.Sprint(g.NVML)
 			}
-			fmt.Fprintf(&b, "%-5s %-5s %-28s %7.1f GiB %d%d   %-14s %s\n", fmt.Sprintf("%d", g.CUDA), nv, g.Name,
+			name := g.Name
+			if g.Emulated && !strings.Contains(name, "emulated") {
+				name += " (emulated)"
+			}
+			fmt.Fprintf(&b, "%-5s %-5s %-28s %7.1f GiB %d%d   %-14s %s\n", fmt.Sprintf("%d", g.CUDA), nv, name,
 				float64(g.MemoryTotal)/(1<<30), g.Major, g.Minor, g.PCIBusID, g.UUID)
 		}
 		if inv.Topology != nil && len(inv.GPUs) > 1 {

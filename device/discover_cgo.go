@@ -50,6 +50,9 @@ static int trm_cudrv_open(trm_cudrv *d, const char **err) {
 	return d->init(0);
 }
 static int trm_cudrv_count(trm_cudrv *d, int *n) { return d->count(n); }
+// trm_cudrv_emulated reports whether the driver is the CPU stand-in
+// (cuda/standin), which exports a marker symbol NVIDIA's driver lacks.
+static int trm_cudrv_emulated(trm_cudrv *d) { return dlsym(d->lib, "trm_standin_version") != NULL; }
 static int trm_cudrv_version(trm_cudrv *d, int *v) { return d->version(v); }
 // trm_cudrv_device fills what Discover reports of ordinal ord
 // (attributes 75, 76: compute capability major, minor).
@@ -94,6 +97,7 @@ func cudaDevices() ([]GPU, string, error) {
 	if rc := C.trm_cudrv_count(&d, &n); rc != 0 {
 		return nil, ver, fmt.Errorf("cuDeviceGetCount: CUresult %d", int(rc))
 	}
+	emulated := C.trm_cudrv_emulated(&d) != 0
 	var out []GPU
 	for i := 0; i < int(n); i++ {
 		var name [128]C.char
@@ -104,7 +108,7 @@ func cudaDevices() ([]GPU, string, error) {
 			return out, ver, fmt.Errorf("CUDA device %d: CUresult %d", i, int(rc))
 		}
 		out = append(out, GPU{CUDA: i, NVML: -1, Name: C.GoString(&name[0]), PCIBusID: strings.ToLower(C.GoString(&bus[0])),
-			MemoryTotal: uint64(mem), Major: int(major), Minor: int(minor)})
+			MemoryTotal: uint64(mem), Major: int(major), Minor: int(minor), Emulated: emulated})
 	}
 	return out, ver, nil
 }

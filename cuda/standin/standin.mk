@@ -55,7 +55,8 @@ $(STANDIN_LIB): $(STANDIN_OBJS) $(STANDIN_DIR)/obj/stubs.o
 # `make test-cuda-standin`: the CUDA backend's tests with no GPU, on the
 # stand-in: cuda/ (the engine conformance suite, golden parity, graphs
 # against eager, bf16 against fp32, the stand-in's guards), device/gpucomm
-# and device/nccl with two stand-in devices, and a short training run on
+# and device/nccl with two stand-in devices, `trm-train devices` listing
+# them as emulated, and a short training run on
 # `--device cuda:0` whose per-step losses must match the CPU backend's
 # (cuda/standin/train-check.sh). TRM_STANDIN=1 is what lets the stand-in
 # start at all: it refuses to pose as a GPU unless asked.
@@ -66,4 +67,5 @@ STANDIN_ENV = TRM_STANDIN=1 LD_LIBRARY_PATH=$(CURDIR)/$(STANDIN_DIR) \
 test-cuda-standin: kernels standin
 	$(STANDIN_ENV) $(GO) test -tags cuda -count=1 -timeout 20m ./cuda/
 	$(STANDIN_ENV) TRM_STANDIN_DEVICES=2 $(GO) test -tags cuda -count=1 -timeout 10m ./device/gpucomm/ ./device/nccl/
+	$(STANDIN_ENV) TRM_STANDIN_DEVICES=2 $(GO) test -tags cuda -count=1 -run 'TestDevices' ./cmd/trm-train/
 	$(STANDIN_ENV) GO=$(GO) cuda/standin/train-check.sh
