@@ -268,6 +268,12 @@ func (b *Backend) Device() string {
 // out-of-memory error can suggest one that fits.
 func (b *Backend) SetBatchHint(n int) { b.opt.BatchHint = n }
 
+// memsetArgs is the zeroing of a new buffer: its graph key (postArgs).
+type memsetArgs struct {
+	Ptr   cu.DevicePtr
+	Bytes int64
+}
+
 // Close waits for queued work and frees everything the backend holds.
 func (b *Backend) Close() error {
 	if b.closed {
@@ -394,9 +400,9 @@ func (b *Backend) Alloc(dt engine.DType, n int) engine.Buf {
 	}
 	x.ptr = p
 	nb := x.bytes()
-	b.post("memset", func(*execCtx) error {
-		return wrapCU("Alloc: cuMemsetD8Async", cu.MemsetD8Async(p, 0, nb, b.stream))
-	}, 'z', uint64(p), uint64(nb))
+	postArgs(b, "memset", memsetArgs{p, nb}, func(x *execCtx, a memsetArgs) error {
+		return wrapCU("Alloc: cuMemsetD8Async", cu.MemsetD8Async(a.Ptr, 0, a.Bytes, b.stream))
+	})
 	return x
 }
 

@@ -47,13 +47,10 @@ func (x *execCtx) stage(n int) (unsafe.Pointer, error) {
 	return x.b.pin.alloc(n)
 }
 
-// post queues an op: straight to the worker, or into the recorder in
+// postOp queues an op: straight to the worker, or into the recorder in
 // graph mode. Its error is wrapped with the op's description (shapes) and
-// the call site captured here.
-func (b *Backend) post(name string, run func(x *execCtx) error, key ...uint64) {
-	b.postOp(&op{name: name, key: key, run: run})
-}
-
+// the call site captured here. Ops come through postArgs (cuda/opkey.go),
+// whose key is the op's whole argument list, or postUpload.
 func (b *Backend) postOp(o *op) {
 	if b.closed {
 		b.fail(errClosed)
@@ -94,9 +91,16 @@ func isOwnFrame(fn string) bool {
 	return len(fn) >= len(own) && fn[:len(own)] == own
 }
 
+// uploadArgs is an upload's graph key: where and how much (the data is
+// the op's payload, refilled into the graph's staging slot at replay).
+type uploadArgs struct {
+	Dst   cu.DevicePtr
+	Bytes int
+}
+
 func (b *Backend) postUpload(dst cu.DevicePtr, payload []byte) {
 	n := len(payload)
-	o := &op{name: fmt.Sprintf("Upload(%d bytes)", n), key: []uint64{'u', uint64(dst), uint64(n)}, upload: payload}
+	o := &op{name: fmt.Sprintf("Upload(%d bytes)", n), key: argKey(uploadArgs{dst, n}), upload: payload}
 	o.run = func(x *execCtx) error {
 		p, err := x.stage(n)
 		if err != nil {

@@ -65,21 +65,27 @@ func (b *Backend) gridFor(n int) (dims3, dims3) {
 	return dims3{blocks, 1, 1}, dims3{256, 1, 1}
 }
 
+// kernelArgs is a kernel launch: its graph key (postArgs).
+type kernelArgs struct {
+	Name        string
+	Grid, Block dims3
+	Args        []uint64
+}
+
 // kernel queues a launch of the named kernel with 8-byte arguments.
 func (b *Backend) kernel(desc string, name string, grid, block dims3, args ...uint64) {
 	fn := b.dev.fns[name]
-	key := append([]uint64{uint64(grid[0]), uint64(grid[1]), uint64(grid[2]), uint64(block[0]), uint64(block[1]), uint64(block[2])}, args...)
-	b.post(desc, func(x *execCtx) error {
-		params := make([]unsafe.Pointer, len(args))
-		for i := range args {
-			params[i] = unsafe.Pointer(&args[i])
+	postArgs(b, desc, kernelArgs{name, grid, block, args}, func(x *execCtx, a kernelArgs) error {
+		params := make([]unsafe.Pointer, len(a.Args))
+		for i := range a.Args {
+			params[i] = unsafe.Pointer(&a.Args[i])
 		}
 		countLaunch(b)
-		if err := fn.Launch(grid[0], grid[1], grid[2], block[0], block[1], block[2], 0, b.stream, params); err != nil {
-			return fmt.Errorf("launching %s grid %v block %v: %w", name, grid, block, err)
+		if err := fn.Launch(a.Grid[0], a.Grid[1], a.Grid[2], a.Block[0], a.Block[1], a.Block[2], 0, b.stream, params); err != nil {
+			return fmt.Errorf("launching %s grid %v block %v: %w", a.Name, a.Grid, a.Block, err)
 		}
 		return nil
-	}, append([]uint64{hashName(name)}, key...)...)
+	})
 }
 
 func hashName(s string) uint64 {
@@ -169,13 +175,27 @@ func (b *Backend) gemm(g engine.Gemm, compute int) {
 	// cuBLAS wants ld >= 1 even for empty extents.
 	lda, ldb, ldc := max(g.Lda, 1), max(g.Ldb, 1), max(g.Ldc, 1)
 	pa, pb, pc := ptr(g.A), ptr(g.B), ptr(g.C)
-	key := []uint64{'g', cbits(g.TransA), cbits(g.TransB), uint64(g.M), uint64(g.N), uint64(g.K), uint64(math.Float32bits(g.Alpha)), uint64(math.Float32bits(g.Beta)),
-		pa, uint64(lda), uint64(g.StrideA), pb, uint64(ldb), uint64(g.StrideB), pc, uint64(ldc), uint64(g.StrideC), uint64(batch), uint64(compute)}
-	b.post(desc, func(x *execCtx) error {
+	postArgs(b, desc, gemmArgs{g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, g.Beta, uintptr(pa), lda, g.StrideA, uintptr(pb), ldb, g.StrideB,
+		uintptr(pc), ldc, g.StrideC, batch, compute}, func(x *execCtx, a gemmArgs) error {
 		countLaunch(b)
-		return b.blas.sgemm(g.TransB, g.TransA, g.N, g.M, g.K, g.Alpha, uintptr(pb), ldb, g.StrideB, uintptr(pa), lda, g.StrideA,
-			g.Beta, uintptr(pc), ldc, g.StrideC, batch, compute)
-	}, key...)
+		return b.blas.sgemm(a.TransB, a.TransA, a.N, a.M, a.K, a.Alpha, a.B, a.Ldb, a.StrideB, a.A, a.Lda, a.StrideA,
+			a.Beta, a.C, a.Ldc, a.StrideC, a.Batch, a.Compute)
+	})
+}
+
+// gemmArgs is a cuBLAS GEMM as the backend calls it (row-major operands,
+// before the swap): its graph key (postArgs).
+type gemmArgs struct {
+	TransA, TransB bool
+	M, N, K        int
+	Alpha, Beta    float32
+	A              uintptr
+	Lda, StrideA   int
+	B              uintptr
+	Ldb, StrideB   int
+	C              uintptr
+	Ldc, StrideC   int
+	Batch, Compute int
 }
 
 func cbits(v bool) uint64 {
@@ -197,14 +217,20 @@ func (b *Backend) Copy2D(dst engine.Buf, dstStride int, src engine.Buf, srcStrid
 	pd, ps := cu.DevicePtr(ptr(dst)), cu.DevicePtr(ptr(src))
 	if rows == 1 || (dstStride == cols && srcStride == cols) {
 		n := int64(rows) * int64(cols) * 4
-		b.post(fmt.Sprintf("Copy2D %dx%d", rows, cols), func(x *execCtx) error {
+		postArgs(b, fmt.Sprintf("Copy2D %dx%d", rows, cols), copyArgs{pd, ps, n}, func(x *execCtx, a copyArgs) error {
 			countLaunch(b)
-			return wrapCU("cuMemcpyDtoDAsync", cu.MemcpyDtoDAsync(pd, ps, n, b.stream))
-		}, 'c', uint64(pd), uint64(ps), uint64(n))
+			return wrapCU("cuMemcpyDtoDAsync", cu.MemcpyDtoDAsync(a.Dst, a.Src, a.Bytes, b.stream))
+		})
 		return
 	}
 	b.elementwise(fmt.Sprintf("Copy2D %dx%d (strides %d, %d)", rows, cols, dstStride, srcStride), "trm_copy2d", rows*cols,
 		uint64(pd), i64arg(dstStride), uint64(ps), i64arg(srcStride), i64arg(rows), i64arg(cols))
+}
+
+// copyArgs is a device-to-device copy: its graph key (postArgs).
+type copyArgs struct {
+	Dst, Src cu.DevicePtr
+	Bytes    int64
 }
 
 // Transpose implements engine.Backend with 32x32 shared-memory tiles.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -390,13 +392,15 @@ func TestVerifyGraphsCatchesIncompleteKey(t *testing.T) {
 	fn := b.dev.fns["trm_fill_f32"]
 	fill := func(v float64) error {
 		args := []uint64{ptr(x), f64arg(v), i64arg(4)}
-		b.post("fill with the value left out of its key", func(*execCtx) error {
+		// A hand-built key that leaves the value out, as postArgs makes
+		// impossible for the backend's own ops.
+		b.postOp(&op{name: "fill with the value left out of its key", key: []uint64{'f', uint64(x.ptr)}, run: func(*execCtx) error {
 			params := make([]unsafe.Pointer, len(args))
 			for i := range args {
 				params[i] = unsafe.Pointer(&args[i])
 			}
 			return fn.Launch(1, 1, 1, 32, 1, 1, 0, b.stream, params)
-		}, 'f', uint64(x.ptr))
+		}})
 		return b.Sync()
 	}
 	for range 3 { // seen, captured, replayed: the same value, no difference
@@ -468,4 +472,47 @@ func TestFailedNewLeavesNothing(t *testing.T) {
 	if l := StandinLeaks(0); l != "" {
 		t.Errorf("the stand-in reported a leak when the failed New released the context: %s", l)
 	}
+}
+
+// TestArgKeyCoversEveryField: an op's graph key changes with every field
+// of its argument struct (so none can be left out of it), differs between
+// op types with equal fields, and refuses a pointer, whose target a key
+// could not see change.
+func TestArgKeyCoversEveryField(t *testing.T) {
+	base := gemmArgs{M: 2, N: 3, K: 4, Alpha: 1, A: 0x1000, Lda: 4, B: 0x2000, Ldb: 3, C: 0x3000, Ldc: 3, Batch: 1}
+	want := argKey(base)
+	v := reflect.ValueOf(&base).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		changed := base
+		f := reflect.ValueOf(&changed).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.Bool:
+			f.SetBool(!f.Bool())
+		case reflect.Int:
+			f.SetInt(f.Int() + 1)
+		case reflect.Uintptr:
+			f.SetUint(f.Uint() + 256)
+		case reflect.Float32:
+			f.SetFloat(f.Float() + 0.5)
+		default:
+			t.Fatalf("field %s: kind %s not exercised", v.Type().Field(i).Name, f.Kind())
+		}
+		if slices.Equal(argKey(changed), want) {
+			t.Errorf("changing %s leaves the key unchanged", v.Type().Field(i).Name)
+		}
+	}
+	if slices.Equal(argKey(copyArgs{1, 2, 3}), argKey(memsetArgs{1, 2})) || slices.Equal(argKey(memsetArgs{1, 2}), argKey(uploadArgs{1, 2})) {
+		t.Error("op types with equal fields share a key")
+	}
+	k1 := argKey(kernelArgs{"trm_fill_f32", dims3{1, 1, 1}, dims3{32, 1, 1}, []uint64{1, 2}})
+	k2 := argKey(kernelArgs{"trm_fill_f32", dims3{1, 1, 1}, dims3{32, 1, 1}, []uint64{1, 2, 0}})
+	if slices.Equal(k1, k2) {
+		t.Error("a kernel launch with one more argument has the same key")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a pointer argument was accepted into a key")
+		}
+	}()
+	argKey(struct{ P *int }{new(int)})
 }
