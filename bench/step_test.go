@@ -56,9 +56,13 @@ func StepConfigs() []struct {
 func BenchmarkStep(b *testing.B) {
 	// The machine's FMA peak on all threads, measured in the same run so
 	// that the share of it is comparable across machines and loads.
+	// A bf16 run (TRM_CPU_GEMM=bf16) is measured against the VDPBF16PS
+	// peak instead, its own instruction's (see package fmapeak).
 	threads := runtime.GOMAXPROCS(0)
 	peak := fmapeak.Measure(threads, 300*time.Millisecond)
 	b.Logf("FMA peak on %d threads: %.1f GFLOP/s", threads, peak)
+	bf16Peak := fmapeak.MeasureBF16(threads, 300*time.Millisecond)
+	b.Logf("VDPBF16PS peak on %d threads: %.1f GFLOP/s", threads, bf16Peak)
 	for _, sc := range StepConfigs() {
 		b.Run(sc.Name, func(b *testing.B) {
 			// TRM_CPU_GEMM=bf16 times the bf16 GEMM mode (see cpu.NewFromEnv).
@@ -120,7 +124,10 @@ func BenchmarkStep(b *testing.B) {
 			b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/step")
 			gflops := engine.MatmulFLOPs(sc.Cfg, true) / sec / 1e9
 			b.ReportMetric(gflops, "matmul-GFLOP/s")
-			if peak > 0 {
+			switch {
+			case be.GemmMode() == cpu.GemmBF16 && bf16Peak > 0:
+				b.ReportMetric(100*gflops/bf16Peak, "%bf16peak")
+			case be.GemmMode() == cpu.GemmFP32 && peak > 0:
 				b.ReportMetric(100*gflops/peak, "%peak")
 			}
 			b.ReportMetric(0, "ns/op")

@@ -9,10 +9,38 @@ import (
 	"time"
 )
 
-// measurePeak returns the zmm FMA throughput in GFLOP/s with g goroutines,
-// each running the fmaPeakZMM loop for about d.
-func measurePeak(g int, d time.Duration) float64 {
-	const iters = 1 << 20
+// peakLoop is a loop of independent zmm multiply-adds that measures one
+// instruction's issue limit: run does iters iterations of flops each.
+type peakLoop struct {
+	name  string // metric prefix: "" for the fp32 FMA, "bf16" for VDPBF16PS
+	run   func(iters int)
+	flops float64
+	have  func() bool
+
+	coreOnce sync.Once
+	core     float64 // see corePeakCPU
+}
+
+// fmaPeak is the fp32 VFMADD231PS peak loop, bf16Peak the VDPBF16PS one
+// (twice the flops per instruction) that the bf16 GEMM is measured
+// against.
+var (
+	fmaPeak  = &peakLoop{name: "", run: fmaPeakZMM, flops: fmaPeakFlopsPerIter, have: haveFMAPeak}
+	bf16Peak = &peakLoop{name: "bf16", run: runBF16Peak, flops: bf16PeakFlopsPerIter, have: haveBF16Peak}
+)
+
+// runBF16Peak runs the bf16 peak loop on zero inputs (no denormal or
+// overflow can arise).
+func runBF16Peak(iters int) {
+	var a, b [16]uint32
+	var out [bf16PeakChains * 16]float32
+	bf16PeakZMM(iters, &a, &b, &out)
+}
+
+// measurePeak returns the throughput of loop in GFLOP/s with g goroutines,
+// each running it for about d.
+func measurePeak(loop *peakLoop, g int, d time.Duration) float64 {
+	const iters = 1 << 18
 	var total float64
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -23,11 +51,11 @@ func measurePeak(g int, d time.Duration) float64 {
 			defer wg.Done()
 			n := 0
 			for time.Since(start) < d {
-				fmaPeakZMM(iters)
+				loop.run(iters)
 				n++
 			}
 			mu.Lock()
-			total += float64(n) * iters * fmaPeakFlopsPerIter
+			total += float64(n) * iters * loop.flops
 			mu.Unlock()
 		}()
 	}
@@ -40,19 +68,25 @@ func measurePeak(g int, d time.Duration) float64 {
 // the available throughput moves from second to second; sampling both in
 // alternation makes the reported percentage compare like with like.
 type peakMeter struct {
+	loop        *peakLoop
 	g           int
 	flops, secs float64
 	last        time.Time
 }
 
-func newPeakMeter(g int) *peakMeter { return &peakMeter{g: g, last: time.Now()} }
+func newPeakMeter(g int) *peakMeter { return newPeakMeterOf(fmaPeak, g) }
+
+// newPeakMeterOf is newPeakMeter for another peak loop.
+func newPeakMeterOf(loop *peakLoop, g int) *peakMeter {
+	return &peakMeter{loop: loop, g: g, last: time.Now()}
+}
 
 // maybeSample takes a 10 ms peak sample after every 20 ms of benchmark
 // time. The thread CPU clock is read only around samples (it is a system
 // call, too slow to read per iteration of a microsecond loop): *cpu
 // accumulates the measured CPU time, *t0 is the start of the current span.
 func (pm *peakMeter) maybeSample(b *testing.B, cpu, t0 *time.Duration) {
-	if !haveFMAPeak() || time.Since(pm.last) < 20*time.Millisecond {
+	if !pm.loop.have() || time.Since(pm.last) < 20*time.Millisecond {
 		return
 	}
 	*cpu += threadCPU() - *t0
@@ -64,50 +98,49 @@ func (pm *peakMeter) maybeSample(b *testing.B, cpu, t0 *time.Duration) {
 }
 
 func (pm *peakMeter) sample(d time.Duration) {
-	gf := measurePeak(pm.g, d)
+	gf := measurePeak(pm.loop, pm.g, d)
 	pm.flops += gf * d.Seconds()
 	pm.secs += d.Seconds()
 }
 
-// report adds %peak and the peak itself to b's metrics.
+// report adds %peak and the peak itself to b's metrics (%bf16peak and
+// bf16peakGFLOP/s for the bf16 loop).
 func (pm *peakMeter) report(b *testing.B, gflops float64) {
-	if !haveFMAPeak() {
+	if !pm.loop.have() {
 		return
 	}
 	if pm.secs == 0 {
 		pm.sample(20 * time.Millisecond)
 	}
 	peak := pm.flops / pm.secs
-	b.ReportMetric(peak, "peakGFLOP/s")
-	b.ReportMetric(100*gflops/peak, "%peak")
+	b.ReportMetric(peak, pm.loop.name+"peakGFLOP/s")
+	b.ReportMetric(100*gflops/peak, "%"+pm.loop.name+"peak")
 }
 
-var corePeakOnce sync.Once
-var corePeak float64
-
-// corePeakCPU is the single-core zmm FMA peak in GFLOP per second of thread
+// corePeakCPU is loop's single-core peak in GFLOP per second of thread
 // CPU time: what one core delivers while it actually runs this thread.
-func corePeakCPU() float64 {
-	corePeakOnce.Do(func() {
-		if !haveFMAPeak() || !haveThreadCPU {
+// Measured once per loop.
+func corePeakCPU(loop *peakLoop) float64 {
+	loop.coreOnce.Do(func() {
+		if !loop.have() || !haveThreadCPU {
 			return
 		}
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		const iters = 1 << 16
+		const iters = 1 << 15
 		best := 0.0
 		for r := 0; r < 20; r++ {
 			t0 := threadCPU()
-			fmaPeakZMM(iters)
-			fmaPeakZMM(iters)
-			fmaPeakZMM(iters)
-			fmaPeakZMM(iters)
-			gf := 4 * iters * fmaPeakFlopsPerIter / (threadCPU() - t0).Seconds() / 1e9
+			loop.run(iters)
+			loop.run(iters)
+			loop.run(iters)
+			loop.run(iters)
+			gf := 4 * iters * loop.flops / (threadCPU() - t0).Seconds() / 1e9
 			best = max(best, gf)
 		}
-		corePeak = best
+		loop.core = best
 	})
-	return corePeak
+	return loop.core
 }
 
 // BenchmarkFMAPeak measures the machine's zmm FMA peak per core and with
@@ -230,18 +263,18 @@ func benchOne(b *testing.B, s benchShape) {
 	b.ReportMetric(gf, "GFLOP/s")
 	pm.report(b, gf)
 	if nt == 1 && haveThreadCPU {
-		reportCPU(b, flops*float64(b.N), cpu)
+		reportCPU(b, fmaPeak, flops*float64(b.N), cpu)
 	}
 }
 
 // reportCPU adds GFLOP per thread-CPU second and its ratio to the
 // single-core peak measured the same way: the efficiency of the code on a
 // core, insensitive to how often the shared core was taken away.
-func reportCPU(b *testing.B, flops float64, cpu time.Duration) {
+func reportCPU(b *testing.B, loop *peakLoop, flops float64, cpu time.Duration) {
 	gf := flops / cpu.Seconds() / 1e9
 	b.ReportMetric(gf, "cpuGFLOP/s")
-	if p := corePeakCPU(); p > 0 {
-		b.ReportMetric(100*gf/p, "%corepeak")
+	if p := corePeakCPU(loop); p > 0 {
+		b.ReportMetric(100*gf/p, "%"+loop.name+"corepeak")
 	}
 }
 
@@ -250,7 +283,11 @@ func reportCPU(b *testing.B, flops float64, cpu time.Duration) {
 // the real loop, with the C tiles resident. It shows how close the inner
 // loop gets to the single-core FMA peak measured right after it.
 func BenchmarkMicroKernel(b *testing.B) {
-	for _, k := range kernels {
+	ks := kernels
+	if BF16Supported() {
+		ks = append([]*kernel{bf16Kernel}, ks...)
+	}
+	for _, k := range ks {
 		for _, kc := range []int{k.kc, 64} {
 			b.Run(fmt.Sprintf("%s/kc=%d", k.name, kc), func(b *testing.B) { benchKernel(b, k, kc) })
 		}
@@ -263,7 +300,13 @@ func benchKernel(b *testing.B, k *kernel, kc int) {
 	ap := randSlice(rng, k.ms*kc)
 	bp := randSlice(rng, k.nc*kc)
 	c := make([]float32, k.mr*k.nc)
-	pm := newPeakMeter(1)
+	loop := fmaPeak
+	if k.bf16 {
+		// A bf16 panel holds kc/2 pair steps in the first half of the
+		// fp32-sized buffer; any bit pattern is a valid pair.
+		loop = bf16Peak
+	}
+	pm := newPeakMeterOf(loop, 1)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var cpu time.Duration
@@ -281,7 +324,7 @@ func benchKernel(b *testing.B, k *kernel, kc int) {
 	b.ReportMetric(gf, "GFLOP/s")
 	pm.report(b, gf)
 	if haveThreadCPU {
-		reportCPU(b, flops, cpu)
+		reportCPU(b, loop, flops, cpu)
 	}
 }
 

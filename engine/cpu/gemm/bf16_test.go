@@ -5,7 +5,9 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+	"time"
 )
 
 func skipNoBF16(t testing.TB) {
@@ -556,7 +558,10 @@ var mlpTShapes = []benchShape{
 
 // BenchmarkSgemmPrecision times SgemmBF16 and Sgemm on the engine's shapes
 // (benchShapes and mlpTShapes), one after the other per shape, so that with -count N the
-// two alternate on the shared machine; GFLOP/s counts 2mnk per call.
+// two alternate on the shared machine; GFLOP/s counts 2mnk per call. The
+// fp32 runs report %peak against the fp32 FMA peak, the bf16 runs
+// %bf16peak against the VDPBF16PS peak, each sampled in alternation with
+// the GEMM calls (see peakMeter).
 func BenchmarkSgemmPrecision(b *testing.B) {
 	skipNoBF16(b)
 	for _, s := range append(benchShapes, mlpTShapes...) {
@@ -592,10 +597,21 @@ func benchPrecision(b *testing.B, s benchShape, bf16 bool) {
 		batched(s.transA, s.transB, s.m, s.n, s.k, 1, a, ac, sa, bm, bc, sb, 0, c, s.n, sc, s.batch)
 	}
 	call()
+	loop := fmaPeak
+	if bf16 {
+		loop = bf16Peak
+	}
+	pm := newPeakMeterOf(loop, min(int(threads.Load()), runtime.GOMAXPROCS(0)))
+	var cpu time.Duration
+	b.ReportAllocs()
 	b.ResetTimer()
+	t0 := threadCPU()
 	for i := 0; i < b.N; i++ {
 		call()
+		pm.maybeSample(b, &cpu, &t0)
 	}
 	flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(s.batch)
-	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	gf := flops * float64(b.N) / b.Elapsed().Seconds() / 1e9
+	b.ReportMetric(gf, "GFLOP/s")
+	pm.report(b, gf)
 }

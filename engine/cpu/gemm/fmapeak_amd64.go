@@ -13,3 +13,24 @@ const fmaPeakFlopsPerIter = 12 * 16 * 2
 
 // haveFMAPeak reports whether fmaPeakZMM can run here.
 func haveFMAPeak() bool { return avx512Available() }
+
+// bf16PeakChains is the number of independent VDPBF16PS accumulators of
+// the bf16PeakZMM loop.
+const bf16PeakChains = 24
+
+// bf16PeakZMM runs iters iterations of 24 independent VDPBF16PS on zmm
+// registers, every one adding the dot products of the bf16 pairs in a and
+// b to its accumulator, and stores the 24 accumulators (zero at the start)
+// to out. It is the bf16 counterpart of fmaPeakZMM: the bf16 GEMM's
+// benchmarks report their efficiency against it. Only where
+// haveBF16Peak reports true.
+//
+//go:noescape
+func bf16PeakZMM(iters int, a, b *[16]uint32, out *[bf16PeakChains * 16]float32)
+
+// bf16PeakFlopsPerIter is the number of flops one bf16PeakZMM iteration
+// does: 24 instructions of 16 lanes, two multiply-adds per lane.
+const bf16PeakFlopsPerIter = bf16PeakChains * 16 * 2 * 2
+
+// haveBF16Peak reports whether bf16PeakZMM can run here.
+func haveBF16Peak() bool { return bf16Available() }
