@@ -218,6 +218,13 @@ func TestKernelsMoves(t *testing.T) {
 		p.cmp("Add aliased", a, exact)
 		p.same(func(be engine.Backend, i int) { be.EMA(a[i], b[i], 0.999) })
 		p.cmp("EMA", a, opTol)
+		for _, c := range [][2]float32{{1, -1}, {0.75, -1.5}, {0, 2}} {
+			p.same(func(be engine.Backend, i int) { be.Axpby(dst[i], a[i], b[i], c[0], c[1]) })
+			p.cmp(fmt.Sprintf("Axpby %v", c), dst, exact)
+		}
+		// In place over b, as the optimizer's update norm uses it.
+		p.same(func(be engine.Backend, i int) { be.Axpby(b[i], a[i], b[i], 1, -1) })
+		p.cmp("Axpby in place", b, exact)
 		for _, dt := range []engine.DType{engine.F32, engine.F64, engine.I32} {
 			f := p.out(dt, n)
 			p.same(func(be engine.Backend, i int) { be.Fill(f[i], -2.75) })
@@ -360,6 +367,9 @@ func TestKernelsEmbedACTLoss(t *testing.T) {
 		for _, grad := range []bool{false, true} {
 			for _, next := range []bool{false, true} {
 				B, L, V := 6, 41, 11
+				if next {
+					L = 150 // more positions than the kernel's 128 threads: a row in two chunks
+				}
 				logits := p.randn(B * L * V)
 				labels := make([]int32, B*L)
 				for i := range labels {
@@ -558,6 +568,15 @@ func TestErrors(t *testing.T) {
 	}
 	if err := b.Sync(); err != nil {
 		t.Fatalf("Sync did not clear the error: %v", err)
+	}
+	// A token outside the vocabulary is reported through the device's
+	// error word, naming the row, the position and the token.
+	d := engine.EmbedDims{B: 2, L: 3, H: 4, V: 5, PosScale: 1, Scale: 1}
+	in := b.Alloc(engine.I32, d.B*d.L)
+	b.Upload(in, []int32{0, 1, 2, 3, 4, 5})
+	b.Embed(b.Alloc(engine.F32, d.B*d.L*d.H), b.Alloc(engine.F32, d.V*d.H), b.Alloc(engine.F32, d.L*d.H), nil, in, b.Alloc(engine.I32, d.B), d)
+	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "row 1 position 2: token 5 outside [0, 5)") {
+		t.Fatalf("Embed with token 5 of 5: error %v", err)
 	}
 	b.Alloc(engine.F32, 1<<45)
 	err := b.Sync()

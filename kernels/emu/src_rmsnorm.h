@@ -1,1 +1,0 @@
-../rmsnorm.cu
