@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/tinyrecursive/trm/cuda"
+	"github.com/tinyrecursive/trm/device/gpucomm"
+	"github.com/tinyrecursive/trm/device/nccl"
 	"github.com/tinyrecursive/trm/trainer"
 )
 
@@ -52,13 +54,29 @@ func (p *memoryProbe) OnCheckpoint(c trainer.CheckpointInfo) {
 // device memory after its first evaluation and checkpoint than at them.
 // Device memory is not returned by the garbage collector, so a buffer
 // made per evaluation (its carry), per checkpoint (the gathered carry) or
-// per call of anything else would grow it for the whole run.
+// per call of anything else would grow it for the whole run. The run is a
+// data-parallel group of one (NCCL on the stand-in), so the broadcast of
+// the weights, the gather of the carry at every checkpoint and the
+// replica checks take their multi-GPU path.
 func TestDeviceMemoryStopsGrowing(t *testing.T) {
 	be, err := cuda.NewWithOptions(0, fp32Eager)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer be.Close()
+	lib, err := nccl.Open()
+	if err != nil {
+		t.Fatalf("NCCL: %v", err)
+	}
+	id, err := lib.UniqueID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, err := gpucomm.New(lib, id, 0, 1, be, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer group.Close()
 	dir := t.TempDir()
 	// 160 puzzles in batches of 16: 10 steps an epoch, an evaluation and
 	// a checkpoint after each.
@@ -74,7 +92,7 @@ func TestDeviceMemoryStopsGrowing(t *testing.T) {
 	cfg.CheckpointEveryEval = true
 	cfg.KeepCheckpoints = 1
 	probe := &memoryProbe{be: be}
-	sum, err := trainer.Run(context.Background(), cfg, trainer.RunOptions{Backend: be, Hooks: []trainer.Hook{probe}})
+	sum, err := trainer.Run(context.Background(), cfg, trainer.RunOptions{Backend: be, Comm: group, Hooks: []trainer.Hook{probe}})
 	if err != nil {
 		t.Fatal(err)
 	}
