@@ -49,14 +49,14 @@ func SgemmStridedBatchedBF16(transA, transB bool, m, n, k int, alpha float32, a 
 	sgemmStridedBatched(bf16KernelOrPanic(), transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch)
 }
 
-// bf16KernelOrPanic returns the bf16 kernel, or panics where it cannot
+// bf16KernelOrPanic returns the bf16 kernel to run (bf16Active), or panics where it cannot
 // run: computing in fp32 instead would silently change the precision the
 // caller asked for (the CPU backend checks BF16Supported up front).
 func bf16KernelOrPanic() *kernel {
 	if !BF16Supported() {
 		panic("gemm: the bf16 GEMM needs a CPU with AVX512_BF16 (check BF16Supported first)")
 	}
-	return bf16Kernel
+	return bf16Active()
 }
 
 // roundBF16 rounds x to bf16 as torch's round_to_nearest_even does: round

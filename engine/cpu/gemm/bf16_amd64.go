@@ -57,3 +57,26 @@ func cvtRowsPairsAVX512(dst, src *float32, ld, rows, kc, ds int)
 //
 //go:noescape
 func packPairsTiles(dst, src *float32, ld, kc, tiles, srcAdv, dstAdv, vecs, mask, step int)
+
+// bf16FMAKernel computes bf16Kernel's results with fp32 FMAs (see
+// bf16fma.go): the same tile, the same kc (so the same K blocks), panels
+// in the fp32 layout.
+var bf16FMAKernel = &kernel{name: "bf16fma", mr: 14, nr: 32, ms: 16, kc: 512, nc: 512,
+	fn: kernelBF16FMA14x32, edge: kernelBF16FMA14x16, edgeN: 16, vecPack: true, bf16FMA: true}
+
+// kernelBF16FMA14x32 is the fp32-FMA bf16 micro-kernel (see kernel.fn and
+// bf16fma.go).
+//
+//go:noescape
+func kernelBF16FMA14x32(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+// kernelBF16FMA14x16 computes the left 16 columns of a kernelBF16FMA14x32
+// tile; see kernel.edge.
+//
+//go:noescape
+func kernelBF16FMA14x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+// roundSwapPairsAVX512 is roundSwapPairs (w = 16 or 32).
+//
+//go:noescape
+func roundSwapPairsAVX512(p *float32, rows, w int)

@@ -23,3 +23,9 @@ func cvtRowsPairsAVX512(dst, src *float32, ld, rows, kc, ds int) {
 func packPairsTiles(dst, src *float32, ld, kc, tiles, srcAdv, dstAdv, vecs, mask, step int) {
 	panic("gemm: no bf16 kernel on this architecture")
 }
+
+var bf16FMAKernel *kernel
+
+func roundSwapPairsAVX512(p *float32, rows, w int) {
+	panic("gemm: no bf16 kernel on this architecture")
+}

@@ -556,22 +556,26 @@ var mlpTShapes = []benchShape{
 	{"mlpt_dW_TN_97x512x8192", true, false, 97, 512, 8192, 1},
 }
 
-// BenchmarkSgemmPrecision times SgemmBF16 and Sgemm on the engine's shapes
-// (benchShapes and mlpTShapes), one after the other per shape, so that with -count N the
-// two alternate on the shared machine; GFLOP/s counts 2mnk per call. The
-// fp32 runs report %peak against the fp32 FMA peak, the bf16 runs
-// %bf16peak against the VDPBF16PS peak, each sampled in alternation with
-// the GEMM calls (see peakMeter).
+// BenchmarkSgemmPrecision times Sgemm and SgemmBF16's two kernels on the
+// engine's shapes (benchShapes and mlpTShapes), one after the other per
+// shape, so that with -count N they alternate on the shared machine;
+// GFLOP/s counts 2mnk per call. fp32 reports %peak against the fp32 FMA
+// peak; bf16 (the VDPBF16PS kernel) %bf16peak against the VDPBF16PS peak;
+// bf16fma (the same results on fp32 FMAs, see bf16fma.go) both, the
+// instruction it runs and the one it stands in for. Each peak is sampled
+// in alternation with the GEMM calls (see peakMeter). SgemmBF16 runs
+// whichever of the two bf16 kernels bf16Active picked.
 func BenchmarkSgemmPrecision(b *testing.B) {
 	skipNoBF16(b)
+	b.Logf("SgemmBF16 runs the %s kernel here", bf16Active().name)
 	for _, s := range append(benchShapes, mlpTShapes...) {
-		for _, prec := range []string{"fp32", "bf16"} {
-			b.Run(s.name+"/"+prec, func(b *testing.B) { benchPrecision(b, s, prec == "bf16") })
+		for _, prec := range []string{"fp32", "bf16", "bf16fma"} {
+			b.Run(s.name+"/"+prec, func(b *testing.B) { benchPrecision(b, s, prec) })
 		}
 	}
 }
 
-func benchPrecision(b *testing.B, s benchShape, bf16 bool) {
+func benchPrecision(b *testing.B, s benchShape, prec string) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	ar, ac := s.m, s.k
 	if s.transA {
@@ -585,33 +589,40 @@ func benchPrecision(b *testing.B, s benchShape, bf16 bool) {
 	a := randSlice(rng, s.batch*sa)
 	bm := randSlice(rng, s.batch*sb)
 	c := make([]float32, s.batch*sc)
-	gemm, batched := Sgemm, SgemmStridedBatched
-	if bf16 {
-		gemm, batched = SgemmBF16, SgemmStridedBatchedBF16
+	kern, loops := activeKernel(), []*peakLoop{fmaPeak}
+	switch prec {
+	case "bf16":
+		kern, loops = bf16Kernel, []*peakLoop{bf16Peak}
+	case "bf16fma":
+		kern, loops = bf16FMAKernel, []*peakLoop{bf16Peak, fmaPeak}
 	}
 	call := func() {
 		if s.batch == 1 {
-			gemm(s.transA, s.transB, s.m, s.n, s.k, 1, a, ac, bm, bc, 0, c, s.n)
+			sgemm(kern, s.transA, s.transB, s.m, s.n, s.k, 1, a, ac, bm, bc, 0, c, s.n)
 			return
 		}
-		batched(s.transA, s.transB, s.m, s.n, s.k, 1, a, ac, sa, bm, bc, sb, 0, c, s.n, sc, s.batch)
+		sgemmStridedBatched(kern, s.transA, s.transB, s.m, s.n, s.k, 1, a, ac, sa, bm, bc, sb, 0, c, s.n, sc, s.batch)
 	}
 	call()
-	loop := fmaPeak
-	if bf16 {
-		loop = bf16Peak
+	nt := min(int(threads.Load()), runtime.GOMAXPROCS(0))
+	var pms []*peakMeter
+	for _, l := range loops {
+		pms = append(pms, newPeakMeterOf(l, nt))
 	}
-	pm := newPeakMeterOf(loop, min(int(threads.Load()), runtime.GOMAXPROCS(0)))
 	var cpu time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
 	t0 := threadCPU()
 	for i := 0; i < b.N; i++ {
 		call()
-		pm.maybeSample(b, &cpu, &t0)
+		for _, pm := range pms {
+			pm.maybeSample(b, &cpu, &t0)
+		}
 	}
 	flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(s.batch)
 	gf := flops * float64(b.N) / b.Elapsed().Seconds() / 1e9
 	b.ReportMetric(gf, "GFLOP/s")
-	pm.report(b, gf)
+	for _, pm := range pms {
+		pm.report(b, gf)
+	}
 }

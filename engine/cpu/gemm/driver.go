@@ -41,6 +41,16 @@ func (p *problem) packATiles(kern *kernel, ap []float32, t0, t1, pc, kcb int) {
 		p.packATilesBF16(kern, ap, t0, t1, pc, kcb)
 		return
 	}
+	p.packATilesFP32(kern, ap, t0, t1, pc, kcb)
+	if kern.bf16FMA {
+		for t := range t1 - t0 {
+			roundSwapPairs(ap[t*kern.ms*kcb:][:kern.ms*kcb], kcb, kern.ms)
+		}
+	}
+}
+
+// packATilesFP32 is packATiles in the fp32 layout.
+func (p *problem) packATilesFP32(kern *kernel, ap []float32, t0, t1, pc, kcb int) {
 	ms, mr := kern.ms, kern.mr
 	first := t0
 	if p.transA && kern.vecPack && ms == 16 {
@@ -65,6 +75,16 @@ func (p *problem) packBPanels(kern *kernel, bp []float32, jc, t0, t1, pc, kcb in
 		p.packBPanelsBF16(kern, bp, jc, t0, t1, pc, kcb)
 		return
 	}
+	p.packBPanelsFP32(kern, bp, jc, t0, t1, pc, kcb)
+	if kern.bf16FMA {
+		for t := t0; t < t1; t++ {
+			roundSwapPairs(bp[t*kern.nr*kcb:][:kern.nr*kcb], kcb, kern.nr)
+		}
+	}
+}
+
+// packBPanelsFP32 is packBPanels in the fp32 layout.
+func (p *problem) packBPanelsFP32(kern *kernel, bp []float32, jc, t0, t1, pc, kcb int) {
 	nr := kern.nr
 	if !p.transB && kern.vecPack && nr == 32 {
 		full := min(t1, (p.n-jc)/nr)

@@ -38,6 +38,12 @@ type kernel struct {
 	// per 32-bit slot (see bf16.go); packATiles and packBPanels pack for
 	// it, and its fn and edge take kc in k steps.
 	bf16 bool
+
+	// bf16FMA marks a kernel that computes the bf16 kernel's results with
+	// fp32 FMAs (see bf16fma.go): its panels are packed in the fp32
+	// layout, then rounded to bf16 values and pair-swapped in place
+	// (roundSwapPairs).
+	bf16FMA bool
 }
 
 // kernels lists the variants usable on this machine, fastest first; the

@@ -282,3 +282,61 @@ tnext1:
 tdone1:
 	VZEROUPPER
 	RET
+
+// func roundSwapPairsAVX512(p *float32, rows, w int)
+// In place, for a panel of rows rows of w floats (w = 16 or 32): every
+// float rounded to bf16 (as bf16.go's roundBF16), kept as the fp32 of that
+// bf16 (low 16 bits zero), and rows 2q and 2q+1 exchanged; an odd last
+// row is rounded where it is. This is the packed format of the fp32-FMA
+// bf16 kernels (kernel_bf16fma_amd64.s).
+TEXT ·roundSwapPairsAVX512(SB), NOSPLIT, $0-24
+	MOVQ p+0(FP), DI
+	MOVQ rows+8(FP), CX
+	MOVQ w+16(FP), R9
+	SHLQ $2, R9 // row bytes
+	BFCONSTS
+
+rsloop:
+	CMPQ    CX, $2
+	JLT     rstail
+	VMOVUPS (DI), Z0
+	VMOVUPS (DI)(R9*1), Z1
+	ROUNDBF(Z0, Z2)
+	ROUNDBF(Z1, Z3)
+	VPANDD  Z23, Z2, Z2
+	VPANDD  Z23, Z3, Z3
+	VMOVUPS Z3, (DI)
+	VMOVUPS Z2, (DI)(R9*1)
+	CMPQ    R9, $128
+	JNE     rsnext
+	VMOVUPS 64(DI), Z0
+	VMOVUPS 64(DI)(R9*1), Z1
+	ROUNDBF(Z0, Z2)
+	ROUNDBF(Z1, Z3)
+	VPANDD  Z23, Z2, Z2
+	VPANDD  Z23, Z3, Z3
+	VMOVUPS Z3, 64(DI)
+	VMOVUPS Z2, 64(DI)(R9*1)
+
+rsnext:
+	LEAQ (DI)(R9*2), DI
+	SUBQ $2, CX
+	JMP  rsloop
+
+rstail:
+	TESTQ   CX, CX
+	JZ      rsdone
+	VMOVUPS (DI), Z0
+	ROUNDBF(Z0, Z2)
+	VPANDD  Z23, Z2, Z2
+	VMOVUPS Z2, (DI)
+	CMPQ    R9, $128
+	JNE     rsdone
+	VMOVUPS 64(DI), Z0
+	ROUNDBF(Z0, Z2)
+	VPANDD  Z23, Z2, Z2
+	VMOVUPS Z2, 64(DI)
+
+rsdone:
+	VZEROUPPER
+	RET

@@ -1,0 +1,69 @@
+package gemm
+
+import (
+	"sync"
+	"time"
+)
+
+// The bf16 GEMM on the fp32 FMA. VDPBF16PS does two multiply-adds per
+// lane, but cores differ in how often they issue it: where it runs at
+// twice the fp32 FMA's flop rate the bf16 kernel (kernelBF16x14x32) is the
+// fast path, while a core that issues one VDPBF16PS every other cycle
+// against two VFMADD231PS per cycle (measured: 110 against 214 GFLOP/s on
+// one core of an Intel Xeon, family 6 model 207) computes the same
+// products twice as fast with FMAs. bf16FMAKernel does that: it runs the
+// fp32 kernel's loop over panels of bf16 values in the fp32 layout, with
+// each pair's odd k step first and DAZ/FTZ set, which reproduces every
+// rounding and flush of VDPBF16PS (kernel_bf16fma_amd64.s), so SgemmBF16
+// returns the same bits whichever kernel runs; the K blocks are the bf16
+// kernel's (same kc) for the same reason. The choice is made once per
+// process by timing the two instructions on the calling thread
+// (chooseBF16Kernel), and, the results being identical, does not make
+// anything depend on the machine's load.
+
+var bf16Choice struct {
+	once sync.Once
+	k    *kernel
+}
+
+// bf16Active returns the kernel SgemmBF16 runs: bf16Kernel, or
+// bf16FMAKernel where the fp32 FMA is clearly the faster instruction.
+func bf16Active() *kernel {
+	bf16Choice.once.Do(func() { bf16Choice.k = chooseBF16Kernel() })
+	return bf16Choice.k
+}
+
+// chooseBF16Kernel times the VDPBF16PS and VFMADD231PS peak loops
+// alternately (about half a millisecond in all) and picks bf16FMAKernel
+// when the FMA's multiply-add rate beats VDPBF16PS's by more than 25%, a
+// margin far outside timing noise on cores where the two differ twofold,
+// and bf16Kernel otherwise.
+func chooseBF16Kernel() *kernel {
+	if bf16FMAKernel == nil || !haveFMAPeak() || !haveBF16Peak() {
+		return bf16Kernel
+	}
+	var a, b [16]uint32
+	var out [bf16PeakChains * 16]float32
+	const iters = 1 << 10
+	bestFMA, bestBF16 := 0.0, 0.0
+	for range 5 {
+		t := time.Now()
+		fmaPeakZMM(iters * 4)
+		bestFMA = max(bestFMA, 4*iters*fmaPeakFlopsPerIter/time.Since(t).Seconds())
+		t = time.Now()
+		bf16PeakZMM(iters, &a, &b, &out)
+		bestBF16 = max(bestBF16, iters*bf16PeakFlopsPerIter/time.Since(t).Seconds())
+	}
+	if bestFMA > 1.25*bestBF16 {
+		return bf16FMAKernel
+	}
+	return bf16Kernel
+}
+
+// roundSwapPairs rounds every value of a panel of rows rows of w floats
+// (w = 16 or 32) to bf16, kept as its fp32 value, and exchanges rows 2q
+// and 2q+1: the packed format of bf16FMAKernel, from the fp32 one.
+func roundSwapPairs(panel []float32, rows, w int) {
+	_ = panel[rows*w-1]
+	roundSwapPairsAVX512(&panel[0], rows, w)
+}
