@@ -285,7 +285,7 @@ func reportCPU(b *testing.B, loop *peakLoop, flops float64, cpu time.Duration) {
 func BenchmarkMicroKernel(b *testing.B) {
 	ks := kernels
 	if BF16Supported() {
-		ks = append([]*kernel{bf16Kernel}, ks...)
+		ks = append([]*kernel{bf16Kernel, bf16FMAKernel}, ks...)
 	}
 	for _, k := range ks {
 		for _, kc := range []int{k.kc, 64} {
