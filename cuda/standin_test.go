@@ -135,7 +135,8 @@ func TestStandinFaultNamesBuffer(t *testing.T) {
 }
 
 // TestStandinLeakReported: a device buffer left allocated when the last
-// backend on the device closes is reported with its name.
+// backend on the device closes is reported with its name, and so is a
+// stream left undestroyed.
 func TestStandinLeakReported(t *testing.T) {
 	needStandin(t)
 	b := standinBackend(t)
@@ -164,6 +165,21 @@ func TestStandinLeakReported(t *testing.T) {
 	}
 	if rep := StandinLeaks(0); rep != "" {
 		t.Fatalf("a backend closed normally leaked: %s", rep)
+	}
+	// A stream left undestroyed is counted while the backend lives and
+	// reported when the context goes.
+	b = standinBackend(t)
+	if err := b.dev.do(func() error { _, err := cu.MakeStream(cu.NonBlocking); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := StandinHandles(0); s != 2 {
+		t.Errorf("a backend's stream and one more: the stand-in counts %d streams", s)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep := StandinLeaks(0); !strings.Contains(rep, "1 streams not destroyed") {
+		t.Fatalf("leak report %q does not name the undestroyed stream", rep)
 	}
 }
 

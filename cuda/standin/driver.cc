@@ -270,9 +270,10 @@ void release_context(context *c) {
         }
     }
     if (n > 0 || nstreams > 0) {
-        char m[256];
-        snprintf(m, sizeof m, "cuda device %d: the context was destroyed with %d buffers (%zu bytes) still allocated and %d streams not destroyed%s",
-                 c->dev, n, bytes, nstreams, n > 0 ? ":" : "");
+        char m[256], st[64] = "";
+        if (nstreams > 0) snprintf(st, sizeof st, " and %d streams not destroyed", nstreams);
+        snprintf(m, sizeof m, "cuda device %d: the context was destroyed with %d buffers (%zu bytes) still allocated%s%s", c->dev, n,
+                 bytes, st, n > 0 ? ":" : "");
         leak_report[c->dev] = m + report + (n > 20 ? "\n  ..." : "");
         log("%s", leak_report[c->dev].c_str());
     } else {
