@@ -6,7 +6,10 @@ import "math"
 // bf16 while they are packed and products summed in fp32 by VDPBF16PS,
 // the precision of the reference's bf16 training (torch autocast rounds
 // the fp32 operands of every matmul to bf16 and accumulates in fp32) and
-// of the CUDA backend's default GEMM mode.
+// of the CUDA backend's default GEMM mode. On cores that issue VDPBF16PS
+// at a lower rate than the fp32 FMA, the same sums, bit for bit, are
+// computed with FMAs instead (bf16fma.go); what follows describes the
+// VDPBF16PS kernel's format.
 //
 // Packed format: a lane of a packed micro-panel holds one operand row or
 // column along k; in a bf16 panel each 32-bit slot holds a pair of k steps,
