@@ -14,10 +14,6 @@
 //     reproducible run to run, as engine.Backend requires.
 #pragma once
 
-#ifdef TRM_EMU
-#include "emu.h"
-#endif
-
 typedef long long i64;
 
 #define TRM_KERNEL extern "C" __global__
