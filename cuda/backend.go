@@ -129,7 +129,15 @@ type Backend struct {
 
 	stats  Stats
 	closed bool
+	// captureFailures counts failed graph captures over the backend's
+	// life (Stats.GraphRejects is reset by each Stats call).
+	captureFailures int64
 }
+
+// GraphCaptureFailures is the number of CUDA graph captures that failed
+// since the backend was made; each failed sequence then runs eagerly. The
+// metrics exporter publishes it as trm_cuda_graph_capture_failures_total.
+func (b *Backend) GraphCaptureFailures() int64 { return atomic.LoadInt64(&b.captureFailures) }
 
 var _ engine.Backend = (*Backend)(nil)
 

@@ -264,6 +264,7 @@ func (b *Backend) flushRecorded() {
 // sequence then runs eagerly for good (slower, never wrong).
 func (b *Backend) reject(err error) {
 	atomic.AddInt64(&b.stats.GraphRejects, 1)
+	atomic.AddInt64(&b.captureFailures, 1)
 	if b.rec.LastReject == nil {
 		fmt.Fprintf(os.Stderr, "trm: %s: a CUDA graph capture failed; that sequence of ops runs eagerly from now on: %v\n", b.Name(), err)
 	}

@@ -91,6 +91,15 @@ type DeviceMemoryReporter interface {
 	DeviceMemory() (inUse, reserved uint64)
 }
 
+// GraphCaptureReporter is implemented by a backend that replays recorded
+// op sequences as CUDA graphs: it counts the captures that failed, which
+// the exporter publishes as trm_cuda_graph_capture_failures_total (a
+// failed capture is logged once and the sequence runs eagerly, so this
+// counter is how a slow run shows why).
+type GraphCaptureReporter interface {
+	GraphCaptureFailures() int64
+}
+
 // Exporter is a trainer.Hook publishing the run to its own registry.
 type Exporter struct {
 	reg  *prometheus.Registry
@@ -227,6 +236,17 @@ func New(opt Options) *Exporter {
 			reg = prometheus.WrapRegistererWith(prometheus.Labels{"rank": opt.Rank}, runReg)
 		}
 		reg.MustRegister(&engineMemCollector{r: r, device: opt.Backend.Name()})
+	}
+	if r, ok := opt.Backend.(GraphCaptureReporter); ok {
+		reg := runReg
+		if opt.Rank != "" {
+			reg = prometheus.WrapRegistererWith(prometheus.Labels{"rank": opt.Rank}, runReg)
+		}
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "trm_cuda_graph_capture_failures_total",
+			Help:        "CUDA graph captures that failed; each failed sequence of ops runs eagerly from then on (slower, never wrong).",
+			ConstLabels: prometheus.Labels{"device": opt.Backend.Name()},
+		}, func() float64 { return float64(r.GraphCaptureFailures()) }))
 	}
 
 	e.reg.MustRegister(newBuildInfo(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -317,3 +317,36 @@ trm_gpu_engine_memory_bytes{device="cuda:0",run="r3",state="reserved"} 8.388608e
 		t.Error("server still answers after Shutdown")
 	}
 }
+
+// graphBackend stands for a backend that replays CUDA graphs and counts
+// the captures that failed.
+type graphBackend struct {
+	engine.Backend
+	failures *int64
+}
+
+func (g graphBackend) GraphCaptureFailures() int64 { return *g.failures }
+
+func (graphBackend) Name() string { return "cuda:1" }
+
+func TestGraphCaptureFailures(t *testing.T) {
+	var n int64
+	e := New(Options{Run: "r4", NVMLLibrary: "off", Backend: graphBackend{cpu.New(1), &n}})
+	const head = `
+# HELP trm_cuda_graph_capture_failures_total CUDA graph captures that failed; each failed sequence of ops runs eagerly from then on (slower, never wrong).
+# TYPE trm_cuda_graph_capture_failures_total counter
+`
+	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(head+`trm_cuda_graph_capture_failures_total{device="cuda:1",run="r4"} 0
+`), "trm_cuda_graph_capture_failures_total"); err != nil {
+		t.Error(err)
+	}
+	// Read at scrape time: a later failure shows at the next scrape.
+	n = 2
+	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(head+`trm_cuda_graph_capture_failures_total{device="cuda:1",run="r4"} 2
+`), "trm_cuda_graph_capture_failures_total"); err != nil {
+		t.Error(err)
+	}
+	if c, _ := testutil.GatherAndCount(New(Options{NVMLLibrary: "off", Backend: cpu.New(1)}).Registry(), "trm_cuda_graph_capture_failures_total"); c != 0 {
+		t.Errorf("CPU backend: %d capture-failure series, want 0", c)
+	}
+}
