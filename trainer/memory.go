@@ -90,7 +90,12 @@ func (p MemoryPlan) Fits(available int64, where string) error {
 	if need <= available {
 		return nil
 	}
-	gib := func(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
+	gib := func(b int64) string {
+		if b < 1<<30 { // a small device or batch: GiB would round to 0.00
+			return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+		}
+		return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
+	}
 	weights := p.Train.Weights + p.Train.Gradients + p.Optimizer + p.Eval.Weights
 	act := need - weights
 	msg := fmt.Sprintf("a training replica needs about %s on %s (weights, gradients and optimizer %s; activations of a batch of %d %s) but %s is available",

@@ -72,25 +72,50 @@ type RunOptions struct {
 	Rank, WorldSize int
 	// HostMemory is the host memory, in bytes, a run on the CPU backend
 	// checks its estimate (EstimateMemory) against before allocating; 0
-	// means what HostMemoryAvailable reports. Other backends check their
-	// device memory themselves.
+	// means what HostMemoryAvailable reports. A backend with its own
+	// device memory (DeviceMemoryFreeReporter) is checked against that
+	// instead.
 	HostMemory int64
 }
 
-// checkHostMemory refuses a run on the CPU backend whose replica would
-// allocate more than the host has available (RunOptions.HostMemory, else
-// HostMemoryAvailable), naming global_batch_size and the largest batch
-// that fits, before anything is allocated: past the limit the process
-// would be killed mid-run rather than told why.
-func checkHostMemory(cfg Config, opt RunOptions, withEval bool) error {
-	if opt.Backend == nil || !strings.HasPrefix(opt.Backend.Name(), "cpu") {
+// DeviceMemoryFreeReporter is implemented by a backend whose buffers live
+// in a device's own memory (the CUDA backend): DeviceMemoryFree is the
+// bytes it can still allocate there. Run checks the replica's estimate
+// (EstimateMemory) against it before allocating the model, each replica
+// on its own device.
+type DeviceMemoryFreeReporter interface {
+	DeviceMemoryFree() (int64, error)
+}
+
+// checkMemory refuses a run whose replica would allocate more than its
+// backend has: the device's free memory for a backend that reports it
+// (DeviceMemoryFreeReporter), else, on the CPU backend, the host memory
+// (RunOptions.HostMemory, else HostMemoryAvailable). The error names
+// global_batch_size and the largest batch that fits, and comes before
+// anything is allocated: past the limit the process would be killed, or
+// an allocation fail, mid-run rather than say why.
+func checkMemory(cfg Config, opt RunOptions, withEval bool) error {
+	if opt.Backend == nil {
 		return nil
 	}
-	avail := opt.HostMemory
-	if avail <= 0 {
-		var ok bool
-		if avail, ok = HostMemoryAvailable(); !ok {
-			return nil // no figure to check against (not Linux)
+	var avail int64
+	where := "the host"
+	if d, ok := opt.Backend.(DeviceMemoryFreeReporter); ok {
+		free, err := d.DeviceMemoryFree()
+		if err != nil {
+			return fmt.Errorf("reading the free memory of %s: %w", opt.Backend.Name(), err)
+		}
+		avail, where = free, "the device "+opt.Backend.Name()
+	} else {
+		if !strings.HasPrefix(opt.Backend.Name(), "cpu") {
+			return nil
+		}
+		avail = opt.HostMemory
+		if avail <= 0 {
+			var ok bool
+			if avail, ok = HostMemoryAvailable(); !ok {
+				return nil // no figure to check against (not Linux)
+			}
 		}
 	}
 	world := max(opt.WorldSize, 1)
@@ -98,7 +123,7 @@ func checkHostMemory(cfg Config, opt RunOptions, withEval bool) error {
 	if err != nil {
 		return err
 	}
-	if err := plan.Fits(avail, "the host"); err != nil {
+	if err := plan.Fits(avail, where); err != nil {
 		return fmt.Errorf("global_batch_size %d with %s: %w", cfg.GlobalBatchSize, cfg.Group(), err)
 	}
 	return nil
@@ -444,7 +469,7 @@ func Run(ctx context.Context, cfg Config, opt RunOptions) (sum *Summary, err err
 			return nil, fmt.Errorf("test data %v: seq_len %d, vocab_size %d differ from the training data's %d, %d", testPaths, tm.SeqLen, tm.VocabSize, md.SeqLen, md.VocabSize)
 		}
 	}
-	if err := checkHostMemory(cfg, opt, testDS != nil && opt.Rank == 0); err != nil {
+	if err := checkMemory(cfg, opt, testDS != nil && opt.Rank == 0); err != nil {
 		return nil, err
 	}
 	total := TotalSteps(cfg.Epochs, md.TotalGroups, md.MeanPuzzleExamples, cfg.GlobalBatchSize)
