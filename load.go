@@ -37,6 +37,23 @@ type LoadOptions struct {
 	// its storage holds (torch.Tensor.expand's zero strides); off, such a
 	// tensor is refused, since its copy can be far larger than the file.
 	AllowExpandedViews bool
+	// Arch, when set, is the architecture to read the weights as,
+	// instead of Config or a checkpoint's own: for a caller that resolved
+	// it itself, e.g. with key=value overrides as trm-train eval takes.
+	// Its seq_len and vocab_size, when 0, still come from DataDir or the
+	// checkpoint's dataset; the checkpoint is still verified.
+	Arch *Arch
+}
+
+// Arch is a resolved architecture: the model config and its
+// architecture selection (trm, hrm, ...), as a checkpoint's
+// trainer.json holds them.
+type Arch struct {
+	// Config is the model config, with its sizes.
+	Config engine.Config
+	// Arch selects the architecture whose parameter table the weights
+	// follow (an HRM's H_level keys, for one).
+	Arch engine.ArchSettings
 }
 
 // Model is a trained model held in host memory: its architecture and its
@@ -68,11 +85,14 @@ func LoadContext(ctx context.Context, path string, opt LoadOptions) (*Model, err
 	if st.IsDir() {
 		return loadCheckpoint(path, opt)
 	}
-	if opt.Config == "" {
+	if opt.Config == "" && opt.Arch == nil {
 		return nil, fmt.Errorf("trm: %s: a weights file needs its architecture: set LoadOptions.Config to a preset, a model config JSON or a reference YAML", path)
 	}
-	cfg, arch, _, err := trainer.ResolveModelArch(opt.Config)
-	if err != nil {
+	var cfg engine.Config
+	var arch engine.ArchSettings
+	if opt.Arch != nil {
+		cfg, arch = opt.Arch.Config, opt.Arch.Arch
+	} else if cfg, arch, _, err = trainer.ResolveModelArch(opt.Config); err != nil {
 		return nil, fmt.Errorf("trm: %s: %w", opt.Config, err)
 	}
 	var ts map[string]safetensors.Tensor
@@ -88,7 +108,7 @@ func LoadContext(ctx context.Context, path string, opt LoadOptions) (*Model, err
 		}
 		ts = f.Tensors
 	}
-	if opt.DataDir != "" {
+	if opt.DataDir != "" && (opt.Arch == nil || cfg.SeqLen == 0 || cfg.VocabSize == 0) {
 		if cfg, err = withData(cfg, []string{opt.DataDir}); err != nil {
 			return nil, err
 		}
@@ -114,7 +134,10 @@ func loadCheckpoint(path string, opt LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trm: %w", err)
 	}
-	cfg := meta.Config.Arch
+	cfg, arch := meta.Config.Arch, meta.Config.ArchSettings
+	if opt.Arch != nil {
+		cfg, arch = opt.Arch.Config, opt.Arch.Arch
+	}
 	var dirs []string
 	switch {
 	case opt.DataDir != "":
@@ -124,7 +147,7 @@ func loadCheckpoint(path string, opt LoadOptions) (*Model, error) {
 	default:
 		dirs = meta.Config.DataPaths
 	}
-	if cfg.SeqLen == 0 || cfg.VocabSize == 0 || opt.DataDir != "" {
+	if cfg.SeqLen == 0 || cfg.VocabSize == 0 || (opt.DataDir != "" && opt.Arch == nil) {
 		if cfg, err = withData(cfg, dirs); err != nil {
 			return nil, err
 		}
@@ -134,7 +157,7 @@ func loadCheckpoint(path string, opt LoadOptions) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trm: %w", err)
 	}
-	return fromTensors(sizesFromWeights(cfg, f.Tensors), meta.Config.ArchSettings, f.Tensors, mf)
+	return fromTensors(sizesFromWeights(cfg, f.Tensors), arch, f.Tensors, mf)
 }
 
 // withData fixes the dataset-dependent sizes from the first dataset
@@ -224,6 +247,12 @@ func (m *Model) Config() engine.Config { return m.cfg }
 
 // Arch returns the model's architecture selection (trm, hrm, ...).
 func (m *Model) Arch() engine.ArchSettings { return m.arch }
+
+// Params returns the weights in the engine's layout, for a program that
+// drives the engine itself (trm-train eval hands them to the trainer's
+// evaluator). They are shared by every Solver of the model: read them,
+// never change them (Clone first).
+func (m *Model) Params() *engine.Params { return m.params }
 
 // Source names the file the weights were read from.
 func (m *Model) Source() string { return m.source }

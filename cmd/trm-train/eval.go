@@ -14,18 +14,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tinyrecursive/trm"
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/trainer"
 	"github.com/tinyrecursive/trm/trainer/data"
 )
 
 func init() { register(newEvalCmd) }
-
-// inference is a model state with its config, ready to evaluate or solve.
-type inference struct {
-	cfg    trainer.Config
-	params *engine.Params
-}
 
 // resolveInference resolves the config and the weights file of a
 // checkpoint directory (its trainer.json and model.safetensors) or of a
@@ -96,36 +91,30 @@ func resolveModelConfig(arg string, warn io.Writer) (engine.Config, engine.ArchS
 	return c, s, err
 }
 
-// loadInference resolves as resolveInference does and reads the weights.
-func loadInference(ckpt, model, modelConfig string, dataDirs, overrides []string, warn io.Writer) (*inference, error) {
+// loadModel resolves the config as resolveInference does and reads the
+// weights through the library (trm.Load): a checkpoint's own weights are
+// first verified against its manifest (trainer.VerifyCheckpoint), as a
+// resume does, so that a flipped bit or a truncated file is reported
+// naming the file instead of evaluating damaged weights. The weights are
+// read as the resolved architecture, overrides included.
+func loadModel(ckpt, model, modelConfig string, dataDirs, overrides []string, warn io.Writer) (*trm.Model, trainer.Config, error) {
 	cfg, weights, err := resolveInference(ckpt, model, modelConfig, dataDirs, overrides, warn)
 	if err != nil {
-		return nil, err
+		return nil, cfg, err
 	}
-	p, err := loadWeights(ckpt != "" && model == "", weights, cfg.Arch, cfg.ArchSettings)
-	if err != nil {
-		return nil, err
-	}
-	return &inference{cfg: cfg, params: p}, nil
+	m, err := loadResolved(cfg, ckpt, model, weights)
+	return m, cfg, err
 }
 
-// loadWeights reads the weights file of the model arch and s make (its
-// architecture's parameter table: an HRM's H_level keys). When it is a checkpoint's
-// own (ofCheckpoint), the checkpoint is first verified against its
-// manifest (trainer.VerifyCheckpoint), as a resume does: a flipped bit or a
-// truncated file is reported naming the file instead of evaluating
-// damaged weights.
-func loadWeights(ofCheckpoint bool, weights string, arch engine.Config, s engine.ArchSettings) (*engine.Params, error) {
-	if ofCheckpoint {
-		if err := trainer.VerifyCheckpoint(filepath.Dir(weights)); err != nil {
-			return nil, err
-		}
+// loadResolved reads the weights of a resolved config: the checkpoint
+// directory ckpt (verified) when no --model names other weights, else the
+// weights file.
+func loadResolved(cfg trainer.Config, ckpt, model, weights string) (*trm.Model, error) {
+	path := weights
+	if ckpt != "" && model == "" {
+		path = ckpt
 	}
-	l, err := engine.NewArchLayout(arch, s)
-	if err != nil {
-		return nil, err
-	}
-	return engine.LoadState(weights, l)
+	return trm.Load(path, trm.LoadOptions{Arch: &trm.Arch{Config: cfg.Arch, Arch: cfg.ArchSettings}})
 }
 
 // evalFlags are the flags of eval.
@@ -213,7 +202,7 @@ func runEval(c *cobra.Command, f *evalFlags, args []string) error {
 	if f.dryRun {
 		return dryRunEval(stdout, stderr, cfg, model, f.device)
 	}
-	p, err := loadWeights(f.ckpt != "" && f.model == "", model, cfg.Arch, cfg.ArchSettings)
+	m, err := loadResolved(cfg, f.ckpt, f.model, model)
 	if err != nil {
 		return err
 	}
@@ -232,7 +221,7 @@ func runEval(c *cobra.Command, f *evalFlags, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := ev.EvaluateContext(ctx, p, data.Sharding{GlobalBatchSize: cfg.GlobalBatchSize, WorldSize: 1}, 0)
+	rep, err := ev.EvaluateContext(ctx, m.Params(), data.Sharding{GlobalBatchSize: cfg.GlobalBatchSize, WorldSize: 1}, 0)
 	if err != nil {
 		return err
 	}

@@ -1,16 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"math"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
-	"github.com/tinyrecursive/trm/engine"
+	"github.com/tinyrecursive/trm"
 	"github.com/tinyrecursive/trm/puzzle"
 	"github.com/tinyrecursive/trm/trainer/data"
 )
@@ -118,19 +120,20 @@ func runSolve(stdout, stderr io.Writer, stdin io.Reader, f *solveFlags, args []s
 	if f.dataDir != "" {
 		dirs = []string{f.dataDir}
 	}
-	inf, err := loadInference(f.ckpt, f.model, f.modelConfig, dirs, nil, stderr)
+	m, cfg, err := loadModel(f.ckpt, f.model, f.modelConfig, dirs, nil, stderr)
 	if err != nil {
 		return err
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if f.task != "" {
-		return solveARC(stdout, inf, f)
+		return solveARC(ctx, stdout, m, cfg.DataPathsTest, f)
 	}
 	text, err := puzzleText(stdin, args)
 	if err != nil {
 		return err
 	}
-	a := inf.cfg.Arch
-	cd := puzzle.For(a.SeqLen, a.VocabSize)
+	cd := m.Codec()
 	if sc, ok := cd.(puzzle.SudokuCodec); ok {
 		if n := sudokuCells(text); n != sc.SeqLen() {
 			return usageErrorf("a %s has %d cells, got %d", sc.Name(), sc.SeqLen(), n)
@@ -151,86 +154,43 @@ func runSolve(stdout, stderr io.Writer, stdin io.Reader, f *solveFlags, args []s
 	if _, ok := cd.(puzzle.TokensCodec); ok {
 		what = "token sequence"
 	}
-	fmt.Fprintf(stdout, "%s, %d supervision steps\n", what, a.HaltMaxSteps)
-	var last []int32
-	haltedAt := 0
-	err = runSteps(inf, tokens, []int32{int32(f.pid)}, func(k int, r *engine.StepResult, halts bool) {
-		if halts {
-			haltedAt = k
-		}
-		conf := 1 / (1 + math.Exp(-float64(r.QHalt[0])))
+	fmt.Fprintf(stdout, "%s, %d supervision steps\n", what, m.HaltMaxSteps())
+	if f.pid < 0 || (f.pid > 0 && f.pid >= m.NumPuzzleIdentifiers()) {
+		return usageErrorf("--puzzle-id %d: the model has puzzle identifiers [0, %d)", f.pid, max(m.NumPuzzleIdentifiers(), 1))
+	}
+	sols, err := m.Solve(ctx, []trm.Puzzle{{Tokens: tokens, ID: int32(f.pid)}}, trm.Request{FullSteps: true, Trace: true})
+	if err != nil {
+		return err
+	}
+	sol := sols[0]
+	for k, preds := range sol.Trace {
+		step := k + 1
 		mark := ""
-		if halts {
+		if step == sol.HaltStep {
 			mark = "  <- halts here (q_halt > 0)"
 		}
-		unchanged := last != nil && slices.Equal(last, r.Preds)
+		unchanged := k > 0 && slices.Equal(sol.Trace[k-1], preds)
 		note := ""
 		if unchanged {
 			note = " (unchanged)"
 		}
-		fmt.Fprintf(stdout, "\nstep %d: confidence %.3f%s%s\n", k, conf, note, mark)
+		fmt.Fprintf(stdout, "\nstep %d: confidence %.3f%s%s\n", step, sol.HaltProb[k], note, mark)
 		if !unchanged {
-			fmt.Fprintln(stdout, indent2(cd.Render(r.Preds)))
+			fmt.Fprintln(stdout, indent2(cd.Render(preds)))
 		}
-		last = append(last[:0], r.Preds...)
-	})
-	if err != nil {
-		return err
 	}
-	if haltedAt == 0 {
+	if sol.HaltStep == 0 {
 		fmt.Fprintf(stdout, "\nthe halting head never fired (q_halt > 0 at no step)\n")
 	}
-	fmt.Fprintf(stdout, "\nanswer after step %d: %s\n", a.HaltMaxSteps, cd.Check(tokens, last, label))
-	return nil
-}
-
-// runSteps runs every supervision step of the model on a batch of inputs
-// (len(pids) examples) and calls each with the step's result, marking the
-// first step where the first example's halting head fires.
-func runSteps(inf *inference, inputs, pids []int32, each func(k int, r *engine.StepResult, halts bool)) error {
-	a := inf.cfg.Arch
-	a.BatchSize = len(pids)
-	be, err := openBackend("cpu", 0)
-	if err != nil {
-		return err
-	}
-	m, err := engine.NewModel(a, be, engine.Options{Arch: inf.cfg.ArchSettings})
-	if err != nil {
-		return err
-	}
-	if err := m.SetParams(inf.params); err != nil {
-		return err
-	}
-	labels := make([]int32, len(inputs))
-	for i := range labels {
-		labels[i] = engine.IgnoreLabel
-	}
-	if err := m.SetBatch(inputs, labels, pids); err != nil {
-		return err
-	}
-	c := m.NewCarry()
-	halted := false
-	for k := 1; k <= a.HaltMaxSteps; k++ {
-		if err := m.Step(c, engine.StepOptions{}); err != nil {
-			return err
-		}
-		r, err := m.Result(c, false)
-		if err != nil {
-			return err
-		}
-		halts := !halted && r.QHalt[0] > 0
-		halted = halted || halts
-		each(k, r, halts)
-	}
+	fmt.Fprintf(stdout, "\nanswer after step %d: %s\n", sol.Steps, cd.Check(tokens, sol.Answer, label))
 	return nil
 }
 
 // solveARC puts every selected test input of an ARC task to the model in
 // its augmented versions and votes on two attempts per test input.
-func solveARC(stdout io.Writer, inf *inference, f *solveFlags) error {
-	a := inf.cfg.Arch
-	if a.SeqLen != puzzle.ARCSide*puzzle.ARCSide {
-		return usageErrorf("--task: the model reads %s puzzles (%d tokens), not ARC's %dx%d canvas", puzzle.For(a.SeqLen, a.VocabSize).Name(), a.SeqLen, puzzle.ARCSide, puzzle.ARCSide)
+func solveARC(ctx context.Context, stdout io.Writer, m *trm.Model, dataDirs []string, f *solveFlags) error {
+	if m.SeqLen() != puzzle.ARCSide*puzzle.ARCSide {
+		return usageErrorf("--task: the model reads %s puzzles (%d tokens), not ARC's %dx%d canvas", m.Codec().Name(), m.SeqLen(), puzzle.ARCSide, puzzle.ARCSide)
 	}
 	task, err := puzzle.ReadARCTask(f.task, "")
 	if err != nil {
@@ -244,8 +204,8 @@ func solveARC(stdout io.Writer, inf *inference, f *solveFlags) error {
 	fmt.Fprintln(stdout, puzzle.DescribeARCTask(task))
 	var versions []puzzle.ARCVersion
 	how := ""
-	if len(inf.cfg.DataPathsTest) > 0 {
-		ds, err := data.Open("test", inf.cfg.DataPathsTest...)
+	if len(dataDirs) > 0 {
+		ds, err := data.Open("test", dataDirs...)
 		if err != nil {
 			return err
 		}
@@ -268,30 +228,29 @@ func solveARC(stdout io.Writer, inf *inference, f *solveFlags) error {
 		versions = versions[:f.versions]
 	}
 	queries := puzzle.ARCQueries(task, versions)
-	fmt.Fprintf(stdout, "\n%d of %d versions (%s), %d queries, %d supervision steps\n", len(versions), total, how, len(queries), a.HaltMaxSteps)
-	inputs := make([]int32, 0, len(queries)*a.SeqLen)
-	pids := make([]int32, len(queries))
+	fmt.Fprintf(stdout, "\n%d of %d versions (%s), %d queries, %d supervision steps\n", len(versions), total, how, len(queries), m.HaltMaxSteps())
+	ps := make([]trm.Puzzle, len(queries))
 	for i, q := range queries {
-		inputs = append(inputs, q.Input...)
-		pids[i] = q.Version.Identifier
+		ps[i] = trm.Puzzle{Tokens: q.Input, ID: q.Version.Identifier}
 	}
-	var last *engine.StepResult
-	err = runSteps(inf, inputs, pids, func(k int, r *engine.StepResult, _ bool) {
-		positive := 0
-		for _, q := range r.QHalt[:len(queries)] {
-			if q > 0 {
-				positive++
-			}
-		}
-		fmt.Fprintf(stdout, "step %d: q_halt > 0 on %d of %d queries\n", k, positive, len(queries))
-		last = r
-	})
+	sols, err := m.Solve(ctx, ps, trm.Request{FullSteps: true})
 	if err != nil {
 		return err
 	}
+	for k := range m.HaltMaxSteps() {
+		positive := 0
+		for _, s := range sols {
+			if s.QHalt[k] > 0 {
+				positive++
+			}
+		}
+		fmt.Fprintf(stdout, "step %d: q_halt > 0 on %d of %d queries\n", k+1, positive, len(queries))
+	}
+	// The vote weighs each version by its last step's q_halt, as
+	// evaluation does.
 	vote := puzzle.NewARCVote(task, versions)
 	for i, q := range queries {
-		if err := vote.Add(q, last.Preds[i*a.SeqLen:(i+1)*a.SeqLen], float64(last.QHalt[i])); err != nil {
+		if err := vote.Add(q, sols[i].Answer, float64(sols[i].QHalt[len(sols[i].QHalt)-1])); err != nil {
 			return err
 		}
 	}
