@@ -18,13 +18,21 @@ import (
 	"github.com/tinyrecursive/trm/engine/cpu"
 )
 
-// StepConfigs are the three configurations of the step benchmark; the
-// reference PyTorch (1.13, OpenBLAS, 2 threads) takes 7.2 s, 7.9 s and
-// 2.5 s per step on the 2-core development machine.
-func StepConfigs() []struct {
+// StepConfig is one configuration of the step benchmark: a model config
+// and its architecture (the zero value is the TRM).
+type StepConfig struct {
 	Name string
 	Cfg  engine.Config
-} {
+	Arch engine.ArchSettings
+}
+
+// StepConfigs are the configurations of the step benchmark: the three TRM
+// ones, for which the reference PyTorch (1.13, OpenBLAS, 2 threads) takes
+// 7.2 s, 7.9 s and 2.5 s per step on a 2-core machine, and the
+// hrm-sudoku preset at the same batch size as the Sudoku TRMs, so that a
+// change to the engine's shared forward and backward is timed on the
+// HRM's two networks and 1-step gradient too.
+func StepConfigs() []StepConfig {
 	sudoku := func(mlpT bool) engine.Config {
 		c := engine.DefaultConfig()
 		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 81, 11, 1
@@ -39,13 +47,16 @@ func StepConfigs() []struct {
 	small.SeqLen, small.VocabSize, small.NumPuzzleIdentifiers = 81, 11, 1
 	small.HiddenSize, small.NumHeads, small.PuzzleEmbNdim, small.PuzzleEmbLen = 128, 4, 128, 16
 	small.HCycles, small.LCycles, small.LLayers, small.BatchSize = 2, 3, 2, 64
-	return []struct {
-		Name string
-		Cfg  engine.Config
-	}{
-		{"sudoku-mlp-B16", sudoku(true)},
-		{"sudoku-att-B16", sudoku(false)},
-		{"small-att-H128-B64", small},
+	hrm, hrmArch, err := engine.ResolveArchConfig("hrm-sudoku")
+	if err != nil {
+		panic(err) // a built-in preset: its absence is a programming error
+	}
+	hrm.BatchSize = 16
+	return []StepConfig{
+		{Name: "sudoku-mlp-B16", Cfg: sudoku(true)},
+		{Name: "sudoku-att-B16", Cfg: sudoku(false)},
+		{Name: "small-att-H128-B64", Cfg: small},
+		{Name: "hrm-sudoku-B16", Cfg: hrm, Arch: hrmArch},
 	}
 }
 
@@ -70,7 +81,7 @@ func BenchmarkStep(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			m, err := engine.NewModel(sc.Cfg, be, engine.Options{Backward: true})
+			m, err := engine.NewModel(sc.Cfg, be, engine.Options{Backward: true, Arch: sc.Arch})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -122,7 +133,11 @@ func BenchmarkStep(b *testing.B) {
 			// CPU seconds (all threads) per step: on a shared machine the
 			// wall time inflates with other load, the work done does not.
 			b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/step")
-			gflops := engine.MatmulFLOPs(sc.Cfg, true) / sec / 1e9
+			flops, err := engine.ArchMatmulFLOPs(sc.Cfg, sc.Arch, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			gflops := flops / sec / 1e9
 			b.ReportMetric(gflops, "matmul-GFLOP/s")
 			// A bf16 step reports both: where the core issues
 			// VDPBF16PS slower than the FMA, the bf16 GEMM runs on FMAs

@@ -269,3 +269,48 @@ func CarryFields(s ArchSettings) ([]string, error) {
 	}
 	return append([]string(nil), d.states...), nil
 }
+
+// ArchMatmulFLOPs is MatmulFLOPs for the architecture of s: the GEMM and
+// attention FLOPs of one ACT step through its own schedule, each call
+// counting the blocks of its network, and with backward the two products
+// per GEMM and the four attention products of the differentiated calls,
+// plus the gradient-free second forward of a training step where the
+// architecture computes the q_continue target from one. For the TRM with
+// no_ACT_continue it equals MatmulFLOPs.
+func ArchMatmulFLOPs(c Config, s ArchSettings, backward bool) (float64, error) {
+	d, err := s.def()
+	if err != nil {
+		return 0, err
+	}
+	B, L, S, H, V := float64(c.BatchSize), float64(c.SeqLen), float64(c.SeqTotal()), float64(c.HiddenSize), float64(c.VocabSize)
+	I := float64(c.Inter(c.HiddenSize))
+	BS := B * S
+	mlp := 2*BS*H*2*I + 2*BS*I*H
+	var mix, attn float64
+	if c.MLPT {
+		It := float64(c.Inter(c.SeqTotal()))
+		mix = 2*B*H*S*2*It + 2*B*H*It*S
+	} else {
+		mix = 2*BS*H*3*H + 2*BS*H*H
+		attn = 4 * B * S * S * H
+	}
+	layers := d.netLayers(c)
+	calls, gradFrom := d.schedule(c)
+	var fwd, bwd float64
+	for k, cl := range calls {
+		n := float64(layers[cl.net])
+		fwd += n * (mlp + mix + attn)
+		if k >= gradFrom {
+			bwd += n * (2*(mlp+mix) + 2*attn)
+		}
+	}
+	heads := 2*B*L*H*V + 2*B*H*2
+	total := fwd + heads
+	if backward {
+		total += bwd + 2*heads
+		if d.target(c) {
+			total += fwd + heads
+		}
+	}
+	return total, nil
+}
