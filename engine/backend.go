@@ -201,3 +201,86 @@ type AdamHyper struct {
 	LR, Beta1, Beta2, WeightDecay float64
 	Step                          int
 }
+
+// Fused ops. A backend keeps to the coarse ops of Backend and may, in
+// addition, implement any of the optional interfaces below: each is one
+// fusion of a sequence the engine would otherwise issue as several coarse
+// ops. The engine asks for each fusion with Supports (a type assertion)
+// and, where the backend lacks it, composes the same result from the
+// coarse ops; so a fusion written for one backend (a CUDA kernel) needs no
+// twin on the others. A fusion's contract states its arithmetic exactly,
+// and where that is the composition's arithmetic (the same roundings in
+// the same order) the fused and the composed results are bitwise equal,
+// which enginetest.RunFusions checks on every backend.
+
+// Fusion names one optional fused op.
+type Fusion string
+
+// The fusions the engine uses.
+const (
+	// FusionAdd3 is FusedAdd3.
+	FusionAdd3 Fusion = "add3"
+)
+
+// Fusions lists every fusion the engine knows, in a fixed order.
+func Fusions() []Fusion { return []Fusion{FusionAdd3} }
+
+// FusedAdd3 fuses two Adds: the sums of three or more states that form a
+// network's input (the trm_hier6 L-level input sums six latents, then the
+// injection) are a chain of elementwise passes, each reading two buffers
+// and writing one; fused, every pair of Adds reads three and writes one.
+// docs/gpu-cost-model.md counts these passes in the share outside GEMMs
+// and attention that fusion can win.
+type FusedAdd3 interface {
+	// Add3 writes dst = (a + b) + c elementwise, rounding the inner sum
+	// to float32 before the outer one (the arithmetic of Add(dst, a, b)
+	// then Add(dst, dst, c)). dst may alias a or b but not c.
+	Add3(dst, a, b, c Buf)
+}
+
+// Supports reports whether be implements fusion f itself; the engine
+// composes the fusions it does not from the coarse ops.
+func Supports(be Backend, f Fusion) bool {
+	switch f {
+	case FusionAdd3:
+		_, ok := be.(FusedAdd3)
+		return ok
+	}
+	return false
+}
+
+// SupportedFusions lists the fusions be implements, for logs and
+// benchmark tables.
+func SupportedFusions(be Backend) []Fusion {
+	var fs []Fusion
+	for _, f := range Fusions() {
+		if Supports(be, f) {
+			fs = append(fs, f)
+		}
+	}
+	return fs
+}
+
+// fusedOps are a model's fused ops, resolved once from its backend: each
+// runs the backend's fusion where it has one and the composition of
+// coarse ops otherwise.
+type fusedOps struct {
+	be   Backend
+	add3 FusedAdd3 // nil: composed
+}
+
+func newFusedOps(be Backend) fusedOps {
+	f := fusedOps{be: be}
+	f.add3, _ = be.(FusedAdd3)
+	return f
+}
+
+// Add3 writes dst = (a + b) + c (FusedAdd3's contract).
+func (f fusedOps) Add3(dst, a, b, c Buf) {
+	if f.add3 != nil {
+		f.add3.Add3(dst, a, b, c)
+		return
+	}
+	f.be.Add(dst, a, b)
+	f.be.Add(dst, dst, c)
+}

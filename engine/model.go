@@ -32,6 +32,7 @@ type Model struct {
 	Cfg    Config
 	Layout *Layout
 	be     Backend
+	fused  fusedOps // the backend's fusions, or their compositions
 	opt    Options
 	arch   *archDef
 
@@ -141,7 +142,7 @@ func NewModel(cfg Config, be Backend, opt Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Cfg: cfg, Layout: layout, be: be, opt: opt, arch: d}
+	m := &Model{Cfg: cfg, Layout: layout, be: be, fused: newFusedOps(be), opt: opt, arch: d}
 	m.B, m.L, m.P, m.S = cfg.BatchSize, cfg.SeqLen, cfg.PuzzleLen(), cfg.SeqTotal()
 	m.H, m.V, m.NH, m.HD = cfg.HiddenSize, cfg.VocabSize, cfg.NumHeads, cfg.HeadDim()
 	m.I, m.It = cfg.Inter(m.H), cfg.Inter(m.S)
@@ -588,16 +589,24 @@ func (m *Model) recurse(z []Buf, grad bool) {
 
 // input writes a call's network input into dst: the hidden sum plus the
 // injection. The injection is kept in m.inj and reused by the next call
-// that injects the same values (the L calls of one cycle).
+// that injects the same values (the L calls of one cycle). With two or
+// more hidden terms the last one and the injection are added in one
+// fused pass: (sum + last) + inj is the same arithmetic as the sum
+// followed by an Add.
 func (m *Model) input(dst Buf, c call) {
 	be := m.be
-	hidden := m.sumInto(m.sum, c.hidden, false)
 	if len(c.inject) == 0 && !c.x {
+		hidden := m.sumInto(m.sum, c.hidden, false)
 		be.Copy2D(dst, 0, hidden, 0, 1, m.B*m.S*m.H)
 		return
 	}
 	inj := m.injection(c)
-	be.Add(dst, hidden, inj)
+	if k := len(c.hidden); k >= 2 {
+		acc := m.sumInto(m.sum, c.hidden[:k-1], false)
+		m.fused.Add3(dst, acc, m.cur[c.hidden[k-1]], inj)
+		return
+	}
+	be.Add(dst, m.sumInto(m.sum, c.hidden, false), inj)
 }
 
 // injection returns sum(inject) + x, computed once per distinct value.
@@ -625,28 +634,34 @@ func (m *Model) injection(c call) Buf {
 }
 
 // sumInto sums the states terms (then x, when withX) left to right into
-// dst and returns it; a lone state is returned as it is.
+// dst and returns it; a lone term is returned as it is. Terms are added
+// two at a time with the fused Add3 ((acc + t1) + t2, the arithmetic of
+// two Adds), so a backend with the fusion makes one pass per pair.
 func (m *Model) sumInto(dst Buf, terms []int, withX bool) Buf {
-	be := m.be
-	if len(terms) == 1 && !withX {
-		return m.cur[terms[0]]
+	n := len(terms)
+	if withX {
+		n++
 	}
-	var acc Buf
-	for _, s := range terms {
-		if acc == nil {
-			acc = m.cur[s]
-			continue
+	term := func(i int) Buf {
+		if i < len(terms) {
+			return m.cur[terms[i]]
 		}
-		be.Add(dst, acc, m.cur[s])
+		return m.x
+	}
+	if n == 0 {
+		return dst
+	}
+	acc := term(0)
+	i := 1
+	for ; i+1 < n; i += 2 {
+		m.fused.Add3(dst, acc, term(i), term(i+1))
 		acc = dst
 	}
-	if withX {
-		if acc == nil {
-			return m.x
-		}
-		be.Add(dst, acc, m.x)
+	if i < n {
+		m.be.Add(dst, acc, term(i))
+		acc = dst
 	}
-	return dst
+	return acc
 }
 
 // net runs the blocks of one network on in, saving activations in acts.

@@ -12,6 +12,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("Ops", func(t *testing.T) { RunOps(t, f) })
 	t.Run("StepGradients", func(t *testing.T) { RunStepGradients(t, f) })
 	t.Run("Determinism", func(t *testing.T) { RunDeterminism(t, f, f) })
+	t.Run("Fusions", func(t *testing.T) { RunFusions(t, f) })
 }
 
 // RunDeterminism runs the same training step twice on a fresh backend from
@@ -21,8 +22,8 @@ func Run(t *testing.T, f Factory) {
 func RunDeterminism(t *testing.T, f1, f2 Factory) {
 	for name, cfg := range StepConfigs() {
 		t.Run(name, func(t *testing.T) {
-			a := deterministicStep(t, f1(), cfg)
-			b := deterministicStep(t, f2(), cfg)
+			a := deterministicStep(t, f1(), cfg, engine.ArchSettings{})
+			b := deterministicStep(t, f2(), cfg, engine.ArchSettings{})
 			if len(a) != len(b) {
 				t.Fatalf("output lengths %d and %d", len(a), len(b))
 			}
@@ -37,10 +38,10 @@ func RunDeterminism(t *testing.T, f1, f2 Factory) {
 
 // deterministicStep runs two consecutive training steps (the second on the
 // persistent carry) and returns every output and gradient as one vector.
-func deterministicStep(t *testing.T, be engine.Backend, cfg engine.Config) []float64 {
+func deterministicStep(t *testing.T, be engine.Backend, cfg engine.Config, arch engine.ArchSettings) []float64 {
 	t.Helper()
 	cfg.HaltExplorationProb = 0.5
-	m, err := engine.NewModel(cfg, be, engine.Options{Backward: true, ExplorationSeed: 11})
+	m, err := engine.NewModel(cfg, be, engine.Options{Backward: true, ExplorationSeed: 11, Arch: arch})
 	if err != nil {
 		t.Fatal(err)
 	}
