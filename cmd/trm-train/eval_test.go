@@ -61,6 +61,17 @@ func TestEvalWholeTestSet(t *testing.T) {
 		t.Errorf("eval --json: %+v\n%s", j, out)
 	}
 
+	// An architecture override reads the checkpoint's weights as the
+	// overridden model: five supervision steps instead of the run's three.
+	code, out, errs = runCmd("eval", "--checkpoint", ck, "--json", "arch.halt_max_steps=5")
+	if code != 0 || json.Unmarshal([]byte(out), &j) != nil || len(j.Sets["all"].Curve.Accuracy) != 5 {
+		t.Errorf("eval arch.halt_max_steps=5: exit %d, curve %v\n%s\n%s", code, j.Sets["all"].Curve.Accuracy, out, errs)
+	}
+	// One that changes the weights' shapes is refused naming the file.
+	if code, _, errs = runCmd("eval", "--checkpoint", ck, "arch.hidden_size=32"); code != 1 || !strings.Contains(errs, "model.safetensors") {
+		t.Errorf("eval arch.hidden_size=32 of a 16-wide checkpoint: exit %d\n%s", code, errs)
+	}
+
 	// A test set of 5 on the CPU: one batch of 5, not of the training's 16.
 	small := filepath.Join(dir, "sudoku4-small")
 	if code, o, e := runCmd("data", "sudoku", "--out", small, "--size", "4", "--generate", "4", "--generate-test", "5", "--quiet"); code != 0 {

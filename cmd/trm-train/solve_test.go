@@ -74,6 +74,7 @@ func TestSolveSudokuAndMaze(t *testing.T) {
 		{q, "--label", "1.3"},
 		{"--task", "x.json", q},
 		{q, "--test-index", "0"},
+		{q, "--puzzle-id", "99"},
 	} {
 		if code, _, errs := runCmd(append([]string{"solve", "--checkpoint", ck}, bad...)...); code != 2 {
 			t.Errorf("solve %v: exit %d, want 2: %s", bad, code, errs)
