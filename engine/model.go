@@ -172,6 +172,81 @@ func producers(calls []call, states int) [][]int {
 	return out
 }
 
+// Trainable is a model as a trainer and an evaluator use it: parameters
+// in and out, the carry, a batch, one ACT step and its result, and the
+// state a checkpoint saves. *Model implements it; a trainer written
+// against it takes any model that does (a wrapper that counts or checks
+// steps, a model sharded differently), so the trainer does not depend on
+// how the engine executes an architecture.
+type Trainable interface {
+	// Arch returns the architecture group (trm, hrm, ...).
+	Arch() string
+	// Config returns the model config.
+	Config() Config
+	// ParamLayout returns the parameters' layout.
+	ParamLayout() *Layout
+	// Shape returns the model's batch and sequence dimensions.
+	Shape() Shape
+	// Backend returns the backend the model runs on.
+	Backend() Backend
+	// CarryFields names the carry's states, in the order of Carry.Z.
+	CarryFields() []string
+
+	// SetParams uploads a whole parameter set.
+	SetParams(p *Params) error
+	// Params downloads the parameters.
+	Params() (*Params, error)
+	// ParamBuffers returns the backend buffers of the trained parameters,
+	// their gradients, the puzzle table and the gathered puzzle rows'
+	// gradient, for the optimizer.
+	ParamBuffers() (params, grads, puzzle, dLocal Buf)
+	// Gradients downloads the last backward pass's gradients.
+	Gradients() (trained, local []float32, err error)
+
+	// NewCarry allocates a carry with every slot halted.
+	NewCarry() *Carry
+	// ResetCarry halts every slot of c.
+	ResetCarry(c *Carry)
+	// SetBatch uploads the next batch.
+	SetBatch(inputs, labels, pids []int32) error
+	// Step runs one ACT step on c.
+	Step(c *Carry, so StepOptions) error
+	// Result downloads the last step's outputs.
+	Result(c *Carry, withLogits bool) (*StepResult, error)
+
+	// SaveCarry downloads a carry for a checkpoint.
+	SaveCarry(c *Carry) (*CarryHost, error)
+	// LoadCarry uploads a checkpoint's carry.
+	LoadCarry(c *Carry, h *CarryHost) error
+	// ExplorationState returns the exploration generator's state.
+	ExplorationState() ([]byte, error)
+	// SetExplorationState restores the exploration generator's state.
+	SetExplorationState(b []byte) error
+}
+
+var _ Trainable = (*Model)(nil)
+
+// Shape are a model's dimensions: the batch, the sequence lengths and the
+// widths that size its buffers and a checkpoint's carry tensors.
+type Shape struct {
+	B int // batch size (the model's slots)
+	L int // tokens per example (seq_len)
+	P int // puzzle-embedding positions before the tokens
+	S int // positions per example, P + L
+	H int // hidden size
+	V int // vocabulary size
+}
+
+// Config returns the model config (Trainable's accessor for Cfg).
+func (m *Model) Config() Config { return m.Cfg }
+
+// ParamLayout returns the parameters' layout (Trainable's accessor for
+// Layout).
+func (m *Model) ParamLayout() *Layout { return m.Layout }
+
+// Shape returns the model's dimensions.
+func (m *Model) Shape() Shape { return Shape{B: m.B, L: m.L, P: m.P, S: m.S, H: m.H, V: m.V} }
+
 // Arch returns the model's architecture group (trm, hrm, ...).
 func (m *Model) Arch() string { return m.arch.group }
 

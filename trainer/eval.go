@@ -48,7 +48,7 @@ type EvalReport struct {
 // so the training carry is untouched.
 type Evaluator struct {
 	cfg    Config
-	model  *engine.Model
+	model  engine.Trainable
 	ds     *data.Dataset
 	arc    *arc.Evaluator
 	outDir string
@@ -119,8 +119,9 @@ func (e *Evaluator) EvaluateContext(ctx context.Context, params *engine.Params, 
 	}
 	rep := &EvalReport{Step: step, Sets: map[string]*SetEval{}, Flat: map[string]float64{}}
 	m := e.model
-	maxSteps := m.Cfg.HaltMaxSteps
-	B, L := m.B, m.L
+	maxSteps := m.Config().HaltMaxSteps
+	dims := m.Shape()
+	B, L := dims.B, dims.L
 	if e.carry == nil {
 		e.carry = m.NewCarry()
 	}

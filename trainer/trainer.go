@@ -206,12 +206,12 @@ func (t *Trainer) TrainBatch(inputs, labels, pids []int32) (*StepReport, error) 
 	}
 	met := r.Metrics()
 	_, _, _, dLocal := t.Model.ParamBuffers()
-	rowIDs, rows := t.Carry.PIDs, t.Model.B
+	rowIDs, rows := t.Carry.PIDs, t.Model.Shape().B
 	if t.comm != nil {
 		if err := t.reduceStep(&met); err != nil {
 			return nil, fmt.Errorf("step %d: reducing over replicas: %w", t.Step+1, err)
 		}
-		dLocal, rowIDs, rows = t.gLocal, t.gPIDs, t.comm.Size()*t.Model.B
+		dLocal, rowIDs, rows = t.gLocal, t.gPIDs, t.comm.Size()*t.Model.Shape().B
 	}
 	finite := !math.IsNaN(met.Loss) && !math.IsInf(met.Loss, 0)
 	info, err := t.Optim.Apply(rowIDs, dLocal, rows, t.TotalSteps, finite)
@@ -286,7 +286,7 @@ func (t *Trainer) GlobalCarry() (*engine.CarryHost, error) {
 // carryNamed returns the states named z_H and z_L of a carry's states in
 // the order of m.CarryFields (nil where the architecture has none), the
 // CarryHost fields that name them.
-func carryNamed(m *engine.Model, z [][]float32) (zH, zL []float32) {
+func carryNamed(m engine.Trainable, z [][]float32) (zH, zL []float32) {
 	for i, name := range m.CarryFields() {
 		switch name {
 		case "z_H":
