@@ -121,11 +121,11 @@ func writeCheckpoint(root string, t *Trainer, meta Meta, ch *engine.CarryHost) (
 		ts["optim.ema"] = safetensors.FromFloat32(n, os_.Shadow)
 	}
 	// The carry of the whole global batch (every replica's slots).
-	m := t.Model
+	m := t.Model.Shape()
 	B := len(ch.Steps)
 	// One tensor per carried state, under the reference's field names
 	// (carry.z_H, carry.z_L; carry.z_L1..z_L6 for trm_hier6).
-	for i, name := range m.CarryFields() {
+	for i, name := range t.Model.CarryFields() {
 		ts["carry."+name] = safetensors.FromFloat32([]int{B, m.S, m.H}, ch.Z[i])
 	}
 	ts["carry.steps"] = safetensors.FromInt32([]int{B}, ch.Steps)
@@ -559,9 +559,9 @@ func restoreState(dir string, t *Trainer, meta Meta, rank, n int) error {
 		}
 	}
 	// The optimizer and carry tensors: dtypes and shapes the config fixes.
-	nTrained := t.Model.Layout.NumTrained
+	nTrained := t.Model.ParamLayout().NumTrained
 	gb := meta.Config.GlobalBatchSize
-	m := t.Model
+	m := t.Model.Shape()
 	type wantTensor struct {
 		key   string
 		dtype safetensors.DType
@@ -575,7 +575,7 @@ func restoreState(dir string, t *Trainer, meta Meta, rank, n int) error {
 		{"carry.puzzle_identifiers", safetensors.I32, []int{gb}},
 	}
 	known := map[string]bool{}
-	for _, name := range m.CarryFields() {
+	for _, name := range t.Model.CarryFields() {
 		wants = append(wants, wantTensor{"carry." + name, safetensors.F32, []int{gb, m.S, m.H}})
 	}
 	for _, w := range wants {
@@ -583,7 +583,7 @@ func restoreState(dir string, t *Trainer, meta Meta, rank, n int) error {
 	}
 	for k := range f.Tensors {
 		if strings.HasPrefix(k, "carry.") && !known[k] {
-			return fmt.Errorf("%s: key %s is not a state of the %s carry (%s)", path, k, m.Arch(), strings.Join(m.CarryFields(), ", "))
+			return fmt.Errorf("%s: key %s is not a state of the %s carry (%s)", path, k, t.Model.Arch(), strings.Join(t.Model.CarryFields(), ", "))
 		}
 	}
 	for _, want := range wants {
@@ -598,7 +598,7 @@ func restoreState(dir string, t *Trainer, meta Meta, rank, n int) error {
 			return fmt.Errorf("%s: key %s is %s %v, the config needs %s %v", path, want.key, tt.DType, tt.Shape, want.dtype, want.shape)
 		}
 	}
-	p, err := engine.StateFromTensors(model, t.Model.Layout, path)
+	p, err := engine.StateFromTensors(model, t.Model.ParamLayout(), path)
 	if err != nil {
 		return err
 	}
@@ -626,7 +626,7 @@ func restoreState(dir string, t *Trainer, meta Meta, rank, n int) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	var ch engine.CarryHost
-	fields := m.CarryFields()
+	fields := t.Model.CarryFields()
 	ch.Z = make([][]float32, len(fields))
 	type carryTensor struct {
 		key string

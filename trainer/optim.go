@@ -12,7 +12,7 @@ import (
 // step count.
 type Optim struct {
 	cfg    Config
-	model  *engine.Model
+	model  engine.Trainable
 	be     engine.Backend
 	m, v   engine.Buf // [NumTrained] moments
 	shadow engine.Buf // [NumTrained] EMA of the trained parameters, or nil
@@ -24,9 +24,9 @@ type Optim struct {
 
 // NewOptim allocates the optimizer state for model. The EMA shadow starts
 // as a copy of the current trained parameters.
-func NewOptim(cfg Config, model *engine.Model) *Optim {
+func NewOptim(cfg Config, model engine.Trainable) *Optim {
 	be := model.Backend()
-	n := model.Layout.NumTrained
+	n := model.ParamLayout().NumTrained
 	o := &Optim{cfg: cfg, model: model, be: be, m: be.Alloc(engine.F32, n), v: be.Alloc(engine.F32, n), norm: be.Alloc(engine.F64, 1),
 		delta: be.Alloc(engine.F32, n)}
 	if cfg.EMA {
@@ -71,7 +71,7 @@ func (o *Optim) Apply(pids, rowGrads engine.Buf, rows, totalSteps int, lossFinit
 		info.Skipped = true
 		return info, nil
 	}
-	n := o.model.Layout.NumTrained
+	n := o.model.ParamLayout().NumTrained
 	if !cfg.FreezeWeights {
 		// delta = theta before the update, then theta_new - delta: plain
 		// elementwise ops, exact in fp32 whatever the backend's GEMM
@@ -80,7 +80,7 @@ func (o *Optim) Apply(pids, rowGrads engine.Buf, rows, totalSteps int, lossFinit
 		be.AdamATan2(params, grads, o.m, o.v, engine.AdamHyper{LR: info.LR, Beta1: cfg.Beta1, Beta2: cfg.Beta2, WeightDecay: cfg.WeightDecay, Step: step})
 	}
 	if puzzle != nil {
-		nd := o.model.Cfg.PuzzleEmbNdim
+		nd := o.model.Config().PuzzleEmbNdim
 		be.SignSGDRows(puzzle, rowGrads, pids, rows, nd, float32(info.PuzzleLR), float32(cfg.PuzzleEmbWeightDecay))
 	}
 	if o.shadow != nil {
@@ -120,7 +120,7 @@ type OptimState struct {
 
 // Save downloads the state.
 func (o *Optim) Save() (*OptimState, error) {
-	n := o.model.Layout.NumTrained
+	n := o.model.ParamLayout().NumTrained
 	s := &OptimState{M: make([]float32, n), V: make([]float32, n), Step: o.Step}
 	o.be.Download(s.M, o.m)
 	o.be.Download(s.V, o.v)
@@ -133,7 +133,7 @@ func (o *Optim) Save() (*OptimState, error) {
 
 // Load uploads a saved state.
 func (o *Optim) Load(s *OptimState) error {
-	n := o.model.Layout.NumTrained
+	n := o.model.ParamLayout().NumTrained
 	if len(s.M) != n || len(s.V) != n || (o.shadow != nil && len(s.Shadow) != n) {
 		return fmt.Errorf("optimizer state sizes (%d, %d, %d) do not match the model's %d parameters (EMA %v)", len(s.M), len(s.V), len(s.Shadow), n, o.shadow != nil)
 	}
@@ -153,5 +153,5 @@ func (o *Optim) ResetEMA() {
 		return
 	}
 	params, _, _, _ := o.model.ParamBuffers()
-	o.be.Copy2D(o.shadow, 0, params, 0, 1, o.model.Layout.NumTrained)
+	o.be.Copy2D(o.shadow, 0, params, 0, 1, o.model.ParamLayout().NumTrained)
 }

@@ -21,7 +21,7 @@ func oneStep(t *testing.T, be engine.Backend, cfg Config) (*StepReport, []float3
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, labels, pids := enginetest.PatternBatch(tr.Model.Cfg, 3)
+	in, labels, pids := enginetest.PatternBatch(tr.Model.Config(), 3)
 	rep, err := tr.TrainBatch(in, labels, pids)
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 // ACT carry, and takes one optimizer step per batch.
 type Trainer struct {
 	Cfg        Config
-	Model      *engine.Model
+	Model      engine.Trainable
 	Optim      *Optim
 	Carry      *engine.Carry
 	TotalSteps int

@@ -192,7 +192,7 @@ func TestTrajectory(t *testing.T) {
 				}
 			}
 			// Evaluation with the EMA weights from a fresh carry on the step-1 batch.
-			ev, err := engine.NewModel(tr.Model.Cfg, cpu.New(0), engine.Options{})
+			ev, err := engine.NewModel(tr.Model.Config(), cpu.New(0), engine.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

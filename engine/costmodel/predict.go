@@ -66,7 +66,7 @@ func PredictWith(cfg trainer.Config, opt Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	B, L := tr.Model.B, tr.Model.L
+	B, L := tr.Model.Shape().B, tr.Model.Shape().L
 	in, labels, pids := make([]int32, B*L), make([]int32, B*L), make([]int32, B)
 	r.Reset()
 	if _, err := tr.TrainBatch(in, labels, pids); err != nil {
@@ -77,7 +77,7 @@ func PredictWith(cfg trainer.Config, opt Options) (*Report, error) {
 	if replicas > 1 {
 		what += fmt.Sprintf(", one of %d data-parallel GPUs (all-reduce not modelled)", replicas)
 	}
-	return newReport(r, g, !opt.Eager, tr.Model.Cfg, what, mem), nil
+	return newReport(r, g, !opt.Eager, tr.Model.Config(), what, mem), nil
 }
 
 // PredictModelStep models one engine.Model.Step with backward (forward,
