@@ -42,8 +42,16 @@ func presetModel(b *testing.B, name string, seqLen, vocab int) *trm.Model {
 // halts early) and the Sudoku-MLP preset's shapes (untrained, 16 steps),
 // early halting against every step, one puzzle per request on a Solver of
 // batch 1 against a request of B puzzles on a Solver of batch B.
+// An untrained model's halting head outputs its initial bias (-5: the
+// q_head weights start at zero) at every step, so the Sudoku-MLP "early"
+// runs take all 16 steps and measure what early halting costs when no
+// puzzle halts; a trained model's early throughput grows as
+// halt_max_steps over its mean steps per puzzle (the sudoku4 rows). A
+// Sudoku-MLP puzzle takes seconds on a CPU, so those rows want a small
+// -benchtime:
 //
 //	go test -run '^$' -bench 'Solve/sudoku4' -benchtime 20x .
+//	go test -run '^$' -bench 'Solve/sudoku-mlp/batch1/' -benchtime 2x .
 func BenchmarkSolve(b *testing.B) {
 	models := []struct {
 		name string
