@@ -2,7 +2,7 @@
 
 package cuda
 
-// Own cgo for what gorgonia.org/cu lacks (DESIGN.md): pinned host memory,
+// Own cgo for what gorgonia.org/cu lacks: pinned host memory,
 // stream capture and graph launch, and cuBLAS opened at run time with
 // dlopen and our own prototypes. cuBLAS is never linked: the GPU machines
 // ship it as libcublas.so.12/13 in Python wheels, Debian as .so.11, and
