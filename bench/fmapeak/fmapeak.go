@@ -5,40 +5,44 @@
 // rather than a datasheet figure. VDPBF16PS does two multiply-adds per
 // lane, but a core need not issue it at the VFMADD231PS rate (some issue
 // it at half that rate), so the bf16 peak is measured, not derived from
-// the fp32 one.
+// the fp32 one. The loops are engine/cpu/gemm's (FMAPeak, BF16Peak), the
+// ones its bf16 kernel choice times, so every figure measured here is of
+// the same instructions.
 package fmapeak
 
 import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/tinyrecursive/trm/engine/cpu/gemm"
 )
 
 // Measure runs the FMA loop on threads goroutines (each locked to its
 // thread) for about d and returns the sum of their best rates in GFLOP/s;
 // 0 where the CPU has no AVX-512.
 func Measure(threads int, d time.Duration) float64 {
-	if !available() {
+	if !gemm.HaveFMAPeak() {
 		return 0
 	}
-	return measure(loop, flopsPerIter, threads, d)
+	return measure(gemm.FMAPeak, gemm.FMAPeakFlopsPerIter, threads, d)
 }
 
 // MeasureBF16 is Measure for the VDPBF16PS loop, counting two flops per
 // bf16 product (a multiply and an add, as for the fp32 FMA); 0 where the
 // CPU has no AVX512_BF16.
 func MeasureBF16(threads int, d time.Duration) float64 {
-	if !availableBF16() {
+	if !gemm.HaveBF16Peak() {
 		return 0
 	}
-	return measure(runBF16, bf16FlopsPerIter, threads, d)
+	return measure(runBF16, gemm.BF16PeakFlopsPerIter, threads, d)
 }
 
 // runBF16 runs the bf16 loop on zero inputs.
 func runBF16(iters int) {
 	var a, b [16]uint32
-	var out [bf16Chains * 16]float32
-	loopBF16(iters, &a, &b, &out)
+	var out [gemm.BF16PeakChains * 16]float32
+	gemm.BF16Peak(iters, &a, &b, &out)
 }
 
 // measure runs run(iters) on threads locked goroutines for about d and
