@@ -84,8 +84,23 @@ type SolverOptions struct {
 	// Threads is the CPU backend's worker count (0: GOMAXPROCS).
 	Threads int
 	// Backend, when set, runs the model on it instead of a new CPU
-	// backend (a program built with the cuda tag may pass package cuda's
-	// backend). The Solver then owns it until Close.
+	// backend. To solve on a GPU, build with the cuda tag (make kernels
+	// first: package cuda embeds kernels/trm.fatbin) and pass package
+	// cuda's backend:
+	//
+	//	b, err := cuda.New(0) // device 0; TRM_CUDA_GEMM=fp32 for fp32 GEMMs
+	//	...
+	//	s, err := m.NewSolver(trm.SolverOptions{Backend: b})
+	//	...
+	//	s.Close()
+	//	b.Close()
+	//
+	// cuda.New defaults to bf16 GEMMs, whose answers may differ from the
+	// CPU's; cuda.NewWithOptions(0, cuda.Options{Gemm: cuda.GemmFP32,
+	// Graphs: true}) matches them (cuda_test.go checks it). Package trm
+	// itself never imports cuda, so programs without the tag need no CUDA
+	// libraries. The Solver uses the backend until its Close and does not
+	// close it: the caller closes it afterwards.
 	Backend engine.Backend
 	// OnStep, when set, is called after every engine step with the
 	// number of busy slots (from the Solver's own goroutine: it must not

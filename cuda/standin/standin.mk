@@ -66,6 +66,7 @@ STANDIN_ENV = TRM_STANDIN=1 LD_LIBRARY_PATH=$(CURDIR)/$(STANDIN_DIR) \
 .PHONY: test-cuda-standin
 test-cuda-standin: kernels standin
 	$(STANDIN_ENV) $(GO) test -tags cuda -count=1 -timeout 20m ./cuda/
+	$(STANDIN_ENV) $(GO) test -tags cuda -count=1 -run 'TestSolverCUDA' .
 	$(STANDIN_ENV) TRM_STANDIN_DEVICES=2 $(GO) test -tags cuda -count=1 -timeout 10m ./device/gpucomm/ ./device/nccl/
 	$(STANDIN_ENV) TRM_STANDIN_DEVICES=2 $(GO) test -tags cuda -count=1 -run 'TestDevices' ./cmd/trm-train/
 	$(STANDIN_ENV) $(GO) test -tags cuda -count=1 -run 'TestVersionCUDA|TestDryRun|TestHelpTexts|TestDocumentedCommands' ./cmd/trm-train/
