@@ -140,21 +140,8 @@ func (b *Backend) Gemm(g engine.Gemm) { b.gemm(g, b.opt.Gemm.compute()) }
 func (b *Backend) gemm(g engine.Gemm, compute int) {
 	batch := max(g.Batch, 1)
 	desc := fmt.Sprintf("Gemm %dx%dx%d (transA %v, transB %v, batch %d, lda %d ldb %d ldc %d)", g.M, g.N, g.K, g.TransA, g.TransB, batch, g.Lda, g.Ldb, g.Ldc)
-	ar, ac := g.M, g.K
-	if g.TransA {
-		ar, ac = g.K, g.M
-	}
-	br, bc := g.K, g.N
-	if g.TransB {
-		br, bc = g.N, g.K
-	}
-	span := func(rows, cols, ld, stride int) int {
-		if rows == 0 || cols == 0 {
-			return 0
-		}
-		return (batch-1)*stride + (rows-1)*ld + cols
-	}
-	if g.Lda < ac || g.Ldb < bc || g.Ldc < g.N {
+	na, nb, nc, ok := g.Extents()
+	if !ok {
 		b.failf("Gemm", "%s: leading dimensions too small", desc)
 		return
 	}
@@ -164,7 +151,7 @@ func (b *Backend) gemm(g engine.Gemm, compute int) {
 			return
 		}
 	}
-	if !b.need(desc, engine.F32, "A", g.A, span(ar, ac, g.Lda, g.StrideA), "B", g.B, span(br, bc, g.Ldb, g.StrideB), "C", g.C, span(g.M, g.N, g.Ldc, g.StrideC)) {
+	if !b.need(desc, engine.F32, "A", g.A, na, "B", g.B, nb, "C", g.C, nc) {
 		return
 	}
 	if g.M == 0 || g.N == 0 {

@@ -52,6 +52,32 @@ type Gemm struct {
 	Batch          int // 0 means 1
 }
 
+// Extents returns how many elements of A, B and C the product reads or
+// writes (the last matrix of the batch included), and false when a leading
+// dimension is shorter than its operand's rows. Every backend checks its
+// buffers against these, so the rule is written once.
+func (g Gemm) Extents() (a, b, c int, ok bool) {
+	batch := max(g.Batch, 1)
+	ar, ac := g.M, g.K
+	if g.TransA {
+		ar, ac = g.K, g.M
+	}
+	br, bc := g.K, g.N
+	if g.TransB {
+		br, bc = g.N, g.K
+	}
+	if g.Lda < ac || g.Ldb < bc || g.Ldc < g.N {
+		return 0, 0, 0, false
+	}
+	span := func(rows, cols, ld, stride int) int {
+		if rows == 0 || cols == 0 {
+			return 0
+		}
+		return (batch-1)*stride + (rows-1)*ld + cols
+	}
+	return span(ar, ac, g.Lda, g.StrideA), span(br, bc, g.Ldb, g.StrideB), span(g.M, g.N, g.Ldc, g.StrideC), true
+}
+
 // EmbedDims are the shapes of the input embedding.
 type EmbedDims struct {
 	B, L, P, H, V int

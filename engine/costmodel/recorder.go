@@ -189,26 +189,12 @@ func (r *Recorder) Gemm(g engine.Gemm) { r.gemm("Gemm", g, TensorBF16) }
 
 func (r *Recorder) gemm(op string, g engine.Gemm, unit Unit) {
 	batch := max(g.Batch, 1)
-	ar, ac := g.M, g.K
-	if g.TransA {
-		ar, ac = g.K, g.M
-	}
-	br, bc := g.K, g.N
-	if g.TransB {
-		br, bc = g.N, g.K
-	}
-	span := func(rows, cols, ld, stride int) int {
-		if rows == 0 || cols == 0 {
-			return 0
-		}
-		return (batch-1)*stride + (rows-1)*ld + cols
-	}
-	if g.Lda < ac || g.Ldb < bc || g.Ldc < g.N {
+	extA, extB, extC, ok := g.Extents()
+	if !ok {
 		r.fail("%s %dx%dx%d: leading dimensions lda %d ldb %d ldc %d too small", op, g.M, g.N, g.K, g.Lda, g.Ldb, g.Ldc)
 		return
 	}
-	if !r.need(op, "A", g.A, span(ar, ac, g.Lda, g.StrideA)) || !r.need(op, "B", g.B, span(br, bc, g.Ldb, g.StrideB)) ||
-		!r.need(op, "C", g.C, span(g.M, g.N, g.Ldc, g.StrideC)) {
+	if !r.need(op, "A", g.A, extA) || !r.need(op, "B", g.B, extB) || !r.need(op, "C", g.C, extC) {
 		return
 	}
 	if g.M == 0 || g.N == 0 {

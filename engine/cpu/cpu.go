@@ -322,27 +322,13 @@ func (b *Backend) need(op string, rs ...req) bool {
 // Gemm implements engine.Backend with the gemm package.
 func (b *Backend) Gemm(g engine.Gemm) {
 	batch := max(g.Batch, 1)
-	ar, ac := g.M, g.K
-	if g.TransA {
-		ar, ac = g.K, g.M
-	}
-	br, bc := g.K, g.N
-	if g.TransB {
-		br, bc = g.N, g.K
-	}
-	span := func(rows, cols, ld, stride int) int {
-		if rows == 0 || cols == 0 {
-			return 0
-		}
-		return (batch-1)*stride + (rows-1)*ld + cols
-	}
-	if g.Lda < ac || g.Ldb < bc || g.Ldc < g.N {
+	na, nb, nc, ok := g.Extents()
+	if !ok {
 		b.fail("Gemm %dx%dx%d: leading dimensions lda %d ldb %d ldc %d too small", g.M, g.N, g.K, g.Lda, g.Ldb, g.Ldc)
 		return
 	}
 	first := b.err == nil
-	if !b.need("Gemm", req{"A", g.A, span(ar, ac, g.Lda, g.StrideA)}, req{"B", g.B, span(br, bc, g.Ldb, g.StrideB)},
-		req{"C", g.C, span(g.M, g.N, g.Ldc, g.StrideC)}) {
+	if !b.need("Gemm", req{"A", g.A, na}, req{"B", g.B, nb}, req{"C", g.C, nc}) {
 		// Name the product only on the error path (formatting allocates).
 		if first {
 			b.err = fmt.Errorf("%w (Gemm %dx%dx%d, transA %v, transB %v, batch %d)", b.err, g.M, g.N, g.K, g.TransA, g.TransB, batch)
