@@ -7,31 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tinyrecursive/trm/internal/ctxtest"
 )
-
-// countdownCtx reports context.Canceled from its n-th Err call on, so a
-// transfer can be stopped at one exact chunk; only Err counts down (the
-// readers and writers poll it and never wait on Done).
-type countdownCtx struct {
-	context.Context
-	left atomic.Int64
-}
-
-func newCountdown(n int64) *countdownCtx {
-	c := &countdownCtx{Context: context.Background()}
-	c.left.Store(n)
-	return c
-}
-
-func (c *countdownCtx) Err() error {
-	if c.left.Add(-1) < 0 {
-		return context.Canceled
-	}
-	return nil
-}
 
 // temps lists the temporary files a write of path leaves beside it.
 func temps(t *testing.T, path string) []string {
@@ -106,7 +86,7 @@ func TestWriteFileContextCancelledAtEveryChunk(t *testing.T) {
 	// and end, and the two before syncing and renaming.
 	const checks = 3 + 2 + 2 + 2
 	for k := int64(0); k < checks; k++ {
-		err := WriteFileContext(newCountdown(k), path, ts, nil)
+		err := WriteFileContext(ctxtest.NewCountdown(k), path, ts, nil)
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("cancelled at check %d: got %v", k, err)
 		}
@@ -117,7 +97,7 @@ func TestWriteFileContextCancelledAtEveryChunk(t *testing.T) {
 			t.Fatalf("cancelled at check %d: left %v", k, l)
 		}
 	}
-	if err := WriteFileContext(newCountdown(checks), path, ts, nil); err != nil {
+	if err := WriteFileContext(ctxtest.NewCountdown(checks), path, ts, nil); err != nil {
 		t.Fatalf("with %d checks allowed: %v", checks, err)
 	}
 	f, err := ReadFile(path)
@@ -136,7 +116,7 @@ func TestReadFileContextCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One check before opening, then one per chunk: the third chunk's.
-	_, err := ReadFileContext(newCountdown(3), path, ReadOptions{})
+	_, err := ReadFileContext(ctxtest.NewCountdown(3), path, ReadOptions{})
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), fmt.Sprintf("after %d of", 2*ChunkBytes)) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("got %v, want an interruption after two chunks naming the file", err)
 	}

@@ -11,30 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinyrecursive/trm/internal/ctxtest"
 	"github.com/tinyrecursive/trm/internal/safetensors"
 )
-
-// countdownCtx reports context.Canceled from its n-th Err call on, so a
-// load can be stopped at one exact check; only Err counts down (the
-// loader polls it and never waits on Done).
-type countdownCtx struct {
-	context.Context
-	left, calls atomic.Int64
-}
-
-func newCountdown(n int64) *countdownCtx {
-	c := &countdownCtx{Context: context.Background()}
-	c.left.Store(n)
-	return c
-}
-
-func (c *countdownCtx) Err() error {
-	c.calls.Add(1)
-	if c.left.Add(-1) < 0 {
-		return context.Canceled
-	}
-	return nil
-}
 
 // writeBigZip streams a torch.save zip file to path: one float32 storage
 // of n*n elements (counting up) and a state dict holding its transpose,
@@ -191,7 +170,7 @@ func TestLoadCancelledAtEveryCheck(t *testing.T) {
 		},
 	}
 	for name, load := range loads {
-		full := newCountdown(1 << 62)
+		full := ctxtest.NewCountdown(1 << 62)
 		got, err := load(full)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -202,12 +181,12 @@ func TestLoadCancelledAtEveryCheck(t *testing.T) {
 		if c, _ := got["c"].Float32(); len(c) != 2 || c[0] != 7 || c[1] != 8 {
 			t.Fatalf("%s: tensor c = %v", name, c)
 		}
-		n := full.calls.Load()
+		n := full.Calls()
 		if n < 3 {
 			t.Fatalf("%s: only %d cancellation checks", name, n)
 		}
 		for k := int64(0); k < n; k++ {
-			got, err := load(newCountdown(k))
+			got, err := load(ctxtest.NewCountdown(k))
 			if !errors.Is(err, context.Canceled) || got != nil {
 				t.Fatalf("%s cancelled at check %d of %d: %d tensors, %v", name, k, n, len(got), err)
 			}

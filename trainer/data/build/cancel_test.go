@@ -6,10 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tinyrecursive/trm/internal/ctxtest"
 	"github.com/tinyrecursive/trm/trainer/data"
 )
 
@@ -177,45 +177,23 @@ func TestGenerateMazesCancel(t *testing.T) {
 	checkCancelled(t, "maze generator", err, lat)
 }
 
-// countdownCtx reports context.Canceled from its n-th Err call on: it
-// stops a build at one exact check, which a timer cannot. Only Err
-// counts down: the builders poll Err and never wait on Done.
-type countdownCtx struct {
-	context.Context
-	left, calls atomic.Int64
-}
-
-func newCountdown(n int64) *countdownCtx {
-	c := &countdownCtx{Context: context.Background()}
-	c.left.Store(n)
-	return c
-}
-
-func (c *countdownCtx) Err() error {
-	c.calls.Add(1)
-	if c.left.Add(-1) < 0 {
-		return context.Canceled
-	}
-	return nil
-}
-
 // cancelAtEveryCheck runs build once to count its cancellation checks,
 // then once cancelled at each of them: every run must fail with
 // context.Canceled and leave nothing at out nor a temporary directory.
 func cancelAtEveryCheck(t *testing.T, build func(ctx context.Context, out string) error) {
 	t.Helper()
 	dir := t.TempDir()
-	full := newCountdown(1 << 62)
+	full := ctxtest.NewCountdown(1 << 62)
 	if err := build(full, filepath.Join(dir, "full")); err != nil {
 		t.Fatal(err)
 	}
-	n := full.calls.Load()
+	n := full.Calls()
 	if n < 10 {
 		t.Fatalf("only %d cancellation checks in a whole build", n)
 	}
 	for k := int64(0); k < n; k++ {
 		out := filepath.Join(dir, "cut")
-		err := build(newCountdown(k), out)
+		err := build(ctxtest.NewCountdown(k), out)
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("cancelled at check %d of %d: got %v", k, n, err)
 		}
@@ -264,7 +242,7 @@ func TestReadCSVCancel(t *testing.T) {
 	}
 	sp := filepath.Join(dir, "sudoku.csv")
 	writeSudokuCSV(t, sp, ps)
-	if _, err := ReadSudokuCSVContext(newCountdown(7), sp, 3, 0); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), sp+" at line 9") {
+	if _, err := ReadSudokuCSVContext(ctxtest.NewCountdown(7), sp, 3, 0); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), sp+" at line 9") {
 		t.Errorf("sudoku CSV cancelled at its 8th row: %v", err)
 	}
 	ms, err := GenerateMazes(context.Background(), data.NewRNG(6, 0), 5, 9, 0, 4, "", nil)
@@ -280,7 +258,7 @@ func TestReadCSVCancel(t *testing.T) {
 	if err := os.WriteFile(mp, []byte(sb.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadMazeCSVContext(newCountdown(2), mp); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), mp+" at line 4") {
+	if _, err := ReadMazeCSVContext(ctxtest.NewCountdown(2), mp); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), mp+" at line 4") {
 		t.Errorf("maze CSV cancelled at its 3rd row: %v", err)
 	}
 	if got, err := ReadMazeCSVContext(context.Background(), mp); err != nil || len(got) != 5 {
