@@ -12,6 +12,28 @@ import (
 	"github.com/tinyrecursive/trm/engine"
 )
 
+// extendData builds the small Sudoku set the extension tests train on.
+func extendData(t *testing.T) string {
+	t.Helper()
+	data := t.TempDir()
+	if err := BuildDemoSudoku(data, 64, 16, 8, 0, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// extendReference builds the data and runs extendConfig's whole budget
+// uninterrupted: the losses a stopped and extended run must reproduce.
+func extendReference(t *testing.T) (string, *recorder) {
+	t.Helper()
+	data := extendData(t)
+	full := &recorder{}
+	if _, err := Run(context.Background(), extendConfig(t, data), quiet(RunOptions{Hooks: []Hook{full}})); err != nil {
+		t.Fatal(err)
+	}
+	return data, full
+}
+
 // extendConfig is a run of 4 steps per epoch (64 puzzles, batch 16) with
 // an evaluation and a checkpoint after every epoch, on a tiny model. The
 // learning rate is constant (no warm-up, lr_min_ratio 1), so the schedule
@@ -46,10 +68,7 @@ func extendConfig(t *testing.T, data string) Config {
 // (the resume's note says the run is no longer bit-exact), so the
 // extended run then differs from one started with the larger budget.
 func TestResumeExtendsBudget(t *testing.T) {
-	data := t.TempDir()
-	if err := BuildDemoSudoku(data, 64, 16, 8, 0, 1, nil); err != nil {
-		t.Fatal(err)
-	}
+	data := extendData(t)
 	// The reference: 3 epochs, 12 steps, a checkpoint after each epoch.
 	ref := extendConfig(t, data)
 	ref.Epochs = 3
@@ -134,15 +153,7 @@ func TestResumeExtendsBudget(t *testing.T) {
 // trains the rest of the pass (whose end evaluates) and the passes after,
 // bit-exact with a run given the larger budget from the start.
 func TestResumeExtendsAfterInterruptedEvaluation(t *testing.T) {
-	data := t.TempDir()
-	if err := BuildDemoSudoku(data, 64, 16, 8, 0, 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	ref := extendConfig(t, data)
-	full := &recorder{}
-	if _, err := Run(context.Background(), ref, quiet(RunOptions{Hooks: []Hook{full}})); err != nil {
-		t.Fatal(err)
-	}
+	data, full := extendReference(t)
 	cfg := extendConfig(t, data)
 	cfg.TotalStepsLimit = 3
 	// 3 training steps ask once each; the 5th ask is the evaluation's
@@ -188,15 +199,7 @@ func TestResumeExtendsAfterInterruptedEvaluation(t *testing.T) {
 // format, which counted a pass the step limit cut short as completed, is
 // read with its pass corrected, so the resume trains to the new total.
 func TestResumeExtendsVersion1(t *testing.T) {
-	data := t.TempDir()
-	if err := BuildDemoSudoku(data, 64, 16, 8, 0, 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	ref := extendConfig(t, data)
-	full := &recorder{}
-	if _, err := Run(context.Background(), ref, quiet(RunOptions{Hooks: []Hook{full}})); err != nil {
-		t.Fatal(err)
-	}
+	data, full := extendReference(t)
 	cfg := extendConfig(t, data)
 	cfg.TotalStepsLimit = 3
 	first := &recorder{}
