@@ -12,7 +12,7 @@ import (
 // peakLoop is a loop of independent zmm multiply-adds that measures one
 // instruction's issue limit: run does iters iterations of flops each.
 type peakLoop struct {
-	name  string // metric prefix: "" for the fp32 FMA, "bf16" for VDPBF16PS
+	name  string // metric prefix: "" for the fp32 FMA, "dpbf16" for VDPBF16PS
 	run   func(iters int)
 	flops float64
 	have  func() bool
@@ -21,12 +21,12 @@ type peakLoop struct {
 	core     float64 // see corePeakCPU
 }
 
-// fmaPeak is the fp32 VFMADD231PS peak loop, bf16Peak the VDPBF16PS one
-// (twice the flops per instruction) that the bf16 GEMM is measured
-// against.
+// fmaPeak is the fp32 VFMADD231PS peak loop, dpbf16Peak the VDPBF16PS
+// one (twice the flops per instruction). The bf16 GEMM is measured
+// against the higher of the two (BF16GEMMPeak, see fmapeak.go).
 var (
-	fmaPeak  = &peakLoop{name: "", run: fmaPeakZMM, flops: fmaPeakFlopsPerIter, have: haveFMAPeak}
-	bf16Peak = &peakLoop{name: "bf16", run: runBF16Peak, flops: bf16PeakFlopsPerIter, have: haveBF16Peak}
+	fmaPeak    = &peakLoop{name: "", run: fmaPeakZMM, flops: fmaPeakFlopsPerIter, have: haveFMAPeak}
+	dpbf16Peak = &peakLoop{name: "dpbf16", run: runBF16Peak, flops: bf16PeakFlopsPerIter, have: haveBF16Peak}
 )
 
 // runBF16Peak runs the bf16 peak loop on zero inputs (no denormal or
@@ -35,32 +35,6 @@ func runBF16Peak(iters int) {
 	var a, b [16]uint32
 	var out [bf16PeakChains * 16]float32
 	bf16PeakZMM(iters, &a, &b, &out)
-}
-
-// measurePeak returns the throughput of loop in GFLOP/s with g goroutines,
-// each running it for about d.
-func measurePeak(loop *peakLoop, g int, d time.Duration) float64 {
-	const iters = 1 << 18
-	var total float64
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := 0; i < g; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n := 0
-			for time.Since(start) < d {
-				loop.run(iters)
-				n++
-			}
-			mu.Lock()
-			total += float64(n) * iters * loop.flops
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return total / time.Since(start).Seconds() / 1e9
 }
 
 // peakMeter measures the FMA peak in short windows interleaved with a GEMM
@@ -97,22 +71,33 @@ func (pm *peakMeter) maybeSample(b *testing.B, cpu, t0 *time.Duration) {
 	*t0 = threadCPU()
 }
 
+// sample measures the loop's concurrent throughput on pm.g threads for
+// about d (MeasurePeak) and adds it to the running average.
 func (pm *peakMeter) sample(d time.Duration) {
-	gf := measurePeak(pm.loop, pm.g, d)
+	gf := MeasurePeak(pm.loop.run, pm.loop.flops, pm.g, d).GFLOPS
 	pm.flops += gf * d.Seconds()
 	pm.secs += d.Seconds()
 }
 
-// report adds %peak and the peak itself to b's metrics (%bf16peak and
-// bf16peakGFLOP/s for the bf16 loop).
-func (pm *peakMeter) report(b *testing.B, gflops float64) {
+// peak returns the loop's average sampled peak in GFLOP/s (0 where the
+// loop cannot run), sampling once if the benchmark was too short to.
+func (pm *peakMeter) peak() float64 {
 	if !pm.loop.have() {
-		return
+		return 0
 	}
 	if pm.secs == 0 {
 		pm.sample(20 * time.Millisecond)
 	}
-	peak := pm.flops / pm.secs
+	return pm.flops / pm.secs
+}
+
+// report adds %peak and the peak itself to b's metrics (%dpbf16peak and
+// dpbf16peakGFLOP/s for the VDPBF16PS loop).
+func (pm *peakMeter) report(b *testing.B, gflops float64) {
+	if !pm.loop.have() {
+		return
+	}
+	peak := pm.peak()
 	b.ReportMetric(peak, pm.loop.name+"peakGFLOP/s")
 	b.ReportMetric(100*gflops/peak, "%"+pm.loop.name+"peak")
 }
@@ -304,7 +289,7 @@ func benchKernel(b *testing.B, k *kernel, kc int) {
 	if k.bf16 {
 		// A bf16 panel holds kc/2 pair steps in the first half of the
 		// fp32-sized buffer; any bit pattern is a valid pair.
-		loop = bf16Peak
+		loop = dpbf16Peak
 	}
 	pm := newPeakMeterOf(loop, 1)
 	runtime.LockOSThread()

@@ -560,11 +560,14 @@ var mlpTShapes = []benchShape{
 // engine's shapes (benchShapes and mlpTShapes), one after the other per
 // shape, so that with -count N they alternate on the shared machine;
 // GFLOP/s counts 2mnk per call. fp32 reports %peak against the fp32 FMA
-// peak; bf16 (the VDPBF16PS kernel) %bf16peak against the VDPBF16PS peak;
-// bf16fma (the same results on fp32 FMAs, see bf16fma.go) both, the
-// instruction it runs and the one it stands in for. Each peak is sampled
-// in alternation with the GEMM calls (see peakMeter). SgemmBF16 runs
-// whichever of the two bf16 kernels bf16Active picked.
+// peak (peakGFLOP/s). bf16 (the VDPBF16PS kernel) and bf16fma (the same
+// results on fp32 FMAs, see bf16fma.go) report %bf16peak against the bf16
+// peak, bf16peakGFLOP/s: the higher of the FMA peak and the VDPBF16PS
+// peak (dpbf16peakGFLOP/s), either being a way to compute the bf16 GEMM's
+// bits (BF16GEMMPeak). Each peak is the concurrent throughput of the
+// benchmark's threads (MeasurePeak), sampled in alternation with the GEMM
+// calls (see peakMeter). SgemmBF16 runs whichever of the two bf16 kernels
+// bf16Active picked.
 func BenchmarkSgemmPrecision(b *testing.B) {
 	skipNoBF16(b)
 	b.Logf("SgemmBF16 runs the %s kernel here", bf16Active().name)
@@ -592,9 +595,9 @@ func benchPrecision(b *testing.B, s benchShape, prec string) {
 	kern, loops := activeKernel(), []*peakLoop{fmaPeak}
 	switch prec {
 	case "bf16":
-		kern, loops = bf16Kernel, []*peakLoop{bf16Peak}
+		kern, loops = bf16Kernel, []*peakLoop{fmaPeak, dpbf16Peak}
 	case "bf16fma":
-		kern, loops = bf16FMAKernel, []*peakLoop{bf16Peak, fmaPeak}
+		kern, loops = bf16FMAKernel, []*peakLoop{fmaPeak, dpbf16Peak}
 	}
 	call := func() {
 		if s.batch == 1 {
@@ -622,7 +625,15 @@ func benchPrecision(b *testing.B, s benchShape, prec string) {
 	flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(s.batch)
 	gf := flops * float64(b.N) / b.Elapsed().Seconds() / 1e9
 	b.ReportMetric(gf, "GFLOP/s")
-	for _, pm := range pms {
-		pm.report(b, gf)
+	if prec == "fp32" {
+		pms[0].report(b, gf)
+		return
+	}
+	fma, dp := pms[0].peak(), pms[1].peak()
+	b.ReportMetric(fma, "peakGFLOP/s")
+	b.ReportMetric(dp, "dpbf16peakGFLOP/s")
+	if peak := BF16GEMMPeak(fma, dp); peak > 0 {
+		b.ReportMetric(peak, "bf16peakGFLOP/s")
+		b.ReportMetric(100*gf/peak, "%bf16peak")
 	}
 }

@@ -21,9 +21,9 @@ const bf16PeakChains = 24
 // bf16PeakZMM runs iters iterations of 24 independent VDPBF16PS on zmm
 // registers, every one adding the dot products of the bf16 pairs in a and
 // b to its accumulator, and stores the 24 accumulators (zero at the start)
-// to out. It is the bf16 counterpart of fmaPeakZMM: the bf16 GEMM's
-// benchmarks report their efficiency against it. Only where
-// haveBF16Peak reports true.
+// to out. It is the bf16 counterpart of fmaPeakZMM: the bf16 peak the
+// bf16 GEMM's benchmarks report against is the higher of the two loops'
+// rates (BF16GEMMPeak). Only where haveBF16Peak reports true.
 //
 //go:noescape
 func bf16PeakZMM(iters int, a, b *[16]uint32, out *[bf16PeakChains * 16]float32)

@@ -3,7 +3,9 @@ package gemm
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestBF16PeakLoop: the bf16 peak loop really executes VDPBF16PS on every
@@ -74,6 +76,82 @@ func TestBF16PeakExact(t *testing.T) {
 					t.Fatalf("n=%d accumulator %d lane %d: %g, want %g", n, r, i, got, want)
 				}
 			}
+		}
+	}
+}
+
+// TestRoundRate: a round's rate is all threads' flops over the span from
+// the first start to the last end, so two threads that took turns (each
+// running while the other waited, as two hardware threads of one core
+// can) count once, where summing each thread's own rate would count the
+// core twice; threads that overlapped entirely count fully.
+func TestRoundRate(t *testing.T) {
+	at := func(us int) time.Time { return time.Unix(0, 0).Add(time.Duration(us) * time.Microsecond) }
+	const flops = 1e8 // per thread: 100 GFLOP/s over 1 ms
+	for _, c := range []struct {
+		name           string
+		spans          []peakSpan
+		all, perThread float64
+	}{
+		{"one thread", []peakSpan{{at(0), at(1000)}}, 100, 100},
+		{"together", []peakSpan{{at(0), at(1000)}, {at(0), at(1000)}}, 200, 100},
+		{"in turn", []peakSpan{{at(0), at(1000)}, {at(1000), at(2000)}}, 100, 100},
+		{"late start", []peakSpan{{at(500), at(1500)}, {at(0), at(2000)}}, 100, 100},
+		{"shared core", []peakSpan{{at(0), at(2000)}, {at(0), at(2000)}}, 100, 50},
+		{"empty span", []peakSpan{{at(0), at(0)}}, 0, 0},
+	} {
+		all, one := roundRate(c.spans, flops)
+		if math.Abs(all-c.all) > 1e-9 || math.Abs(one-c.perThread) > 1e-9 {
+			t.Errorf("%s: all %g per thread %g, want %g and %g", c.name, all, one, c.all, c.perThread)
+		}
+	}
+}
+
+// TestMeasurePeak: the measurement runs whole rounds (at least one, even
+// for d = 0) of the same loop on every thread, and its figures keep their
+// structure whatever the machine's load: with one thread the all-threads
+// rate is that thread's rate; with several it never exceeds threads times
+// the best single thread's. No speed is asserted (the cores are shared).
+func TestMeasurePeak(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[int]int{}
+	spin := func(iters int) {
+		x := 1.0
+		for range iters {
+			x = x*1.0000001 + 1e-9
+		}
+		if x < 0 {
+			panic("unreachable")
+		}
+		mu.Lock()
+		calls[iters]++
+		mu.Unlock()
+	}
+	for _, c := range []struct {
+		threads int
+		d       time.Duration
+	}{{1, 0}, {1, 5 * time.Millisecond}, {2, 0}, {2, 5 * time.Millisecond}, {3, time.Millisecond}} {
+		clear(calls)
+		r := MeasurePeak(spin, 2, c.threads, c.d)
+		if r.Threads != c.threads || r.Rounds < 1 {
+			t.Fatalf("threads=%d d=%v: %+v, want %d threads and a round at least", c.threads, c.d, r, c.threads)
+		}
+		if r.GFLOPS <= 0 || r.PerThread <= 0 {
+			t.Fatalf("threads=%d d=%v: %+v, want positive rates", c.threads, c.d, r)
+		}
+		if c.threads == 1 && r.GFLOPS != r.PerThread {
+			t.Errorf("one thread: all-threads rate %g differs from the thread's %g", r.GFLOPS, r.PerThread)
+		}
+		if r.GFLOPS > float64(c.threads)*r.PerThread*(1+1e-12) {
+			t.Errorf("threads=%d: all-threads rate %g above %d x the best thread's %g", c.threads, r.GFLOPS, c.threads, r.PerThread)
+		}
+		// Two sizing runs, then every thread once per round.
+		runs := 0
+		for _, n := range calls {
+			runs += n
+		}
+		if want := 2 + c.threads*r.Rounds; runs != want {
+			t.Errorf("threads=%d: %d runs of the loop, want %d (%d rounds): %v", c.threads, runs, want, r.Rounds, calls)
 		}
 	}
 }
