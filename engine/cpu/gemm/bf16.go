@@ -208,7 +208,7 @@ func packTransPairs(kern *kernel, dst, src []float32, ld, rows, width, kc, ds in
 		for q0 := 0; q0 < kc; q0 += transChunk {
 			cnt := min(transChunk, kc-q0)
 			cvtRowsPairsAVX512(&scratch[0], &src[q0], ld, rows, cnt, transChunk/2)
-			packTransAVX512(&dst[q0/2*ds], &scratch[0], transChunk/2, rows, width, (cnt+1)/2, ds)
+			packTransAVX512(&dst[q0/2*ds], &scratch[0], transChunk/2, rows, width, (cnt+1)/2, ds, 0)
 		}
 		return
 	}

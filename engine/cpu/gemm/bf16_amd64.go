@@ -79,7 +79,15 @@ func kernelBF16FMA14x32(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 //go:noescape
 func kernelBF16FMA14x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 
-// roundSwapPairsAVX512 is roundSwapPairs (w = 16 or 32).
+// roundSwapPairsAVX512 is roundSwapRows for a whole panel (rows rows of
+// w = 16 or 32 floats, ds = width = w).
 //
 //go:noescape
 func roundSwapPairsAVX512(p *float32, rows, w int)
+
+// packCopyTilesRS is packCopyTiles in bf16FMAKernel's format: every value
+// rounded to a bf16 value and the packed rows 2q and 2q+1 exchanged, an
+// odd last row (odd kc) in place (see roundSwapRows), in the same pass.
+//
+//go:noescape
+func packCopyTilesRS(dst, src *float32, ld, kc, tiles, srcAdv, dstAdv, vecs, mask, step int)

@@ -29,3 +29,7 @@ var bf16FMAKernel *kernel
 func roundSwapPairsAVX512(p *float32, rows, w int) {
 	panic("gemm: no bf16 kernel on this architecture")
 }
+
+func packCopyTilesRS(dst, src *float32, ld, kc, tiles, srcAdv, dstAdv, vecs, mask, step int) {
+	panic("gemm: no bf16 kernel on this architecture")
+}

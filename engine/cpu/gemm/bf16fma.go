@@ -60,10 +60,34 @@ func chooseBF16Kernel() *kernel {
 	return bf16Kernel
 }
 
-// roundSwapPairs rounds every value of a panel of rows rows of w floats
-// (w = 16 or 32) to bf16, kept as its fp32 value, and exchanges rows 2q
-// and 2q+1: the packed format of bf16FMAKernel, from the fp32 one.
-func roundSwapPairs(panel []float32, rows, w int) {
-	_ = panel[rows*w-1]
-	roundSwapPairsAVX512(&panel[0], rows, w)
+// roundSwapRows turns rows rows of width floats, ds apart, from the fp32
+// packed format into bf16FMAKernel's: every value rounded to bf16 (as
+// roundBF16), kept as its fp32 value, and rows 2q and 2q+1 exchanged, an
+// odd last row staying in place. The packing routines that copy or
+// transpose whole panels do the same in the pass that packs them
+// (packCopyTilesRS, packTransAVX512); this serves the others, a panel's
+// partial last one of the contiguous case, and the Go loops.
+func roundSwapRows(kern *kernel, d []float32, rows, width, ds int) {
+	if rows == 0 {
+		return
+	}
+	_ = d[(rows-1)*ds+width-1]
+	if kern.vecPack && ds == width && (width == 16 || width == 32) {
+		roundSwapPairsAVX512(&d[0], rows, width)
+		return
+	}
+	round := func(x float32) float32 { return bf16Float(roundBF16(x)) }
+	for q := 0; q < rows; q += 2 {
+		r0 := d[q*ds : q*ds+width]
+		if q+1 == rows {
+			for i, v := range r0 {
+				r0[i] = round(v)
+			}
+			break
+		}
+		r1 := d[(q+1)*ds : (q+1)*ds+width]
+		for i, v := range r0 {
+			r0[i], r1[i] = round(r1[i]), round(v)
+		}
+	}
 }

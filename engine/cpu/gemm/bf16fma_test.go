@@ -92,11 +92,20 @@ func TestBF16FMAKernelModel(t *testing.T) {
 	}
 }
 
-// TestRoundSwapPairs: the vector pass rounds like roundBF16 (NaNs stay
-// NaN, denormals round on their bits) and swaps the rows of each pair,
-// an odd last row staying in place.
+// TestRoundSwapPairs: the vector pass and the Go loop (a kernel packing
+// with the scalar loops) round like roundBF16 (NaNs stay NaN, denormals
+// round on their bits) and swap the rows of each pair, an odd last row
+// staying in place.
 func TestRoundSwapPairs(t *testing.T) {
 	skipNoBF16(t)
+	scalar := *bf16FMAKernel
+	scalar.vecPack = false
+	for _, kern := range []*kernel{bf16FMAKernel, &scalar} {
+		roundSwapPairsCase(t, kern)
+	}
+}
+
+func roundSwapPairsCase(t *testing.T, kern *kernel) {
 	rng := rand.New(rand.NewPCG(63, 64))
 	special := []float32{0, float32(math.Copysign(0, -1)), 0x1p-140, -0x1.fffffp-127, float32(math.Inf(1)),
 		float32(math.NaN()), math.MaxFloat32, 1.00390625, 1.01171875, -3.39e38}
@@ -111,7 +120,7 @@ func TestRoundSwapPairs(t *testing.T) {
 				}
 			}
 			got := append([]float32(nil), src...)
-			roundSwapPairs(got, rows, w)
+			roundSwapRows(kern, got, rows, w, w)
 			for q := 0; q < rows; q++ {
 				from := q ^ 1
 				if from >= rows {
@@ -120,8 +129,8 @@ func TestRoundSwapPairs(t *testing.T) {
 				for i := 0; i < w; i++ {
 					want := bf16Float(roundBF16(src[from*w+i]))
 					if g := got[q*w+i]; math.Float32bits(g) != math.Float32bits(want) && !(g != g && want != want) {
-						t.Fatalf("w=%d rows=%d: row %d lane %d = %08x, want %08x (from %08x)",
-							w, rows, q, i, math.Float32bits(g), math.Float32bits(want), math.Float32bits(src[from*w+i]))
+						t.Fatalf("vecPack=%v w=%d rows=%d: row %d lane %d = %08x, want %08x (from %08x)",
+							kern.vecPack, w, rows, q, i, math.Float32bits(g), math.Float32bits(want), math.Float32bits(src[from*w+i]))
 					}
 				}
 			}

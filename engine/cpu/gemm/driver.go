@@ -42,14 +42,10 @@ func (p *problem) packATiles(kern *kernel, ap []float32, t0, t1, pc, kcb int) {
 		return
 	}
 	p.packATilesFP32(kern, ap, t0, t1, pc, kcb)
-	if kern.bf16FMA {
-		for t := range t1 - t0 {
-			roundSwapPairs(ap[t*kern.ms*kcb:][:kern.ms*kcb], kcb, kern.ms)
-		}
-	}
 }
 
-// packATilesFP32 is packATiles in the fp32 layout.
+// packATilesFP32 is packATiles in the fp32 layout, or in bf16FMAKernel's
+// (rounded to bf16 values, rows exchanged in pairs: see roundSwapRows).
 func (p *problem) packATilesFP32(kern *kernel, ap []float32, t0, t1, pc, kcb int) {
 	ms, mr := kern.ms, kern.mr
 	first := t0
@@ -59,7 +55,7 @@ func (p *problem) packATilesFP32(kern *kernel, ap []float32, t0, t1, pc, kcb int
 		if full > t0 {
 			_ = p.a[(pc+kcb-1)*p.lda+full*mr-1]
 			_ = ap[(full-first)*ms*kcb-1]
-			packCopyTiles(&ap[0], &p.a[pc*p.lda+t0*mr], p.lda, kcb, full-t0, mr, ms*kcb, 1, 1<<mr-1, ms*4)
+			copyTiles(kern)(&ap[0], &p.a[pc*p.lda+t0*mr], p.lda, kcb, full-t0, mr, ms*kcb, 1, 1<<mr-1, ms*4)
 			t0 = full
 		}
 	}
@@ -76,14 +72,10 @@ func (p *problem) packBPanels(kern *kernel, bp []float32, jc, t0, t1, pc, kcb in
 		return
 	}
 	p.packBPanelsFP32(kern, bp, jc, t0, t1, pc, kcb)
-	if kern.bf16FMA {
-		for t := t0; t < t1; t++ {
-			roundSwapPairs(bp[t*kern.nr*kcb:][:kern.nr*kcb], kcb, kern.nr)
-		}
-	}
 }
 
-// packBPanelsFP32 is packBPanels in the fp32 layout.
+// packBPanelsFP32 is packBPanels in the fp32 layout, or in
+// bf16FMAKernel's (see packATilesFP32).
 func (p *problem) packBPanelsFP32(kern *kernel, bp []float32, jc, t0, t1, pc, kcb int) {
 	nr := kern.nr
 	if !p.transB && kern.vecPack && nr == 32 {
@@ -91,7 +83,7 @@ func (p *problem) packBPanelsFP32(kern *kernel, bp []float32, jc, t0, t1, pc, kc
 		if full > t0 {
 			_ = p.b[(pc+kcb-1)*p.ldb+jc+full*nr-1]
 			_ = bp[full*nr*kcb-1]
-			packCopyTiles(&bp[t0*nr*kcb], &p.b[pc*p.ldb+jc+t0*nr], p.ldb, kcb, full-t0, nr, nr*kcb, 2, 0xffff, nr*4)
+			copyTiles(kern)(&bp[t0*nr*kcb], &p.b[pc*p.ldb+jc+t0*nr], p.ldb, kcb, full-t0, nr, nr*kcb, 2, 0xffff, nr*4)
 			t0 = full
 		}
 	}
@@ -111,6 +103,9 @@ func (p *problem) packA(kern *kernel, dst []float32, i0, pc, kcb int) {
 	if p.transA {
 		// op(A)[i][q] = A[pc+q][i0+i]: each k step is a contiguous run.
 		packCopy(kern, dst, p.a[pc*p.lda+i0:], p.lda, mv, ms, kcb, ms)
+		if kern.bf16FMA {
+			roundSwapRows(kern, dst, kcb, ms, ms)
+		}
 		return
 	}
 	// op(A)[i][q] = A[i0+i][pc+q]: a transpose of mv source rows.
@@ -142,6 +137,9 @@ func (p *problem) packB(kern *kernel, dst []float32, j0, pc, kcb int) {
 			packCopy(kern, dst[h:], p.b[pc*p.ldb+j0+h:], p.ldb, cnt, w, kcb, nr)
 		}
 	}
+	if kern.bf16FMA && !p.transB {
+		roundSwapRows(kern, dst, kcb, nr, nr)
+	}
 }
 
 // packCopy writes dst[q*ds+j] = src[q*ld+j] for q < kc, j < cols, and zero
@@ -160,13 +158,28 @@ func packCopy(kern *kernel, dst, src []float32, ld, cols, width, kc, ds int) {
 	}
 }
 
+// copyTiles returns the routine that packs full panels of the contiguous
+// case in kern's format: packCopyTiles, or packCopyTilesRS for
+// bf16FMAKernel.
+func copyTiles(kern *kernel) func(dst, src *float32, ld, kc, tiles, srcAdv, dstAdv, vecs, mask, step int) {
+	if kern.bf16FMA {
+		return packCopyTilesRS
+	}
+	return packCopyTiles
+}
+
 // packTrans writes dst[q*ds+i] = src[i*ld+q] for q < kc, i < rows, and zero
-// for rows <= i < width.
+// for rows <= i < width; for bf16FMAKernel, then rounded and its rows
+// exchanged in pairs (roundSwapRows), in the same pass where vector.
 func packTrans(kern *kernel, dst, src []float32, ld, rows, width, kc, ds int) {
 	_ = src[(rows-1)*ld+kc-1]
 	_ = dst[(kc-1)*ds+width-1]
 	if kern.vecPack && width <= 16 {
-		packTransAVX512(&dst[0], &src[0], ld, rows, width, kc, ds)
+		rs := 0
+		if kern.bf16FMA {
+			rs = 1
+		}
+		packTransAVX512(&dst[0], &src[0], ld, rows, width, kc, ds, rs)
 		return
 	}
 	for i := 0; i < rows; i++ {
@@ -180,6 +193,9 @@ func packTrans(kern *kernel, dst, src []float32, ld, rows, width, kc, ds int) {
 		for q := 0; q < kc; q++ {
 			clear(dst[q*ds+rows : q*ds+width])
 		}
+	}
+	if kern.bf16FMA {
+		roundSwapRows(kern, dst, kc, width, ds)
 	}
 }
 

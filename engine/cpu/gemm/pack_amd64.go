@@ -2,10 +2,13 @@ package gemm
 
 // packTransAVX512 writes dst[q*dstStride+i] = src[i*ld+q] for q < kc and
 // i < rows, and zero for rows <= i < width (1 <= rows <= width <= 16).
-// src must hold (rows-1)*ld+kc elements; nothing past them is read.
+// src must hold (rows-1)*ld+kc elements; nothing past them is read. With
+// rs != 0 the values are rounded to bf16 values and the rows 2q and 2q+1
+// of dst exchanged, an odd last row in place: the format of the fp32-FMA
+// bf16 kernels (see roundSwapRows), in the same pass.
 //
 //go:noescape
-func packTransAVX512(dst, src *float32, ld, rows, width, kc, dstStride int)
+func packTransAVX512(dst, src *float32, ld, rows, width, kc, dstStride, rs int)
 
 // packCopyAVX512 writes dst[q*dstStride+j] = src[q*ld+j] for q < kc and
 // j < cols, and zero for cols <= j < width (cols <= width <= 16).

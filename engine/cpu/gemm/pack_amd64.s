@@ -1,13 +1,17 @@
 #include "textflag.h"
+#include "bf16round_amd64.h"
 
 // Packing with AVX-512. The routines write one panel column block of kc
 // steps: dst[q*dstStride + i] for i < width (width <= 16), with lanes past
 // the valid count zero-filled, so edge panels need no separate clearing.
 
-// func packTransAVX512(dst *float32, src *float32, ld int, rows int, width int, kc int, dstStride int)
+// func packTransAVX512(dst *float32, src *float32, ld int, rows int, width int, kc int, dstStride int, rs int)
 // dst[q*dstStride+i] = src[i*ld+q] for q < kc and i < rows, and zero for
 // rows <= i < width (1 <= rows <= width <= 16). This is the transposing case
-// (source rows become k steps).
+// (source rows become k steps). With rs != 0 it packs in the format of the
+// fp32-FMA bf16 kernels instead (see roundSwapPairsAVX512 in
+// pack_bf16_amd64.s): each value rounded to a bf16 value and the packed
+// rows 2q and 2q+1 exchanged, an odd last row (odd kc) in place.
 //
 // Each iteration loads a 16 x 16 block (one zmm per source row; rows past
 // rows stay zero) and transposes it in registers in four shuffle stages:
@@ -22,7 +26,7 @@
 // and three source rows in bytes, DI destination, R8/R12 one and three
 // output columns in bytes, AX rows, CX full blocks left (-1 in the tail),
 // R13 tail columns, K3 lanes stored, K4 lanes loaded.
-TEXT ·packTransAVX512(SB), NOSPLIT, $0-56
+TEXT ·packTransAVX512(SB), NOSPLIT, $0-64
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ ld+16(FP), R9
@@ -196,6 +200,8 @@ tshuffle:
 	VSHUFF32X4 $0x88, Z31, Z29, Z7
 	VSHUFF32X4 $0xDD, Z31, Z29, Z15
 
+	CMPQ rs+56(FP), $0
+	JNE  trs
 	TESTQ CX, CX
 	JS    ttail
 
@@ -271,6 +277,126 @@ ttail:
 	CMPQ    R13, $14
 	JEQ     tdone
 	VMOVUPS Z14, K3, (DI)(R8*2)
+	JMP     tdone
+
+	// The fp32-FMA bf16 format: round the 16 output columns, then store
+	// each pair of them exchanged.
+trs:
+	BFCONSTSZ
+	ROUNDBF32(Z0, Z24)
+	ROUNDBF32(Z1, Z24)
+	ROUNDBF32(Z2, Z24)
+	ROUNDBF32(Z3, Z24)
+	ROUNDBF32(Z4, Z24)
+	ROUNDBF32(Z5, Z24)
+	ROUNDBF32(Z6, Z24)
+	ROUNDBF32(Z7, Z24)
+	ROUNDBF32(Z8, Z24)
+	ROUNDBF32(Z9, Z24)
+	ROUNDBF32(Z10, Z24)
+	ROUNDBF32(Z11, Z24)
+	ROUNDBF32(Z12, Z24)
+	ROUNDBF32(Z13, Z24)
+	ROUNDBF32(Z14, Z24)
+	ROUNDBF32(Z15, Z24)
+	TESTQ CX, CX
+	JS    trstail
+
+	VMOVUPS Z1, K3, (DI)
+	VMOVUPS Z0, K3, (DI)(R8*1)
+	VMOVUPS Z3, K3, (DI)(R8*2)
+	VMOVUPS Z2, K3, (DI)(R12*1)
+	LEAQ    (DI)(R8*4), DI
+	VMOVUPS Z5, K3, (DI)
+	VMOVUPS Z4, K3, (DI)(R8*1)
+	VMOVUPS Z7, K3, (DI)(R8*2)
+	VMOVUPS Z6, K3, (DI)(R12*1)
+	LEAQ    (DI)(R8*4), DI
+	VMOVUPS Z9, K3, (DI)
+	VMOVUPS Z8, K3, (DI)(R8*1)
+	VMOVUPS Z11, K3, (DI)(R8*2)
+	VMOVUPS Z10, K3, (DI)(R12*1)
+	LEAQ    (DI)(R8*4), DI
+	VMOVUPS Z13, K3, (DI)
+	VMOVUPS Z12, K3, (DI)(R8*1)
+	VMOVUPS Z15, K3, (DI)(R8*2)
+	VMOVUPS Z14, K3, (DI)(R12*1)
+	LEAQ    (DI)(R8*4), DI
+	ADDQ    $64, SI
+	DECQ    CX
+	JMP     tloop
+
+	// Tail block of R13 (1..15) columns: whole pairs exchanged; with an
+	// odd count (odd kc) the last column stays in its row.
+trstail:
+	CMPQ    R13, $1
+	JEQ     trs0
+	VMOVUPS Z1, K3, (DI)
+	VMOVUPS Z0, K3, (DI)(R8*1)
+	CMPQ    R13, $3
+	JLT     tdone
+	JEQ     trs2
+	VMOVUPS Z3, K3, (DI)(R8*2)
+	VMOVUPS Z2, K3, (DI)(R12*1)
+	LEAQ    (DI)(R8*4), DI
+	CMPQ    R13, $5
+	JLT     tdone
+	JEQ     trs0x4
+	VMOVUPS Z5, K3, (DI)
+	VMOVUPS Z4, K3, (DI)(R8*1)
+	CMPQ    R13, $7
+	JLT     tdone
+	JEQ     trs6
+	VMOVUPS Z7, K3, (DI)(R8*2)
+	VMOVUPS Z6, K3, (DI)(R12*1)
+	LEAQ    (DI)(R8*4), DI
+	CMPQ    R13, $9
+	JLT     tdone
+	JEQ     trs8
+	VMOVUPS Z9, K3, (DI)
+	VMOVUPS Z8, K3, (DI)(R8*1)
+	CMPQ    R13, $11
+	JLT     tdone
+	JEQ     trs10
+	VMOVUPS Z11, K3, (DI)(R8*2)
+	VMOVUPS Z10, K3, (DI)(R12*1)
+	LEAQ    (DI)(R8*4), DI
+	CMPQ    R13, $13
+	JLT     tdone
+	JEQ     trs12
+	VMOVUPS Z13, K3, (DI)
+	VMOVUPS Z12, K3, (DI)(R8*1)
+	CMPQ    R13, $15
+	JLT     tdone
+	VMOVUPS Z14, K3, (DI)(R8*2)
+	JMP     tdone
+
+trs0:
+	VMOVUPS Z0, K3, (DI)
+	JMP     tdone
+
+trs2:
+	VMOVUPS Z2, K3, (DI)(R8*2)
+	JMP     tdone
+
+trs0x4:
+	VMOVUPS Z4, K3, (DI)
+	JMP     tdone
+
+trs6:
+	VMOVUPS Z6, K3, (DI)(R8*2)
+	JMP     tdone
+
+trs8:
+	VMOVUPS Z8, K3, (DI)
+	JMP     tdone
+
+trs10:
+	VMOVUPS Z10, K3, (DI)(R8*2)
+	JMP     tdone
+
+trs12:
+	VMOVUPS Z12, K3, (DI)
 
 tdone:
 	VZEROUPPER

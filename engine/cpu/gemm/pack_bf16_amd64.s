@@ -1,22 +1,8 @@
 #include "textflag.h"
+#include "bf16round_amd64.h"
 
-// Packing into bf16 pairs (see bf16.go). Rounding is torch's
-// round_to_nearest_even on the fp32 bits, in integer arithmetic:
-//
-//	bf16(x) = (x + 0x7fff + (x>>16 & 1)) >> 16      (x not NaN)
-//	bf16(x) = (x | 0x00400000) >> 16                 (x NaN: quieted, stays NaN)
-//
-// which also rounds fp32 denormals to bf16 denormals and overflows to
-// infinity exactly as torch does (VCVTNEPS2BF16 instead flushes denormal
-// inputs to zero). ROUNDBF leaves the rounded value in the top 16 bits of
-// t; Z20..Z22 hold the constants 1, 0x7fff and 0x00400000, K1 is clobbered.
-#define ROUNDBF(x, t) \
-	VPSRLD $16, x, t; \
-	VPANDD Z20, t, t; \
-	VPADDD Z21, t, t; \
-	VPADDD x, t, t; \
-	VCMPPS $3, x, x, K1; \
-	VPORD  Z22, x, K1, t
+// Packing into bf16 pairs (see bf16.go), rounding as bf16round_amd64.h
+// does.
 
 // CVTNE2(d, v, s) is VCVTNE2PS2BF16 zmm(d), zmm(v), zmm(s) (registers by
 // number), which Go's assembler does not know: EVEX.512.F2.0F38.W0 72 /r,
@@ -33,16 +19,6 @@
 	BYTE $(2<<5 | ((((v)>>4)&1)^1)<<3); \
 	BYTE $0x72; \
 	BYTE $(0xC0 | ((d)&7)<<3 | ((s)&7))
-
-#define BFCONSTS \
-	MOVL         $1, AX; \
-	VPBROADCASTD AX, Z20; \
-	MOVL         $0x7fff, AX; \
-	VPBROADCASTD AX, Z21; \
-	MOVL         $0x00400000, AX; \
-	VPBROADCASTD AX, Z22; \
-	MOVL         $0xffff0000, AX; \
-	VPBROADCASTD AX, Z23
 
 // func packPairsAVX512(dst *float32, src *float32, ld int, cols int, width int, kc int, ds int)
 // For p < (kc+1)/2 and j < cols: dst[p*ds+j] = bf16(src[2p*ld+j]) |
@@ -338,5 +314,98 @@ rstail:
 	VMOVUPS Z2, 64(DI)
 
 rsdone:
+	VZEROUPPER
+	RET
+
+// RSVEC rounds the lanes of the vector at off(R8) (row 2p, mask K2) and
+// off(R8)(R9) (row 2p+1) to bf16 values and stores them whole, exchanged:
+// row 2p+1's at off(BX) (packed row 2p), row 2p's one packed row further.
+#define RSVEC(off) \
+	VMOVUPS.Z off(R8), K2, Z0; \
+	VMOVUPS.Z off(R8)(R9*1), K2, Z1; \
+	ROUNDBF32(Z0, Z2); \
+	ROUNDBF32(Z1, Z3); \
+	VMOVUPS   Z1, off(BX); \
+	VMOVUPS   Z0, off(BX)(R13*1)
+
+// RSVEC1 is RSVEC for the last row of an odd kc, which stays in place.
+#define RSVEC1(off) \
+	VMOVUPS.Z off(R8), K2, Z0; \
+	ROUNDBF32(Z0, Z2); \
+	VMOVUPS   Z0, off(BX)
+
+// func packCopyTilesRS(dst *float32, src *float32, ld int, kc int, tiles int, srcAdv int, dstAdv int, vecs int, mask int, step int)
+// packCopyTiles in the format of the fp32-FMA bf16 kernels (see
+// roundSwapPairsAVX512): every value rounded to a bf16 value and the
+// packed rows 2q and 2q+1 exchanged, an odd last row in place, in the
+// same pass that copies them. Pair of rows by pair of rows across all the
+// panels, rows four ahead prefetched (see packCopyTiles).
+TEXT ·packCopyTilesRS(SB), NOSPLIT, $0-80
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  ld+16(FP), R9
+	SHLQ  $2, R9               // source row stride in bytes
+	MOVQ  kc+24(FP), CX
+	MOVQ  srcAdv+40(FP), R10
+	SHLQ  $2, R10              // source bytes per panel
+	MOVQ  dstAdv+48(FP), R11
+	SHLQ  $2, R11              // destination bytes per panel
+	MOVQ  mask+64(FP), AX
+	KMOVW AX, K2
+	MOVQ  step+72(FP), R13     // destination bytes per k step
+	BFCONSTS
+	LEAQ  (R9)(R9*1), DX
+	LEAQ  (DX)(DX*1), DX       // four source rows ahead: first byte of a piece
+	LEAQ  -4(DX)(R10*1), R12   // and its last float
+	LEAQ  (R9)(DX*1), R14      // five rows ahead
+	LEAQ  (R9)(R12*1), R15
+
+rsrow:
+	CMPQ CX, $2
+	JLT  rstail1
+	MOVQ SI, R8
+	MOVQ DI, BX
+	MOVQ tiles+32(FP), AX
+
+rstile:
+	PREFETCHT0 (R8)(DX*1)
+	PREFETCHT0 (R8)(R12*1)
+	PREFETCHT0 (R8)(R14*1)
+	PREFETCHT0 (R8)(R15*1)
+	RSVEC(0)
+	CMPQ       vecs+56(FP), $2
+	JNE        rsnexttile
+	RSVEC(64)
+
+rsnexttile:
+	ADDQ R10, R8
+	ADDQ R11, BX
+	DECQ AX
+	JNZ  rstile
+	LEAQ (SI)(R9*2), SI
+	LEAQ (DI)(R13*2), DI
+	SUBQ $2, CX
+	JMP  rsrow
+
+rstail1:
+	TESTQ CX, CX
+	JZ    rsdone1
+	MOVQ  SI, R8
+	MOVQ  DI, BX
+	MOVQ  tiles+32(FP), AX
+
+rstile1:
+	RSVEC1(0)
+	CMPQ vecs+56(FP), $2
+	JNE  rsnext1
+	RSVEC1(64)
+
+rsnext1:
+	ADDQ R10, R8
+	ADDQ R11, BX
+	DECQ AX
+	JNZ  rstile1
+
+rsdone1:
 	VZEROUPPER
 	RET

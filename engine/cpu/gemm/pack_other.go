@@ -6,7 +6,7 @@ package gemm
 // no kernel on this architecture sets vecPack, so these are never reached.
 func vecPackUsable() bool { return false }
 
-func packTransAVX512(dst, src *float32, ld, rows, width, kc, dstStride int) {
+func packTransAVX512(dst, src *float32, ld, rows, width, kc, dstStride, rs int) {
 	panic("gemm: no vector packing on this architecture")
 }
 

@@ -14,10 +14,15 @@ func TestPackVectorMatchesScalar(t *testing.T) {
 	if !vecPackUsable() {
 		t.Skip("no AVX-512 packing on this machine")
 	}
-	vec := &kernel{vecPack: true}
-	scalar := &kernel{}
 	rng := rand.New(rand.NewPCG(21, 22))
-	for it := 0; it < 400; it++ {
+	for it := 0; it < 800; it++ {
+		// Every other case packs in the fp32-FMA bf16 kernel's format,
+		// rounded and with rows exchanged in pairs: the vector routines
+		// do it in the packing pass, the scalar loops after it
+		// (roundSwapRows), on values from denormals to NaNs.
+		rs := it%2 == 1
+		vec := &kernel{vecPack: true, bf16FMA: rs}
+		scalar := &kernel{bf16FMA: rs}
 		width := []int{14, 16, 6, 4}[it%4]
 		rows := 1 + rng.IntN(width)
 		if it%3 == 0 {
@@ -26,13 +31,16 @@ func TestPackVectorMatchesScalar(t *testing.T) {
 		kc := 1 + rng.IntN(80)
 		ld := kc + rng.IntN(5)
 		ds := width + []int{0, 0, 16}[it%3]
-		trans := it%2 == 0
+		trans := it%4 < 2
 		var src []float32
 		if trans {
 			src = randSlice(rng, (rows-1)*ld+kc)
 		} else {
 			ld = rows + rng.IntN(5)
 			src = randSlice(rng, (kc-1)*ld+rows)
+		}
+		if rs {
+			sprinkleSpecial(rng, src)
 		}
 		n := (kc-1)*ds + width + 8
 		got := make([]float32, n)
@@ -48,10 +56,16 @@ func TestPackVectorMatchesScalar(t *testing.T) {
 			packCopy(vec, got, src, ld, rows, width, kc, ds)
 			packCopy(scalar, want, src, ld, rows, width, kc, ds)
 		}
+		if rs && !trans {
+			// The contiguous case's vector routine leaves the format to
+			// roundSwapRows, in either kernel.
+			roundSwapRows(vec, got, kc, width, ds)
+			roundSwapRows(scalar, want, kc, width, ds)
+		}
 		for i := range got {
 			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-				t.Fatalf("trans=%v rows=%d width=%d kc=%d ld=%d ds=%d: dst[%d] = %v, want %v",
-					trans, rows, width, kc, ld, ds, i, got[i], want[i])
+				t.Fatalf("trans=%v rs=%v rows=%d width=%d kc=%d ld=%d ds=%d: dst[%d] = %v, want %v",
+					trans, rs, rows, width, kc, ld, ds, i, got[i], want[i])
 			}
 		}
 	}
@@ -118,17 +132,39 @@ func BenchmarkPack(b *testing.B) {
 // TestPackPanelsVectorMatchesScalar checks the grouped panel packing
 // (packATiles, packBPanels) of the default kernel against the same kernel
 // with the scalar loops, for every transpose case and partial edges.
+//
+// The same for bf16FMAKernel, whose vector routines round and exchange
+// rows while packing full panels (packCopyTilesRS, packTransAVX512) where
+// the scalar loops pack first and then convert (roundSwapRows), on
+// operands with denormals, ties, infinities and NaNs.
 func TestPackPanelsVectorMatchesScalar(t *testing.T) {
-	vec := kernels[0]
-	if !vec.vecPack {
-		t.Skip("default kernel packs with the scalar loops")
+	ks := []*kernel{kernels[0]}
+	if bf16FMAKernel != nil && vecPackUsable() {
+		ks = append(ks, bf16FMAKernel)
 	}
+	for _, vec := range ks {
+		if !vec.vecPack {
+			t.Logf("%s packs with the scalar loops", vec.name)
+			continue
+		}
+		packPanelsVectorMatchesScalar(t, vec)
+	}
+}
+
+func packPanelsVectorMatchesScalar(t *testing.T, vec *kernel) {
 	scalar := *vec
 	scalar.vecPack = false
 	rng := rand.New(rand.NewPCG(23, 24))
 	for it := 0; it < 60; it++ {
 		m, n, k := 1+rng.IntN(200), 1+rng.IntN(200), 1+rng.IntN(70)
+		if it%4 == 3 {
+			k = 100 + rng.IntN(300) // several 16-step blocks
+		}
 		tc := newCase(rng, it&1 != 0, it&2 != 0, m, n, k, 1, 0, rng.IntN(3))
+		if vec.bf16FMA {
+			sprinkleSpecial(rng, tc.a)
+			sprinkleSpecial(rng, tc.b)
+		}
 		p := &problem{transA: tc.transA, transB: tc.transB, m: m, n: n, k: k,
 			a: tc.a, b: tc.b, lda: tc.lda, ldb: tc.ldb}
 		pc := rng.IntN(k)
@@ -153,9 +189,24 @@ func TestPackPanelsVectorMatchesScalar(t *testing.T) {
 			}
 			for i := range got {
 				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-					t.Fatalf("%s %v pc=%d kcb=%d: packed[%d] = %v, want %v", which, tc, pc, kcb, i, got[i], want[i])
+					t.Fatalf("%s: %s %v pc=%d kcb=%d: packed[%d] = %v (%08x), want %v (%08x)", vec.name, which, tc, pc, kcb, i,
+						got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
 				}
 			}
+		}
+	}
+}
+
+// sprinkleSpecial overwrites about one value in four of x with a value
+// that rounding to bf16 treats specially: signed zeros, fp32 denormals,
+// values halfway between two bf16 values (ties to even both ways), values
+// that round up to infinity, infinities and NaNs.
+func sprinkleSpecial(rng *rand.Rand, x []float32) {
+	special := []float32{0, float32(math.Copysign(0, -1)), 0x1p-140, -0x1.fffffp-127, 1.00390625, 1.01171875,
+		-3.39e38, math.MaxFloat32, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}
+	for i := range x {
+		if rng.IntN(4) == 0 {
+			x[i] = special[rng.IntN(len(special))]
 		}
 	}
 }
