@@ -19,7 +19,10 @@ import (
 // kernel's (same kc) for the same reason. The choice is made once per
 // process by timing the two instructions on the calling thread
 // (chooseBF16Kernel), and, the results being identical, does not make
-// anything depend on the machine's load.
+// anything depend on the machine's load. For the same reason the bf16
+// GEMM's efficiency is reported against the bf16 peak, the higher of the
+// two instructions' peaks (BF16GEMMPeak in fmapeak.go): on such a core,
+// the FMA's.
 
 var bf16Choice struct {
 	once sync.Once

@@ -41,8 +41,9 @@ type kernel struct {
 
 	// bf16FMA marks a kernel that computes the bf16 kernel's results with
 	// fp32 FMAs (see bf16fma.go): its panels are packed in the fp32
-	// layout, then rounded to bf16 values and pair-swapped in place
-	// (roundSwapPairs).
+	// layout with every value rounded to a bf16 value and the k steps
+	// exchanged in pairs (roundSwapRows), by the packing pass itself
+	// where a vector routine packs whole panels.
 	bf16FMA bool
 }
 
