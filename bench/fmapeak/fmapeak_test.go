@@ -10,8 +10,9 @@ import (
 // TestMeasure: each loop runs on one and on two threads and gives a
 // plausible rate (at least 1 GFLOP/s even on a loaded machine) where its
 // instruction exists, with the structure of a concurrent measurement
-// (every thread measured, one thread's rate its own, two threads together
-// never above twice the best one alone), and reports 0 where it does not.
+// (every thread measured, one thread's rate its own, the mean over the
+// rounds never above the best round, two threads together never above
+// twice the best one alone), and reports 0 where it does not.
 // The loops' arithmetic is checked in engine/cpu/gemm (TestBF16PeakExact,
 // TestBF16PeakLoop), the measurement's in TestRoundRate and
 // TestMeasurePeak there.
@@ -37,6 +38,8 @@ func TestMeasure(t *testing.T) {
 				t.Errorf("%s on %d threads: peak %.2f GFLOP/s", c.name, threads, r.GFLOPS)
 			case threads == 1 && r.GFLOPS != r.PerThread:
 				t.Errorf("%s on one thread: %.2f GFLOP/s, its thread %.2f", c.name, r.GFLOPS, r.PerThread)
+			case r.Mean > r.GFLOPS:
+				t.Errorf("%s on %d threads: mean %.2f GFLOP/s above the best round's %.2f", c.name, threads, r.Mean, r.GFLOPS)
 			case r.GFLOPS > float64(threads)*r.PerThread*(1+1e-12):
 				t.Errorf("%s on %d threads: %.2f GFLOP/s, above %d x the best thread's %.2f", c.name, threads, r.GFLOPS, threads, r.PerThread)
 			}

@@ -72,9 +72,11 @@ func (pm *peakMeter) maybeSample(b *testing.B, cpu, t0 *time.Duration) {
 }
 
 // sample measures the loop's concurrent throughput on pm.g threads for
-// about d (MeasurePeak) and adds it to the running average.
+// about d and adds it to the running average: the mean over the sample's
+// rounds (PeakRate.Mean), the rate the threads had while the cores were
+// as loaded as during the benchmark's own calls around it.
 func (pm *peakMeter) sample(d time.Duration) {
-	gf := MeasurePeak(pm.loop.run, pm.loop.flops, pm.g, d).GFLOPS
+	gf := MeasurePeak(pm.loop.run, pm.loop.flops, pm.g, d).Mean
 	pm.flops += gf * d.Seconds()
 	pm.secs += d.Seconds()
 }

@@ -72,6 +72,12 @@ type PeakRate struct {
 	// core share its FMA pipes and report that core's peak, two cores
 	// report twice a core's.
 	GFLOPS float64
+	// Mean is the throughput over all the rounds together (their flops
+	// over the sum of their spans): below GFLOPS where some rounds were
+	// slowed by other work on the cores, it is the rate the threads had
+	// during the measurement, what a benchmark that samples the peak in
+	// alternation with its own work compares against.
+	Mean float64
 	// PerThread is the best rate one thread reached over its own part of
 	// a round. A thread that ran while the others were descheduled or
 	// done gets a whole core, so Threads*PerThread overstates what the
@@ -88,8 +94,8 @@ type peakSpan struct{ start, end time.Time }
 // roundRate returns the rate of one round in GFLOP/s, all threads
 // together (their flops over the span from the earliest start to the
 // latest end) and the best single thread's (its flops over its own span),
-// each thread having done flops flops.
-func roundRate(spans []peakSpan, flops float64) (all, perThread float64) {
+// each thread having done flops flops, and the round's span in seconds.
+func roundRate(spans []peakSpan, flops float64) (all, perThread, secs float64) {
 	first, last := spans[0].start, spans[0].end
 	for _, s := range spans {
 		if s.start.Before(first) {
@@ -102,10 +108,11 @@ func roundRate(spans []peakSpan, flops float64) (all, perThread float64) {
 			perThread = max(perThread, flops/d/1e9)
 		}
 	}
-	if d := last.Sub(first).Seconds(); d > 0 {
-		all = float64(len(spans)) * flops / d / 1e9
+	secs = last.Sub(first).Seconds()
+	if secs > 0 {
+		all = float64(len(spans)) * flops / secs / 1e9
 	}
-	return all, perThread
+	return all, perThread, secs
 }
 
 // peakRoundTime is the length a measurement round aims at on a thread
@@ -158,6 +165,7 @@ func MeasurePeak(run func(iters int), flopsPerIter float64, threads int, d time.
 	}
 	res := PeakRate{Threads: threads}
 	flops := float64(iters) * flopsPerIter
+	var secs float64
 	for end := time.Now().Add(d); res.Rounds == 0 || time.Now().Before(end); res.Rounds++ {
 		r := &round{start: make(chan struct{})}
 		r.ready.Add(threads)
@@ -168,9 +176,13 @@ func MeasurePeak(run func(iters int), flopsPerIter float64, threads int, d time.
 		r.ready.Wait()
 		close(r.start)
 		r.done.Wait()
-		all, one := roundRate(spans, flops)
+		all, one, t := roundRate(spans, flops)
 		res.GFLOPS = max(res.GFLOPS, all)
 		res.PerThread = max(res.PerThread, one)
+		secs += t
+	}
+	if secs > 0 {
+		res.Mean = min(res.GFLOPS, float64(res.Rounds*threads)*flops/secs/1e9)
 	}
 	for _, w := range work {
 		close(w)

@@ -100,9 +100,12 @@ func TestRoundRate(t *testing.T) {
 		{"shared core", []peakSpan{{at(0), at(2000)}, {at(0), at(2000)}}, 100, 50},
 		{"empty span", []peakSpan{{at(0), at(0)}}, 0, 0},
 	} {
-		all, one := roundRate(c.spans, flops)
+		all, one, secs := roundRate(c.spans, flops)
 		if math.Abs(all-c.all) > 1e-9 || math.Abs(one-c.perThread) > 1e-9 {
 			t.Errorf("%s: all %g per thread %g, want %g and %g", c.name, all, one, c.all, c.perThread)
+		}
+		if all > 0 && math.Abs(secs-float64(len(c.spans))*flops/all/1e9) > 1e-12 {
+			t.Errorf("%s: span %gs, rate %g", c.name, secs, all)
 		}
 	}
 }
@@ -111,7 +114,9 @@ func TestRoundRate(t *testing.T) {
 // for d = 0) of the same loop on every thread, and its figures keep their
 // structure whatever the machine's load: with one thread the all-threads
 // rate is that thread's rate; with several it never exceeds threads times
-// the best single thread's. No speed is asserted (the cores are shared).
+// the best single thread's; the mean over the rounds is never above the
+// best round, and is the best round when there was one. No speed is
+// asserted (the cores are shared).
 func TestMeasurePeak(t *testing.T) {
 	var mu sync.Mutex
 	calls := map[int]int{}
@@ -136,8 +141,14 @@ func TestMeasurePeak(t *testing.T) {
 		if r.Threads != c.threads || r.Rounds < 1 {
 			t.Fatalf("threads=%d d=%v: %+v, want %d threads and a round at least", c.threads, c.d, r, c.threads)
 		}
-		if r.GFLOPS <= 0 || r.PerThread <= 0 {
+		if r.GFLOPS <= 0 || r.PerThread <= 0 || r.Mean <= 0 {
 			t.Fatalf("threads=%d d=%v: %+v, want positive rates", c.threads, c.d, r)
+		}
+		if r.Mean > r.GFLOPS {
+			t.Errorf("threads=%d: mean %g above the best round's %g", c.threads, r.Mean, r.GFLOPS)
+		}
+		if r.Rounds == 1 && math.Abs(r.Mean-r.GFLOPS) > 1e-9*r.GFLOPS {
+			t.Errorf("threads=%d: one round, yet mean %g and best %g", c.threads, r.Mean, r.GFLOPS)
 		}
 		if c.threads == 1 && r.GFLOPS != r.PerThread {
 			t.Errorf("one thread: all-threads rate %g differs from the thread's %g", r.GFLOPS, r.PerThread)
