@@ -12,6 +12,10 @@ const (
 	F32 DType = iota // float32: activations, parameters, gradients
 	F64              // float64: per-example losses (stablemax runs in float64)
 	I32              // int32: tokens, labels, identifiers, steps, flags
+	// BF16 is bfloat16 storage, for buffers only a GEMM reads: only a
+	// backend that implements BF16Storage and reports true allocates it
+	// (see BF16Storage for the ops that accept it).
+	BF16
 )
 
 func (d DType) String() string {
@@ -22,6 +26,8 @@ func (d DType) String() string {
 		return "f64"
 	case I32:
 		return "i32"
+	case BF16:
+		return "bf16"
 	}
 	return fmt.Sprintf("dtype(%d)", int(d))
 }
@@ -285,6 +291,39 @@ func SupportedFusions(be Backend) []Fusion {
 		}
 	}
 	return fs
+}
+
+// BF16Storage is implemented by a backend that can store the buffers
+// whose only readers are GEMM operands in bf16 (docs/training.md#bf16-storage):
+// the SwiGLU output act (read by the down projection's forward and its
+// weight gradient) and SwiGLUBackward's dgu (read by the up projection's
+// input and weight gradients). Stored in bf16 they take half the memory,
+// and the op writing them and the GEMM packing them move half the bytes.
+//
+// StoresBF16 reporting true promises:
+//   - Alloc(BF16, n) returns a buffer, and Slice, Len, DType, Fill, Upload
+//     and Download take it (host data as []float32, rounded to nearest
+//     even on Upload, widened exactly on Download);
+//   - Gemm accepts BF16 A and B operands (C stays F32);
+//   - SwiGLU accepts a BF16 act and SwiGLUBackward a BF16 dgu, each
+//     element the float32 the op computes, rounded to nearest even;
+//   - storing a GEMM operand in bf16 gives the same bits as storing it in
+//     float32: the backend's GEMM rounds its operands to bf16 that same
+//     way, and rounding a value twice is rounding it once.
+//
+// Every other op is handed float32 buffers only. A backend whose GEMM
+// keeps fp32 operands reports false (bf16 storage would change its
+// numerics), and so does one that does not implement the interface; the
+// model then stores these buffers in float32.
+type BF16Storage interface {
+	StoresBF16() bool
+}
+
+// StoresBF16 reports whether be implements BF16Storage and reports true:
+// whether a model on it stores its GEMM-only buffers in bf16.
+func StoresBF16(be Backend) bool {
+	s, ok := be.(BF16Storage)
+	return ok && s.StoresBF16()
 }
 
 // fusedOps are a model's fused ops, resolved once from its backend: each

@@ -33,6 +33,10 @@ type Model struct {
 	Layout *Layout
 	be     Backend
 	fused  fusedOps // the backend's fusions, or their compositions
+	// gemmDT is the element type of the buffers only GEMMs read (act,
+	// actT, dgu, dguT): BF16 where the backend stores them bit-exactly
+	// (BF16Storage), else F32.
+	gemmDT DType
 	opt    Options
 	arch   *archDef
 
@@ -142,7 +146,10 @@ func NewModel(cfg Config, be Backend, opt Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Cfg: cfg, Layout: layout, be: be, fused: newFusedOps(be), opt: opt, arch: d}
+	m := &Model{Cfg: cfg, Layout: layout, be: be, fused: newFusedOps(be), opt: opt, arch: d, gemmDT: F32}
+	if StoresBF16(be) {
+		m.gemmDT = BF16
+	}
 	m.B, m.L, m.P, m.S = cfg.BatchSize, cfg.SeqLen, cfg.PuzzleLen(), cfg.SeqTotal()
 	m.H, m.V, m.NH, m.HD = cfg.HiddenSize, cfg.VocabSize, cfg.NumHeads, cfg.HeadDim()
 	m.I, m.It = cfg.Inter(m.H), cfg.Inter(m.S)
@@ -331,12 +338,13 @@ func (m *Model) alloc() {
 		for _, p := range []*Buf{&m.gx, &m.dh, &m.pp0, &m.pp1, &m.d1, &m.dT, &m.dT2, &m.dO} {
 			*p = f32(BSH)
 		}
+		// dgu and dguT are read only by the up projections' GEMMs.
 		if m.Cfg.MLPT {
-			m.dguT, m.dactT = f32(B*H*2*m.It), f32(B*H*m.It)
+			m.dguT, m.dactT = be.Alloc(m.gemmDT, B*H*2*m.It), f32(B*H*m.It)
 		} else {
 			m.dqkv = f32(B * S * 3 * H)
 		}
-		m.dgu, m.dact = f32(B*S*2*m.I), f32(B*S*m.I)
+		m.dgu, m.dact = be.Alloc(m.gemmDT, B*S*2*m.I), f32(B*S*m.I)
 	}
 }
 
@@ -346,17 +354,20 @@ func (m *Model) newActs(n int) []*blockActs {
 	be := m.be
 	B, S, H := m.B, m.S, m.H
 	f32 := func(n int) Buf { return be.Alloc(F32, n) }
+	// act and actT are read only by the down projections' GEMMs (the
+	// forward and the weight gradient; SwiGLUBackward reads gu).
+	gemmOnly := func(n int) Buf { return be.Alloc(m.gemmDT, n) }
 	acts := make([]*blockActs, n)
 	for l := range acts {
 		a := &blockActs{}
 		if m.Cfg.MLPT {
-			a.inT, a.guT, a.actT = f32(B*H*S), f32(B*H*2*m.It), f32(B*H*m.It)
+			a.inT, a.guT, a.actT = f32(B*H*S), f32(B*H*2*m.It), gemmOnly(B*H*m.It)
 			a.h1T, a.r1T = f32(B*H*S), f32(B*H)
 		} else {
 			a.qkv, a.o, a.lse = f32(B*S*3*H), f32(B*S*H), f32(B*m.NH*S)
 		}
 		a.h1, a.r1 = f32(B*S*H), f32(B*S)
-		a.gu, a.act = f32(B*S*2*m.I), f32(B*S*m.I)
+		a.gu, a.act = f32(B*S*2*m.I), gemmOnly(B*S*m.I)
 		a.out, a.r2 = f32(B*S*H), f32(B*S)
 		acts[l] = a
 	}

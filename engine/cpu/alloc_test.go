@@ -6,55 +6,72 @@ import (
 
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/engine/cpu"
+	"github.com/tinyrecursive/trm/engine/cpu/gemm"
 )
 
 // TestStepAllocs: a training step (reset, recursion, heads, loss, backward)
 // allocates nothing on the heap once warm, with attention and with the
 // sequence MLP: the ops feed long-lived workers through reused job structs
-// and reuse their scratch and views.
+// and reuse their scratch and views. Where the CPU has the bf16 GEMM, the
+// bf16 mode is checked too: its bf16 storage reuses its widening and row
+// scratch.
 func TestStepAllocs(t *testing.T) {
-	for _, mlpT := range []bool{false, true} {
-		c := engine.DefaultConfig()
-		c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 16, 11, 3
-		c.HiddenSize, c.NumHeads, c.PuzzleEmbNdim, c.PuzzleEmbLen = 64, 4, 64, 2
-		c.HCycles, c.LCycles, c.LLayers, c.BatchSize = 2, 2, 2, 8
-		if mlpT {
-			c.MLPT, c.PosEncodings = true, engine.PosNone
+	modes := []cpu.GemmMode{cpu.GemmFP32}
+	if gemm.BF16Supported() {
+		modes = append(modes, cpu.GemmBF16)
+	}
+	for _, mode := range modes {
+		for _, mlpT := range []bool{false, true} {
+			testStepAllocs(t, mode, mlpT)
 		}
-		m, err := engine.NewModel(c, cpu.New(2), engine.Options{Backward: true})
-		if err != nil {
+	}
+}
+
+func testStepAllocs(t *testing.T, mode cpu.GemmMode, mlpT bool) {
+	c := engine.DefaultConfig()
+	c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 16, 11, 3
+	c.HiddenSize, c.NumHeads, c.PuzzleEmbNdim, c.PuzzleEmbLen = 64, 4, 64, 2
+	c.HCycles, c.LCycles, c.LLayers, c.BatchSize = 2, 2, 2, 8
+	if mlpT {
+		c.MLPT, c.PosEncodings = true, engine.PosNone
+	}
+	be, err := cpu.NewWithOptions(cpu.Options{Threads: 2, Gemm: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := engine.NewModel(c, be, engine.Options{Backward: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetParams(engine.InitParams(m.Layout, 1)); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	B, L := c.BatchSize, c.SeqLen
+	in, labels, pids := make([]int32, B*L), make([]int32, B*L), make([]int32, B)
+	for i := range in {
+		in[i] = int32(1 + rng.IntN(c.VocabSize-1))
+		labels[i] = int32(1 + rng.IntN(c.VocabSize-1))
+	}
+	for i := range pids {
+		pids[i] = int32(rng.IntN(c.NumPuzzleIdentifiers))
+	}
+	if err := m.SetBatch(in, labels, pids); err != nil {
+		t.Fatal(err)
+	}
+	carry := m.NewCarry()
+	so := engine.StepOptions{Train: true, Backward: true, GradScale: 1 / float32(B)}
+	step := func() {
+		m.ResetCarry(carry)
+		if err := m.Step(carry, so); err != nil {
 			t.Fatal(err)
 		}
-		if err := m.SetParams(engine.InitParams(m.Layout, 1)); err != nil {
-			t.Fatal(err)
-		}
-		rng := rand.New(rand.NewPCG(1, 2))
-		B, L := c.BatchSize, c.SeqLen
-		in, labels, pids := make([]int32, B*L), make([]int32, B*L), make([]int32, B)
-		for i := range in {
-			in[i] = int32(1 + rng.IntN(c.VocabSize-1))
-			labels[i] = int32(1 + rng.IntN(c.VocabSize-1))
-		}
-		for i := range pids {
-			pids[i] = int32(rng.IntN(c.NumPuzzleIdentifiers))
-		}
-		if err := m.SetBatch(in, labels, pids); err != nil {
-			t.Fatal(err)
-		}
-		carry := m.NewCarry()
-		so := engine.StepOptions{Train: true, Backward: true, GradScale: 1 / float32(B)}
-		step := func() {
-			m.ResetCarry(carry)
-			if err := m.Step(carry, so); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for range 3 {
-			step()
-		}
-		if n := testing.AllocsPerRun(5, step); n != 0 {
-			t.Errorf("MLPT %v: %v heap allocations per step, want 0", mlpT, n)
-		}
+	}
+	for range 3 {
+		step()
+	}
+	if n := testing.AllocsPerRun(5, step); n != 0 {
+		t.Errorf("%v GEMM, MLPT %v: %v heap allocations per step, want 0", mode, mlpT, n)
 	}
 }
 

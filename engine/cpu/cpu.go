@@ -25,11 +25,14 @@ type Backend struct {
 	gemm    GemmMode  // GEMM precision (NewWithOptions); fp32 from New
 	err     error     // first error since the last Sync
 	scr     []float32 // op scratch (attention's per-worker tiles), grown on demand and kept
-	pool    *pool     // long-lived workers
-	jobs    jobs      // one job struct per op, reused by every call
-	ws      []workerScratch
-	parts   []float64 // SumSquares chunk sums
-	sign    signScratch
+	// gemmA and gemmB hold a BF16 GEMM operand widened to float32
+	// (gemmOperand), grown on demand and kept.
+	gemmA, gemmB []float32
+	pool         *pool // long-lived workers
+	jobs         jobs  // one job struct per op, reused by every call
+	ws           []workerScratch
+	parts        []float64 // SumSquares chunk sums
+	sign         signScratch
 }
 
 // signScratch is SignSGDRows' reusable memory: a slot per table row (-1
@@ -64,11 +67,13 @@ type jobs struct {
 	adam       adamJob
 	ema        emaJob
 	sumSq      sumSqJob
+	widen      widenJob
 }
 
 // workerScratch is one worker's scratch memory, grown on demand and kept.
 type workerScratch struct {
 	f64 []float64
+	f32 []float32 // a row of SwiGLU's output before its rounding to bf16
 }
 
 // scratch returns the scratch buffer with at least n elements. Ops run one
@@ -113,6 +118,7 @@ type buf struct {
 	f32 []float32
 	f64 []float64
 	i32 []int32
+	bf  []uint16 // BF16: the top 16 bits of each float32 (bf16store.go)
 
 	// Views handed out by Slice, reused when the same view is asked again:
 	// the model slices the same buffers at the same offsets every step, and
@@ -132,6 +138,8 @@ func (x *buf) Len() int {
 		return len(x.f32)
 	case engine.F64:
 		return len(x.f64)
+	case engine.BF16:
+		return len(x.bf)
 	default:
 		return len(x.i32)
 	}
@@ -149,6 +157,8 @@ func (b *Backend) Alloc(dt engine.DType, n int) engine.Buf {
 		x.f64 = make([]float64, n)
 	case engine.I32:
 		x.i32 = make([]int32, n)
+	case engine.BF16:
+		x.bf = make([]uint16, n)
 	default:
 		b.fail("Alloc: unknown dtype %v", dt)
 	}
@@ -179,20 +189,26 @@ func (b *Backend) Slice(x engine.Buf, off, n int) engine.Buf {
 		v.f32 = s.f32[off : off+n : off+n]
 	case engine.F64:
 		v.f64 = s.f64[off : off+n : off+n]
+	case engine.BF16:
+		v.bf = s.bf[off : off+n : off+n]
 	default:
 		v.i32 = s.i32[off : off+n : off+n]
 	}
 	return v
 }
 
-// Upload implements engine.Backend.
+// Upload implements engine.Backend; a BF16 buffer takes []float32,
+// rounded to nearest even.
 func (b *Backend) Upload(dst engine.Buf, src any) {
 	d := dst.(*buf)
 	n := 0
 	switch s := src.(type) {
 	case []float32:
-		if d.dt == engine.F32 {
+		switch d.dt {
+		case engine.F32:
 			n = copy(d.f32, s)
+		case engine.BF16:
+			n = uploadBF16(d.bf, s)
 		}
 	case []float64:
 		if d.dt == engine.F64 {
@@ -211,14 +227,18 @@ func (b *Backend) Upload(dst engine.Buf, src any) {
 	}
 }
 
-// Download implements engine.Backend.
+// Download implements engine.Backend; a BF16 buffer gives []float32
+// (exact).
 func (b *Backend) Download(dst any, src engine.Buf) {
 	s := src.(*buf)
 	n := 0
 	switch d := dst.(type) {
 	case []float32:
-		if s.dt == engine.F32 {
+		switch s.dt {
+		case engine.F32:
 			n = copy(d, s.f32)
+		case engine.BF16:
+			n = downloadBF16(d, s.bf)
 		}
 	case []float64:
 		if s.dt == engine.F64 {
@@ -265,11 +285,18 @@ func (b *Backend) fail(format string, args ...any) {
 	}
 }
 
+// f32s returns a float32 buffer's elements. A BF16 buffer here is an op
+// reading or writing it as float32: the op's need call names it first;
+// this catches the buffers an op does not pass to need.
 func f32s(x engine.Buf) []float32 {
 	if x == nil {
 		return nil
 	}
-	return x.(*buf).f32
+	bx := x.(*buf)
+	if bx.dt == engine.BF16 {
+		bf16Misuse("a float32 op (see the stack)", "an operand")
+	}
+	return bx.f32
 }
 
 func f64s(x engine.Buf) []float64 {
@@ -305,7 +332,20 @@ type req struct {
 // need checks an op's buffer requirements. It takes its requirements by
 // value in a slice that does not escape (only the error path formats), so
 // a call allocates nothing.
+//
+// A BF16 buffer among them panics (bf16Misuse): the ops that take bf16
+// check those buffers with needAny instead.
 func (b *Backend) need(op string, rs ...req) bool {
+	for _, r := range rs {
+		if isBF16(r.x) {
+			bf16Misuse(op, r.name)
+		}
+	}
+	return b.needAny(op, rs...)
+}
+
+// needAny is need for buffers of any element type.
+func (b *Backend) needAny(op string, rs ...req) bool {
 	for _, r := range rs {
 		if r.x == nil || (r.x.(*buf) == nil) {
 			b.fail("%s: %s is missing", op, r.name)
@@ -328,7 +368,10 @@ func (b *Backend) Gemm(g engine.Gemm) {
 		return
 	}
 	first := b.err == nil
-	if !b.need("Gemm", req{"A", g.A, na}, req{"B", g.B, nb}, req{"C", g.C, nc}) {
+	if isBF16(g.C) {
+		bf16Misuse("Gemm", "C")
+	}
+	if !b.needAny("Gemm", req{"A", g.A, na}, req{"B", g.B, nb}, req{"C", g.C, nc}) {
 		// Name the product only on the error path (formatting allocates).
 		if first {
 			b.err = fmt.Errorf("%w (Gemm %dx%dx%d, transA %v, transB %v, batch %d)", b.err, g.M, g.N, g.K, g.TransA, g.TransB, batch)
@@ -338,7 +381,9 @@ func (b *Backend) Gemm(g engine.Gemm) {
 	if g.M == 0 || g.N == 0 {
 		return
 	}
-	a, bb, c := f32s(g.A), f32s(g.B), f32s(g.C)
+	// A BF16 operand is widened into scratch (its extent only): exact,
+	// and rounded back to the same bf16 by the bf16 GEMM's packing.
+	a, bb, c := b.gemmOperand(g.A, na, &b.gemmA), b.gemmOperand(g.B, nb, &b.gemmB), f32s(g.C)
 	switch {
 	case b.gemm == GemmBF16 && batch == 1:
 		gemm.SgemmBF16(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, bb, g.Ldb, g.Beta, c, g.Ldc)
@@ -528,6 +573,11 @@ func (b *Backend) Fill(dst engine.Buf, v float32) {
 	case engine.I32:
 		for i := range x.i32 {
 			x.i32[i] = int32(v)
+		}
+	case engine.BF16:
+		h := roundBF16(v)
+		for i := range x.bf {
+			x.bf[i] = h
 		}
 	}
 }

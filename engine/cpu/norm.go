@@ -79,53 +79,92 @@ func (b *Backend) RMSNormBackward(dx, dy, y, rstd engine.Buf, rows, cols int) {
 	*j = rmsBackJob{}
 }
 
-// swigluJob is SwiGLU over rows of [g | u].
+// swigluJob is SwiGLU over rows of [g | u]. With a BF16 act (act16 set)
+// each row is computed into the worker's float32 row scratch by the same
+// kernel, then rounded: the bf16 of exactly the float32 act holds
+// otherwise.
 type swigluJob struct {
 	act, gu []float32
+	act16   []uint16
+	ws      []workerScratch
 	inter   int
 }
 
-func (j *swigluJob) run(_, lo, hi int) {
+func (j *swigluJob) run(w, lo, hi int) {
 	I := j.inter
 	for r := lo; r < hi; r++ {
-		swiglu(j.act[r*I:(r+1)*I], j.gu[2*r*I:(2*r+1)*I], j.gu[(2*r+1)*I:(2*r+2)*I])
+		g, u := j.gu[2*r*I:(2*r+1)*I], j.gu[(2*r+1)*I:(2*r+2)*I]
+		if j.act16 == nil {
+			swiglu(j.act[r*I:(r+1)*I], g, u)
+			continue
+		}
+		row := j.ws[w].f32[:I]
+		swiglu(row, g, u)
+		narrowBF16(j.act16[r*I:(r+1)*I], row)
 	}
 }
 
 // SwiGLU implements engine.Backend: act = silu(g) * u, [g | u] = gu row.
-// FLOPs ~6 per output; bytes 12 per output.
+// act may be BF16 (engine.BF16Storage): each element rounded to nearest
+// even from the float32 it would hold.
+// FLOPs ~6 per output; bytes 12 per output (10 with a BF16 act).
 func (b *Backend) SwiGLU(act, gu engine.Buf, rows, inter int) {
-	if !b.need("SwiGLU", req{"act", act, rows * inter}, req{"gu", gu, rows * 2 * inter}) {
+	if !b.need("SwiGLU", req{"gu", gu, rows * 2 * inter}) || !b.needAny("SwiGLU", req{"act", act, rows * inter}) {
 		return
 	}
 	j := &b.jobs.swiglu
-	*j = swigluJob{act: f32s(act), gu: f32s(gu), inter: inter}
+	*j = swigluJob{gu: f32s(gu), inter: inter}
+	if isBF16(act) {
+		b.growRowScratch(inter)
+		j.act16, j.ws = bf16s(act), b.ws
+	} else {
+		j.act = f32s(act)
+	}
 	b.pool.run(j, rows, rowGrain(2*inter))
 	*j = swigluJob{}
 }
 
-// swigluBackJob is SwiGLU's backward over rows.
+// swigluBackJob is SwiGLU's backward over rows. With a BF16 dgu (dgu16
+// set) each row [dg | du] is computed into the worker's float32 row
+// scratch by the same kernel, then rounded.
 type swigluBackJob struct {
 	dgu, dact, gu []float32
+	dgu16         []uint16
+	ws            []workerScratch
 	inter         int
 }
 
-func (j *swigluBackJob) run(_, lo, hi int) {
+func (j *swigluBackJob) run(w, lo, hi int) {
 	I := j.inter
 	for r := lo; r < hi; r++ {
-		swigluBack(j.dgu[2*r*I:(2*r+1)*I], j.dgu[(2*r+1)*I:(2*r+2)*I], j.dact[r*I:(r+1)*I],
-			j.gu[2*r*I:(2*r+1)*I], j.gu[(2*r+1)*I:(2*r+2)*I])
+		g, u, a := j.gu[2*r*I:(2*r+1)*I], j.gu[(2*r+1)*I:(2*r+2)*I], j.dact[r*I:(r+1)*I]
+		if j.dgu16 == nil {
+			swigluBack(j.dgu[2*r*I:(2*r+1)*I], j.dgu[(2*r+1)*I:(2*r+2)*I], a, g, u)
+			continue
+		}
+		row := j.ws[w].f32[:2*I]
+		swigluBack(row[:I], row[I:], a, g, u)
+		narrowBF16(j.dgu16[2*r*I:(2*r+2)*I], row)
 	}
 }
 
 // SwiGLUBackward implements engine.Backend:
 // dg = dact * u * sig(g) * (1 + g (1 - sig(g))), du = dact * silu(g).
+// dgu may be BF16 (engine.BF16Storage): each element rounded to nearest
+// even from the float32 it would hold.
 func (b *Backend) SwiGLUBackward(dgu, dact, gu engine.Buf, rows, inter int) {
-	if !b.need("SwiGLUBackward", req{"dgu", dgu, rows * 2 * inter}, req{"dact", dact, rows * inter}, req{"gu", gu, rows * 2 * inter}) {
+	if !b.need("SwiGLUBackward", req{"dact", dact, rows * inter}, req{"gu", gu, rows * 2 * inter}) ||
+		!b.needAny("SwiGLUBackward", req{"dgu", dgu, rows * 2 * inter}) {
 		return
 	}
 	j := &b.jobs.swigluBack
-	*j = swigluBackJob{dgu: f32s(dgu), dact: f32s(dact), gu: f32s(gu), inter: inter}
+	*j = swigluBackJob{dact: f32s(dact), gu: f32s(gu), inter: inter}
+	if isBF16(dgu) {
+		b.growRowScratch(2 * inter)
+		j.dgu16, j.ws = bf16s(dgu), b.ws
+	} else {
+		j.dgu = f32s(dgu)
+	}
 	b.pool.run(j, rows, rowGrain(3*inter))
 	*j = swigluBackJob{}
 }

@@ -24,3 +24,5 @@ func archTranspose(dst []float32, ldd int, src []float32, lds, rows, cols int) (
 	return 0, 0
 }
 func archRope(a, b, c, s []float32, sgn float32) int { return 0 }
+func archNarrowBF16(d []uint16, s []float32) int     { return 0 }
+func archWidenBF16(d []float32, s []uint16) int      { return 0 }
