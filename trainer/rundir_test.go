@@ -92,7 +92,7 @@ func TestResumeConfig(t *testing.T) {
 	stored := DemoConfig()
 	stored.DataPaths = []string{"/data/a"}
 	stored.CheckpointDir = "/runs/a"
-	got, notes, err := ResumeConfig(stored, []string{"max_steps=12", "lr=3e-3", "eval_max_batches=2", "keep_checkpoints=5"}, "rel/out")
+	got, notes, err := ResumeConfig(stored, []string{"max_steps=12", fmt.Sprintf("lr=%g", stored.LR), "eval_max_batches=2", "keep_checkpoints=5"}, "rel/out")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,10 @@
 // of each run, per seed and averaged, with the paired difference of each
 // precision from the first one:
 //
-//	go run ./bench/demoseeds -seeds 1,2,3 -gemm fp32,bf16
+//	go run ./bench/demoseeds -seeds 1,2,3 -gemm fp32,bf16 [key=value ...]
 //
+// key=value arguments change the demo's configuration as on trm-train's
+// command line (e.g. epochs=30), to study a variant on the same seeds.
 // Every run trains the same puzzles (the demo's data seed is fixed) and is
 // scored on the same 200 held-out ones, so one puzzle is 0.5 points; only
 // the run's seed (parameter initialisation, batch order, exploration) and
@@ -38,9 +40,6 @@ func main() {
 	modes := flag.String("gemm", "fp32,bf16", "comma-separated GEMM precisions (fp32, bf16); differences are taken from the first")
 	threads := flag.Int("threads", 0, "worker threads per run (0: all cores)")
 	flag.Parse()
-	if flag.NArg() > 0 {
-		log.Fatalf("unexpected arguments %q", flag.Args())
-	}
 	ss, err := parseSeeds(*seeds)
 	if err != nil {
 		log.Fatalf("-seeds: %v", err)
@@ -54,7 +53,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	res, err := Study(context.Background(), dir, ss, ms, *threads, os.Stderr)
+	res, err := Study(context.Background(), dir, ss, ms, *threads, flag.Args(), os.Stderr)
 	if err != nil {
 		os.RemoveAll(dir)
 		log.Fatal(err)
@@ -71,6 +70,26 @@ type Result struct {
 	Count int     // held-out puzzles scored
 	Steps int
 	Wall  time.Duration
+	// Curve is the held-out exact accuracy (points) of every evaluation,
+	// the last one included, with the step it was taken at.
+	Curve []EvalPoint
+}
+
+// EvalPoint is one evaluation of a run.
+type EvalPoint struct {
+	Step  int
+	Exact float64
+}
+
+// curveHook records a run's evaluations.
+type curveHook struct {
+	trainer.NopHook
+	curve []EvalPoint
+}
+
+// OnEval implements trainer.Hook.
+func (h *curveHook) OnEval(r *trainer.EvalReport) {
+	h.curve = append(h.curve, EvalPoint{r.Step, 100 * r.Flat["all/exact_accuracy"]})
 }
 
 // Results are a study's runs, indexed [seed][precision] in the order asked.
@@ -81,11 +100,15 @@ type Results struct {
 }
 
 // Study builds the demo's data under dir (a directory of its own, which it
-// fills) and trains the demo once for every seed and GEMM precision,
-// logging each run's outcome to log.
-func Study(ctx context.Context, dir string, seeds []uint64, gemms []cpu.GemmMode, threads int, log io.Writer) (*Results, error) {
+// fills) and trains the demo, changed by the key=value overrides, once for
+// every seed and GEMM precision, logging each run's outcome to log.
+func Study(ctx context.Context, dir string, seeds []uint64, gemms []cpu.GemmMode, threads int, overrides []string, log io.Writer) (*Results, error) {
 	if len(seeds) == 0 || len(gemms) == 0 {
 		return nil, errors.New("demoseeds: no seeds or no GEMM precisions")
+	}
+	check := trainer.DemoConfig() // a bad override fails before any training
+	if err := check.SetAll(overrides); err != nil {
+		return nil, err
 	}
 	data := filepath.Join(dir, "sudoku4")
 	if err := trainer.BuildDemoData(data, io.Discard); err != nil {
@@ -95,12 +118,16 @@ func Study(ctx context.Context, dir string, seeds []uint64, gemms []cpu.GemmMode
 	for _, s := range seeds {
 		row := make([]Result, len(gemms))
 		for j, g := range gemms {
-			r, err := Train(ctx, data, s, g, threads)
+			r, err := Train(ctx, data, s, g, threads, overrides)
 			if err != nil {
 				return nil, fmt.Errorf("seed %d, %s: %w", s, g, err)
 			}
-			fmt.Fprintf(log, "seed %d %s: held-out exact %.1f%% (cells %.1f%%) of %d after %d steps in %s\n",
-				s, g, r.Exact, r.Token, r.Count, r.Steps, r.Wall.Round(100*time.Millisecond))
+			var curve []string
+			for _, p := range r.Curve {
+				curve = append(curve, fmt.Sprintf("%d:%.1f", p.Step, p.Exact))
+			}
+			fmt.Fprintf(log, "seed %d %s: held-out exact %.1f%% (cells %.1f%%) of %d after %d steps in %s; by step %s\n",
+				s, g, r.Exact, r.Token, r.Count, r.Steps, r.Wall.Round(100*time.Millisecond), strings.Join(curve, " "))
 			row[j] = r
 		}
 		out.Runs = append(out.Runs, row)
@@ -109,16 +136,20 @@ func Study(ctx context.Context, dir string, seeds []uint64, gemms []cpu.GemmMode
 }
 
 // Train trains the demo (trainer.DefaultDemo on data, built by
-// trainer.BuildDemoData) with the given seed and GEMM precision and
-// returns its final held-out evaluation.
-func Train(ctx context.Context, data string, seed uint64, g cpu.GemmMode, threads int) (Result, error) {
+// trainer.BuildDemoData, changed by the key=value overrides) with the
+// given seed and GEMM precision and returns its final held-out evaluation.
+func Train(ctx context.Context, data string, seed uint64, g cpu.GemmMode, threads int, overrides []string) (Result, error) {
 	be, err := cpu.NewWithOptions(cpu.Options{Threads: threads, Gemm: g})
 	if err != nil {
 		return Result{}, err
 	}
 	cfg := trainer.DefaultDemo(data)
+	if err := cfg.SetAll(overrides); err != nil {
+		return Result{}, err
+	}
 	cfg.Seed = seed
-	sum, err := trainer.Run(ctx, cfg, trainer.RunOptions{Backend: be, Warn: io.Discard})
+	h := &curveHook{}
+	sum, err := trainer.Run(ctx, cfg, trainer.RunOptions{Backend: be, Hooks: []trainer.Hook{h}, Warn: io.Discard})
 	if err != nil {
 		return Result{}, err
 	}
@@ -129,7 +160,7 @@ func Train(ctx context.Context, data string, seed uint64, g cpu.GemmMode, thread
 	return Result{
 		Seed: seed, Gemm: g,
 		Exact: 100 * f["all/exact_accuracy"], Token: 100 * f["all/accuracy"], Count: int(f["all/count"]),
-		Steps: sum.Steps, Wall: sum.Wall,
+		Steps: sum.Steps, Wall: sum.Wall, Curve: h.curve,
 	}, nil
 }
 
