@@ -46,29 +46,30 @@ type peakMeter struct {
 	g           int
 	flops, secs float64
 	last        time.Time
+	clock       func() time.Duration // the CPU clock maybeSample pauses: threadCPU, or processCPU
 }
 
 func newPeakMeter(g int) *peakMeter { return newPeakMeterOf(fmaPeak, g) }
 
 // newPeakMeterOf is newPeakMeter for another peak loop.
 func newPeakMeterOf(loop *peakLoop, g int) *peakMeter {
-	return &peakMeter{loop: loop, g: g, last: time.Now()}
+	return &peakMeter{loop: loop, g: g, last: time.Now(), clock: threadCPU}
 }
 
 // maybeSample takes a 10 ms peak sample after every 20 ms of benchmark
-// time. The thread CPU clock is read only around samples (it is a system
-// call, too slow to read per iteration of a microsecond loop): *cpu
+// time. The CPU clock (pm.clock) is read only around samples (it is a
+// system call, too slow to read per iteration of a microsecond loop): *cpu
 // accumulates the measured CPU time, *t0 is the start of the current span.
 func (pm *peakMeter) maybeSample(b *testing.B, cpu, t0 *time.Duration) {
 	if !pm.loop.have() || time.Since(pm.last) < 20*time.Millisecond {
 		return
 	}
-	*cpu += threadCPU() - *t0
+	*cpu += pm.clock() - *t0
 	b.StopTimer()
 	pm.sample(10 * time.Millisecond)
 	b.StartTimer()
 	pm.last = time.Now()
-	*t0 = threadCPU()
+	*t0 = pm.clock()
 }
 
 // sample measures the loop's concurrent throughput on pm.g threads for

@@ -568,6 +568,12 @@ var mlpTShapes = []benchShape{
 // benchmark's threads (MeasurePeak), sampled in alternation with the GEMM
 // calls (see peakMeter). SgemmBF16 runs whichever of the two bf16 kernels
 // bf16Active picked.
+//
+// Each row also reports the work's rate per CPU second (cpuGFLOP/s: flops
+// over the CPU time of the calls, all threads together) against the same
+// peak per CPU second of one core (%corepeak, %bf16corepeak, see
+// corePeakCPU): what the code achieves while its threads run, which other
+// work on the cores does not move as it moves the wall-clock figures.
 func BenchmarkSgemmPrecision(b *testing.B) {
 	skipNoBF16(b)
 	b.Logf("SgemmBF16 runs the %s kernel here", bf16Active().name)
@@ -608,25 +614,39 @@ func benchPrecision(b *testing.B, s benchShape, prec string) {
 	}
 	call()
 	nt := min(int(threads.Load()), runtime.GOMAXPROCS(0))
+	// The CPU time of the calls: the calling thread's alone (pinned) on
+	// one thread, the whole process's on several.
+	clock := processCPU
+	if nt == 1 {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		clock = threadCPU
+	}
 	var pms []*peakMeter
 	for _, l := range loops {
-		pms = append(pms, newPeakMeterOf(l, nt))
+		pm := newPeakMeterOf(l, nt)
+		pm.clock = clock
+		pms = append(pms, pm)
 	}
 	var cpu time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
-	t0 := threadCPU()
+	t0 := clock()
 	for i := 0; i < b.N; i++ {
 		call()
 		for _, pm := range pms {
 			pm.maybeSample(b, &cpu, &t0)
 		}
 	}
+	cpu += clock() - t0
 	flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(s.batch)
 	gf := flops * float64(b.N) / b.Elapsed().Seconds() / 1e9
 	b.ReportMetric(gf, "GFLOP/s")
 	if prec == "fp32" {
 		pms[0].report(b, gf)
+		if haveThreadCPU {
+			reportCPU(b, fmaPeak, flops*float64(b.N), cpu)
+		}
 		return
 	}
 	fma, dp := pms[0].peak(), pms[1].peak()
@@ -635,5 +655,12 @@ func benchPrecision(b *testing.B, s benchShape, prec string) {
 	if peak := BF16GEMMPeak(fma, dp); peak > 0 {
 		b.ReportMetric(peak, "bf16peakGFLOP/s")
 		b.ReportMetric(100*gf/peak, "%bf16peak")
+	}
+	if haveThreadCPU {
+		cgf := flops * float64(b.N) / cpu.Seconds() / 1e9
+		b.ReportMetric(cgf, "cpuGFLOP/s")
+		if core := BF16GEMMPeak(corePeakCPU(fmaPeak), corePeakCPU(dpbf16Peak)); core > 0 {
+			b.ReportMetric(100*cgf/core, "%bf16corepeak")
+		}
 	}
 }

@@ -17,4 +17,16 @@ func threadCPU() time.Duration {
 	return time.Duration(ts.Nano())
 }
 
+// processCPU returns the CPU time (user and system) consumed by all the
+// process's threads: a parallel call's work, the time its workers spend
+// waiting for each other while running included, but not the time they
+// spend descheduled.
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 const haveThreadCPU = true
