@@ -315,15 +315,39 @@ func SupportedFusions(be Backend) []Fusion {
 // keeps fp32 operands reports false (bf16 storage would change its
 // numerics), and so does one that does not implement the interface; the
 // model then stores these buffers in float32.
+//
+// PacksBF16 says what a BF16 operand costs the backend's Gemm. True: it
+// reads the bf16 straight into its packed panels, so bf16 storage halves
+// the product's operand reads too, and the model stores every buffer
+// above in bf16. False: a BF16 operand is widened to float32 in a pass of
+// its own first; the model then stores in bf16 only the activations saved
+// for the backward pass (act and actT of the differentiated calls), where
+// the memory is, and keeps its per-call workspaces (the gradient-free
+// calls' act and actT, dgu and dguT) in float32, where bf16 would save
+// little memory and cost a widening per product.
 type BF16Storage interface {
 	StoresBF16() bool
+	PacksBF16() bool
 }
 
 // StoresBF16 reports whether be implements BF16Storage and reports true:
-// whether a model on it stores its GEMM-only buffers in bf16.
+// whether a model on it stores GEMM-only buffers in bf16.
 func StoresBF16(be Backend) bool {
 	s, ok := be.(BF16Storage)
 	return ok && s.StoresBF16()
+}
+
+// bf16DTypes returns the element types a model on be gives its saved
+// GEMM-only activations and its GEMM-only workspaces (BF16Storage).
+func bf16DTypes(be Backend) (saved, work DType) {
+	s, ok := be.(BF16Storage)
+	switch {
+	case !ok || !s.StoresBF16():
+		return F32, F32
+	case s.PacksBF16():
+		return BF16, BF16
+	}
+	return BF16, F32
 }
 
 // fusedOps are a model's fused ops, resolved once from its backend: each

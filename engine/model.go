@@ -33,12 +33,14 @@ type Model struct {
 	Layout *Layout
 	be     Backend
 	fused  fusedOps // the backend's fusions, or their compositions
-	// gemmDT is the element type of the buffers only GEMMs read (act,
-	// actT, dgu, dguT): BF16 where the backend stores them bit-exactly
-	// (BF16Storage), else F32.
-	gemmDT DType
-	opt    Options
-	arch   *archDef
+	// savedDT and workDT are the element types of the buffers only GEMMs
+	// read (act, actT, dgu, dguT; BF16Storage): savedDT of the
+	// activations the differentiated calls save for the backward pass,
+	// workDT of the per-call workspaces (the gradient-free calls' act
+	// and actT, dgu, dguT). F32 unless the backend stores bf16.
+	savedDT, workDT DType
+	opt             Options
+	arch            *archDef
 
 	B, L, P, S, H, V, NH, HD, I, It int
 
@@ -146,10 +148,8 @@ func NewModel(cfg Config, be Backend, opt Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Cfg: cfg, Layout: layout, be: be, fused: newFusedOps(be), opt: opt, arch: d, gemmDT: F32}
-	if StoresBF16(be) {
-		m.gemmDT = BF16
-	}
+	m := &Model{Cfg: cfg, Layout: layout, be: be, fused: newFusedOps(be), opt: opt, arch: d}
+	m.savedDT, m.workDT = bf16DTypes(be)
 	m.B, m.L, m.P, m.S = cfg.BatchSize, cfg.SeqLen, cfg.PuzzleLen(), cfg.SeqTotal()
 	m.H, m.V, m.NH, m.HD = cfg.HiddenSize, cfg.VocabSize, cfg.NumHeads, cfg.HeadDim()
 	m.I, m.It = cfg.Inter(m.H), cfg.Inter(m.S)
@@ -309,11 +309,11 @@ func (m *Model) alloc() {
 	for _, n := range m.arch.netLayers(m.Cfg) {
 		maxLayers = max(maxLayers, n)
 	}
-	m.actsNG = m.newActs(maxLayers)
+	m.actsNG = m.newActs(maxLayers, m.workDT)
 	if m.opt.Backward {
 		for k := m.gradFrom; k < len(m.calls); k++ {
 			m.hin = append(m.hin, f32(BSH))
-			m.acts = append(m.acts, m.newActs(len(m.nets[m.calls[k].net])))
+			m.acts = append(m.acts, m.newActs(len(m.nets[m.calls[k].net]), m.savedDT))
 		}
 	}
 	m.version = make([]int, ns)
@@ -340,23 +340,23 @@ func (m *Model) alloc() {
 		}
 		// dgu and dguT are read only by the up projections' GEMMs.
 		if m.Cfg.MLPT {
-			m.dguT, m.dactT = be.Alloc(m.gemmDT, B*H*2*m.It), f32(B*H*m.It)
+			m.dguT, m.dactT = be.Alloc(m.workDT, B*H*2*m.It), f32(B*H*m.It)
 		} else {
 			m.dqkv = f32(B * S * 3 * H)
 		}
-		m.dgu, m.dact = be.Alloc(m.gemmDT, B*S*2*m.I), f32(B*S*m.I)
+		m.dgu, m.dact = be.Alloc(m.workDT, B*S*2*m.I), f32(B*S*m.I)
 	}
 }
 
-// newActs allocates one call's activations for n layers. The no-grad
-// calls share one such set.
-func (m *Model) newActs(n int) []*blockActs {
+// newActs allocates one call's activations for n layers, act and actT of
+// type gemmDT. The no-grad calls share one such set.
+func (m *Model) newActs(n int, gemmDT DType) []*blockActs {
 	be := m.be
 	B, S, H := m.B, m.S, m.H
 	f32 := func(n int) Buf { return be.Alloc(F32, n) }
 	// act and actT are read only by the down projections' GEMMs (the
 	// forward and the weight gradient; SwiGLUBackward reads gu).
-	gemmOnly := func(n int) Buf { return be.Alloc(m.gemmDT, n) }
+	gemmOnly := func(n int) Buf { return be.Alloc(gemmDT, n) }
 	acts := make([]*blockActs, n)
 	for l := range acts {
 		a := &blockActs{}

@@ -28,6 +28,12 @@ var _ engine.BF16Storage = (*Backend)(nil)
 // gives the same bits); false in fp32, where it would change them.
 func (b *Backend) StoresBF16() bool { return b.gemm == GemmBF16 }
 
+// PacksBF16 implements engine.BF16Storage: false, Gemm widens a BF16
+// operand into float32 scratch (gemmOperand) before package gemm packs
+// it, a pass that costs more than bf16 storage saves on a buffer written
+// and read within one call.
+func (b *Backend) PacksBF16() bool { return false }
+
 // roundBF16 rounds x to bf16, round to nearest even on the bit pattern,
 // a NaN quieted (the bf16 GEMM's packing rounding).
 func roundBF16(x float32) uint16 {

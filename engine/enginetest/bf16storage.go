@@ -30,13 +30,21 @@ type noBF16Add3 struct {
 }
 
 // bf16Counter forwards StoresBF16 and counts the BF16 buffers a model
-// allocates, so a test can tell that the storage path was taken.
+// allocates, so a test can tell that the storage path was taken. With
+// packs it reports PacksBF16 true whatever the backend says, so that a
+// model stores its workspaces in bf16 too (a statement about cost only:
+// the bits must not change).
 type bf16Counter struct {
 	engine.Backend
-	bf16 int
+	packs bool
+	bf16  int
 }
 
 func (c *bf16Counter) StoresBF16() bool { return engine.StoresBF16(c.Backend) }
+
+func (c *bf16Counter) PacksBF16() bool {
+	return c.packs || c.Backend.(engine.BF16Storage).PacksBF16()
+}
 
 func (c *bf16Counter) Alloc(dt engine.DType, n int) engine.Buf {
 	if dt == engine.BF16 {
@@ -76,7 +84,9 @@ func BF16BlockConfigs() map[string]engine.Config {
 // says, and a training step (two steps on a persistent carry: logits,
 // losses, halting, every gradient) of every StepConfig, ArchStepConfig
 // and BF16BlockConfig, and of every golden case, gives the same bits
-// either way. It skips a backend that reports no bf16 storage.
+// either way, with the saved activations in bf16 and with the workspaces
+// too (whatever PacksBF16 reports). It skips a backend that reports no
+// bf16 storage.
 func RunBF16Storage(t *testing.T, f Factory) {
 	if !engine.StoresBF16(f()) {
 		t.Skip("the backend does not store bf16 (engine.BF16Storage)")
@@ -102,12 +112,15 @@ func RunBF16Storage(t *testing.T, f Factory) {
 		t.Run(name, func(t *testing.T) {
 			counted := &bf16Counter{Backend: f()}
 			stored := deterministicStep(t, counted, ac.Config, ac.Arch)
-			if counted.bf16 == 0 {
-				t.Fatal("the model allocated no bf16 buffer on a backend that stores bf16")
+			all := &bf16Counter{Backend: f(), packs: true}
+			allStored := deterministicStep(t, all, ac.Config, ac.Arch)
+			if counted.bf16 == 0 || all.bf16 <= counted.bf16 && !counted.PacksBF16() {
+				t.Fatalf("the model allocated %d bf16 buffers (%d with the workspaces) on a backend that stores bf16", counted.bf16, all.bf16)
 			}
 			native := deterministicStep(t, f(), ac.Config, ac.Arch)
 			hidden := deterministicStep(t, WithoutBF16Storage(f()), ac.Config, ac.Arch)
 			sameBits(t, "bf16 storage, fusions hidden", stored, hidden)
+			sameBits(t, "bf16 storage of the workspaces too, fusions hidden", allStored, hidden)
 			sameBits(t, "bf16 storage", native, hidden)
 		})
 	}
@@ -115,10 +128,12 @@ func RunBF16Storage(t *testing.T, f Factory) {
 		for _, dir := range GoldenCases(t) {
 			t.Run(filepath.Base(dir), func(t *testing.T) {
 				cfg, params, in, labels, pids := loadGoldenCase(t, dir)
-				got := precisionGolden(t, f(), cfg, params, in, labels, pids)
 				want := precisionGolden(t, WithoutBF16Storage(f()), cfg, params, in, labels, pids)
-				for i, name := range []string{"logits", "q_halt_logits", "q_continue_logits", "lm_loss", "carry", "gradients", "puzzle gradients"} {
-					sameBits(t, name, got[i], want[i])
+				for _, be := range []engine.Backend{f(), &bf16Counter{Backend: f(), packs: true}} {
+					got := precisionGolden(t, be, cfg, params, in, labels, pids)
+					for i, name := range []string{"logits", "q_halt_logits", "q_continue_logits", "lm_loss", "carry", "gradients", "puzzle gradients"} {
+						sameBits(t, name, got[i], want[i])
+					}
 				}
 			})
 		}
