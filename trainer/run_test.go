@@ -134,15 +134,16 @@ func TestNonFiniteStops(t *testing.T) {
 	}
 }
 
-// TestLearnsSudoku is the learning test: a small seeded TRM on generated
-// 4x4 Sudoku (at least 8 blanks, test puzzles disjoint from the training
-// ones) must reach 95% held-out exact accuracy.
+// TestLearnsSudoku is the learning test: the demo (DemoConfig, a small
+// seeded TRM, on BuildDemoData's generated 4x4 Sudoku: at least 8 blanks,
+// test puzzles disjoint from the training ones) must reach 95% held-out
+// exact accuracy.
 func TestLearnsSudoku(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the learning test trains for about 20 s")
+		t.Skip("the learning test trains for about 25 s")
 	}
 	dir := t.TempDir()
-	if err := BuildDemoSudoku(dir, 800, 200, 8, 3, 1, nil); err != nil {
+	if err := BuildDemoData(dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	cfg := DemoConfig()
