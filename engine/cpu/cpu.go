@@ -25,8 +25,8 @@ type Backend struct {
 	gemm    GemmMode  // GEMM precision (NewWithOptions); fp32 from New
 	err     error     // first error since the last Sync
 	scr     []float32 // op scratch (attention's per-worker tiles), grown on demand and kept
-	// gemmA and gemmB hold a BF16 GEMM operand widened to float32
-	// (gemmOperand), grown on demand and kept.
+	// gemmA holds a BF16 GEMM operand widened to float32 (gemmOperand),
+	// gemmB the second one when both are BF16; grown on demand and kept.
 	gemmA, gemmB []float32
 	pool         *pool // long-lived workers
 	jobs         jobs  // one job struct per op, reused by every call
@@ -382,8 +382,13 @@ func (b *Backend) Gemm(g engine.Gemm) {
 		return
 	}
 	// A BF16 operand is widened into scratch (its extent only): exact,
-	// and rounded back to the same bf16 by the bf16 GEMM's packing.
-	a, bb, c := b.gemmOperand(g.A, na, &b.gemmA), b.gemmOperand(g.B, nb, &b.gemmB), f32s(g.C)
+	// and rounded back to the same bf16 by the bf16 GEMM's packing. The
+	// second scratch buffer serves only when both operands are BF16.
+	scrB := &b.gemmA
+	if isBF16(g.A) {
+		scrB = &b.gemmB
+	}
+	a, bb, c := b.gemmOperand(g.A, na, &b.gemmA), b.gemmOperand(g.B, nb, scrB), f32s(g.C)
 	switch {
 	case b.gemm == GemmBF16 && batch == 1:
 		gemm.SgemmBF16(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, bb, g.Ldb, g.Beta, c, g.Ldc)
