@@ -20,12 +20,14 @@ var updateFixture = flag.Bool("update-fixture", false, "retrain the model of tes
 const fixtureDir = "testdata/sudoku4-tiny"
 
 // fixtureConfig is the fixture's recipe: the demo's model at half width,
-// trained for 1500 steps.
+// trained for 1500 steps at lr 3e-3 (the rate it was trained at; the
+// demo's own is higher, sized for its shorter budget).
 func fixtureConfig(dataDir, out string) trainer.Config {
 	c := trainer.DefaultDemo(dataDir)
 	a := &c.Arch
 	a.HiddenSize, a.NumHeads, a.Expansion, a.PuzzleEmbNdim = 32, 2, 4, 32
 	c.Epochs, c.EvalInterval, c.TotalStepsLimit, c.EvalBatches = 400, 400, 1500, 1
+	c.LR = 3e-3
 	c.CheckpointDir = out
 	return c
 }

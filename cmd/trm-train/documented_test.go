@@ -41,7 +41,7 @@ import (
 // allowlisted are the documented commands this test does not run, by
 // their first words, with the reason.
 var allowlisted = map[string]string{
-	"go run":                       "builds the binary and trains the demo for about 20 s; the commands it dispatches to are run here",
+	"go run":                       "builds the binary and trains the demo for about half a minute; the commands it dispatches to are run here",
 	"go test":                      "the test suite itself (CI runs it)",
 	"go build":                     "a build (CI runs make build and .ci/cuda-build)",
 	"make":                         "builds and tests (CI runs make lint, build and test)",

@@ -55,7 +55,7 @@ binary: the reference's recipes as presets, its key=value overrides, its
 dataset layout and checkpoint keys.
 
 With no arguments it trains the built-in demo (a small 4x4 Sudoku set, on
-the CPU, for a few minutes); arguments that start with a flag go to
+the CPU, about half a minute); arguments that start with a flag go to
 train, e.g. trm-train --preset sudoku-mlp data_paths=[data/sudoku].
 
 Flags may come anywhere among the arguments (GNU style); key=value

@@ -52,7 +52,7 @@ reference's key names), the planned steps, epochs and evaluations on
 stderr, and exits without opening a device or reading any weights.
 
 With no arguments at all it builds a small 4x4 Sudoku set in a temporary
-directory and trains the built-in demo model on the CPU for a few minutes.
+directory and trains the built-in demo model on the CPU (about half a minute).
 SIGINT/SIGTERM finish the current step, write a checkpoint and exit 0.
 
 --out DIR is the run's directory, locked while the run lives: a second run
@@ -391,9 +391,9 @@ func runDemo(stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Fprintf(stdout, "trm demo: generating 800 training and 200 held-out 4x4 Sudoku puzzles in %s\n", dir)
+	fmt.Fprintf(stdout, "trm demo: generating %d training and %d held-out 4x4 Sudoku puzzles in %s\n", trainer.DemoTrain, trainer.DemoTest, dir)
 	data := filepath.Join(dir, "sudoku4")
-	if err := trainer.BuildDemoSudoku(data, 800, 200, 8, 3, 1, io.Discard); err != nil {
+	if err := trainer.BuildDemoData(data, io.Discard); err != nil {
 		return err
 	}
 	cfg := trainer.DefaultDemo(data)

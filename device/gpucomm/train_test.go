@@ -33,7 +33,7 @@ func demo(t *testing.T) trainer.Config {
 	cfg := trainer.DefaultDemo(data)
 	cfg.TotalStepsLimit = 12
 	cfg.ReplicaCheckEvery = 4
-	// The paper's lr: at the demo's 3e-3 the scale-invariant optimizers
+	// The paper's lr: at the demo's 5e-3 the scale-invariant optimizers
 	// amplify rounding differences to 1e-2 within a few steps.
 	cfg.LR, cfg.PuzzleEmbLR = 1e-4, 1e-4
 	return cfg
