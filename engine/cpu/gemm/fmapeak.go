@@ -116,10 +116,10 @@ func roundRate(spans []peakSpan, flops float64) (all, perThread, secs float64) {
 }
 
 // peakRoundTime is the length a measurement round aims at on a thread
-// that has a core to itself: long against the microseconds a parked
-// thread takes to wake, short enough for several rounds in a 10 ms
-// sample.
-const peakRoundTime = 2 * time.Millisecond
+// that has a core to itself: long against the tens of microseconds a
+// parked thread can take to wake on a virtual machine, short enough for
+// several rounds in the GEMM benchmarks' 20 ms samples.
+const peakRoundTime = 5 * time.Millisecond
 
 // MeasurePeak measures the concurrent throughput of a peak loop (run does
 // iters iterations of flopsPerIter flops each) on threads goroutines, each
