@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
-	"slices"
 	"testing"
 
 	"github.com/tinyrecursive/trm/engine"
@@ -92,21 +91,7 @@ func RunBF16Storage(t *testing.T, f Factory) {
 		t.Skip("the backend does not store bf16 (engine.BF16Storage)")
 	}
 	t.Run("Ops", func(t *testing.T) { testBF16Ops(t, newHarness(t, f)) })
-	cfgs := map[string]ArchStepConfig{}
-	for name, cfg := range StepConfigs() {
-		cfgs[name] = ArchStepConfig{cfg, engine.ArchSettings{}}
-	}
-	for name, cfg := range BF16BlockConfigs() {
-		cfgs[name] = ArchStepConfig{cfg, engine.ArchSettings{}}
-	}
-	for name, ac := range ArchStepConfigs() {
-		cfgs[name] = ac
-	}
-	names := make([]string, 0, len(cfgs))
-	for name := range cfgs {
-		names = append(names, name)
-	}
-	slices.Sort(names)
+	cfgs, names := stepAndArchConfigs(BF16BlockConfigs())
 	for _, name := range names {
 		ac := cfgs[name]
 		t.Run(name, func(t *testing.T) {

@@ -39,18 +39,7 @@ func RunFusions(t *testing.T, f Factory) {
 	if engine.Supports(f(), engine.FusionAdd3) {
 		t.Run("Add3", func(t *testing.T) { testAdd3(t, newHarness(t, f)) })
 	}
-	cfgs := map[string]ArchStepConfig{}
-	for name, cfg := range StepConfigs() {
-		cfgs[name] = ArchStepConfig{cfg, engine.ArchSettings{}}
-	}
-	for name, ac := range ArchStepConfigs() {
-		cfgs[name] = ac
-	}
-	names := make([]string, 0, len(cfgs))
-	for name := range cfgs {
-		names = append(names, name)
-	}
-	slices.Sort(names)
+	cfgs, names := stepAndArchConfigs()
 	for _, name := range names {
 		ac := cfgs[name]
 		t.Run(name, func(t *testing.T) {
@@ -114,4 +103,25 @@ func testAdd3(t *testing.T, h *harness) {
 	if err := h.be.Sync(); err == nil {
 		t.Fatal("Add3 with a short operand reported no error")
 	}
+}
+
+// stepAndArchConfigs returns the step configurations (TRM, as ArchStepConfig)
+// and ArchStepConfigs together, plus extra TRM configurations, with their
+// names in sorted order: the cases the whole-step comparisons run over.
+func stepAndArchConfigs(extra ...map[string]engine.Config) (map[string]ArchStepConfig, []string) {
+	cfgs := map[string]ArchStepConfig{}
+	for _, m := range append([]map[string]engine.Config{StepConfigs()}, extra...) {
+		for name, cfg := range m {
+			cfgs[name] = ArchStepConfig{cfg, engine.ArchSettings{}}
+		}
+	}
+	for name, ac := range ArchStepConfigs() {
+		cfgs[name] = ac
+	}
+	names := make([]string, 0, len(cfgs))
+	for name := range cfgs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return cfgs, names
 }
