@@ -28,11 +28,21 @@ var _ engine.BF16Storage = (*Backend)(nil)
 // gives the same bits); false in fp32, where it would change them.
 func (b *Backend) StoresBF16() bool { return b.gemm == GemmBF16 }
 
-// PacksBF16 implements engine.BF16Storage: false, Gemm widens a BF16
-// operand into float32 scratch (gemmOperand) before package gemm packs
-// it, a pass that costs more than bf16 storage saves on a buffer written
-// and read within one call.
-func (b *Backend) PacksBF16() bool { return false }
+// PacksBF16 implements engine.BF16Storage: true, Gemm hands a BF16
+// operand to the bf16 GEMM as it is stored (gemm.SgemmBF16Mixed), whose
+// packing reads the bf16 values, so a BF16 operand costs no pass of its
+// own and the product reads half the bytes.
+func (b *Backend) PacksBF16() bool { return true }
+
+// gemmBF16Operand returns a bf16-mode GEMM operand in the form
+// gemm.SgemmBF16Mixed takes: its float32 elements, or its bf16 ones for
+// a BF16 buffer (the other nil).
+func gemmBF16Operand(x engine.Buf) ([]float32, []uint16) {
+	if isBF16(x) {
+		return nil, bf16s(x)
+	}
+	return f32s(x), nil
+}
 
 // roundBF16 rounds x to bf16, round to nearest even on the bit pattern,
 // a NaN quieted (the bf16 GEMM's packing rounding).

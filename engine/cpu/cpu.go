@@ -25,8 +25,9 @@ type Backend struct {
 	gemm    GemmMode  // GEMM precision (NewWithOptions); fp32 from New
 	err     error     // first error since the last Sync
 	scr     []float32 // op scratch (attention's per-worker tiles), grown on demand and kept
-	// gemmA holds a BF16 GEMM operand widened to float32 (gemmOperand),
-	// gemmB the second one when both are BF16; grown on demand and kept.
+	// gemmA holds a BF16 operand of an fp32-mode GEMM widened to float32
+	// (gemmOperand), gemmB the second one when both are BF16; grown on
+	// demand and kept (the bf16 mode packs BF16 operands directly).
 	gemmA, gemmB []float32
 	pool         *pool // long-lived workers
 	jobs         jobs  // one job struct per op, reused by every call
@@ -381,19 +382,28 @@ func (b *Backend) Gemm(g engine.Gemm) {
 	if g.M == 0 || g.N == 0 {
 		return
 	}
-	// A BF16 operand is widened into scratch (its extent only): exact,
-	// and rounded back to the same bf16 by the bf16 GEMM's packing. The
-	// second scratch buffer serves only when both operands are BF16.
+	if b.gemm == GemmBF16 {
+		// A BF16 operand goes to the GEMM as it is stored: the packing
+		// reads bf16 and builds the panels widening would give.
+		a, a16 := gemmBF16Operand(g.A)
+		bb, b16 := gemmBF16Operand(g.B)
+		c := f32s(g.C)
+		if batch == 1 {
+			gemm.SgemmBF16Mixed(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, a16, g.Lda, bb, b16, g.Ldb, g.Beta, c, g.Ldc)
+		} else {
+			gemm.SgemmStridedBatchedBF16Mixed(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, a16, g.Lda, g.StrideA, bb, b16, g.Ldb, g.StrideB, g.Beta, c, g.Ldc, g.StrideC, batch)
+		}
+		return
+	}
+	// In fp32 a BF16 operand (not one the model stores: StoresBF16 is
+	// false there) is widened into scratch (its extent only), exactly.
+	// The second scratch buffer serves only when both operands are BF16.
 	scrB := &b.gemmA
 	if isBF16(g.A) {
 		scrB = &b.gemmB
 	}
 	a, bb, c := b.gemmOperand(g.A, na, &b.gemmA), b.gemmOperand(g.B, nb, scrB), f32s(g.C)
 	switch {
-	case b.gemm == GemmBF16 && batch == 1:
-		gemm.SgemmBF16(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, bb, g.Ldb, g.Beta, c, g.Ldc)
-	case b.gemm == GemmBF16:
-		gemm.SgemmStridedBatchedBF16(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, g.StrideA, bb, g.Ldb, g.StrideB, g.Beta, c, g.Ldc, g.StrideC, batch)
 	case batch == 1:
 		gemm.Sgemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, bb, g.Ldb, g.Beta, c, g.Ldc)
 	default:

@@ -37,6 +37,10 @@ const (
 // packATiles packs A micro-panels t0..t1-1 of the K block at pc; panel t
 // goes to ap[(t-t0)*ms*kcb:].
 func (p *problem) packATiles(kern *kernel, ap []float32, t0, t1, pc, kcb int) {
+	if p.a16 != nil {
+		p.packATiles16(kern, ap, t0, t1, pc, kcb)
+		return
+	}
 	if kern.bf16 {
 		p.packATilesBF16(kern, ap, t0, t1, pc, kcb)
 		return
@@ -67,6 +71,10 @@ func (p *problem) packATilesFP32(kern *kernel, ap []float32, t0, t1, pc, kcb int
 // packBPanels packs B micro-panels t0..t1-1 of the N block at jc and the K
 // block at pc into bp.
 func (p *problem) packBPanels(kern *kernel, bp []float32, jc, t0, t1, pc, kcb int) {
+	if p.b16 != nil {
+		p.packBPanels16(kern, bp, jc, t0, t1, pc, kcb)
+		return
+	}
 	if kern.bf16 {
 		p.packBPanelsBF16(kern, bp, jc, t0, t1, pc, kcb)
 		return

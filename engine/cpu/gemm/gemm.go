@@ -48,23 +48,29 @@ func sgemm(kern *kernel, transA, transB bool, m, n, k int, alpha float32, a []fl
 		a: a, b: b, c: c,
 		lda: lda, ldb: ldb, ldc: ldc,
 	}
+	solve(kern, &pr)
+}
+
+// solve validates and computes one problem (sgemm, SgemmBF16Mixed).
+func solve(kern *kernel, pr *problem) {
 	pr.validate(0, 0, 0, 1)
+	m, n, k := pr.m, pr.n, pr.k
 	if m == 0 || n == 0 {
 		return
 	}
-	if k == 0 || alpha == 0 {
+	if k == 0 || pr.alpha == 0 {
 		pr.scaleC()
 		return
 	}
 	nt := int(threads.Load())
 	if nt > 1 && m*n*k >= minParallelWork && thePool.mu.TryLock() {
 		thePool.ensure(nt)
-		thePool.gemmParallel(&pr, kern, nt)
+		thePool.gemmParallel(pr, kern, nt)
 		thePool.mu.Unlock()
 		return
 	}
 	ws := getSpare()
-	ws.serial.runSerial(&pr, kern, ws)
+	ws.serial.runSerial(pr, kern, ws)
 	putSpare(ws)
 }
 
@@ -79,9 +85,6 @@ func SgemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a []fl
 
 // sgemmStridedBatched is SgemmStridedBatched with the given micro-kernel.
 func sgemmStridedBatched(kern *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda, strideA int, b []float32, ldb, strideB int, beta float32, c []float32, ldc, strideC int, batch int) {
-	if batch < 0 {
-		panic(fmt.Sprintf("gemm: batch = %d < 0", batch))
-	}
 	pr := problem{
 		transA: transA, transB: transB,
 		m: m, n: n, k: k,
@@ -89,11 +92,21 @@ func sgemmStridedBatched(kern *kernel, transA, transB bool, m, n, k int, alpha f
 		a: a, b: b, c: c,
 		lda: lda, ldb: ldb, ldc: ldc,
 	}
+	solveBatched(kern, &pr, strideA, strideB, strideC, batch)
+}
+
+// solveBatched computes batch problems like pr, operand i offset by i
+// strides (sgemmStridedBatched, SgemmStridedBatchedBF16Mixed).
+func solveBatched(kern *kernel, pr *problem, strideA, strideB, strideC, batch int) {
+	if batch < 0 {
+		panic(fmt.Sprintf("gemm: batch = %d < 0", batch))
+	}
+	m, n, k := pr.m, pr.n, pr.k
 	pr.validate(strideA, strideB, strideC, batch)
 	if batch == 0 || m == 0 || n == 0 {
 		return
 	}
-	bt := batched{pr: pr, strideA: strideA, strideB: strideB, strideC: strideC, batch: batch}
+	bt := batched{pr: *pr, strideA: strideA, strideB: strideB, strideC: strideC, batch: batch}
 	nt := int(threads.Load())
 	if nt > 1 && batch*m*n*k >= minParallelWork && thePool.mu.TryLock() {
 		thePool.ensure(nt)
@@ -137,6 +150,25 @@ type problem struct {
 	alpha, beta    float32
 	a, b, c        []float32
 	lda, ldb, ldc  int
+	// a16 and b16, when not nil, hold A and B as bf16 bit patterns in
+	// place of a and b (SgemmBF16Mixed); the packing reads them (mixed.go).
+	a16, b16 []uint16
+}
+
+// lenA and lenB are the lengths of the operands in whichever form they
+// are given.
+func (p *problem) lenA() int {
+	if p.a16 != nil {
+		return len(p.a16)
+	}
+	return len(p.a)
+}
+
+func (p *problem) lenB() int {
+	if p.b16 != nil {
+		return len(p.b16)
+	}
+	return len(p.b)
 }
 
 // need returns the number of elements a rows x cols row-major matrix with
@@ -178,8 +210,8 @@ func (p *problem) validate(strideA, strideB, strideC, batch int) {
 		}
 	}
 	if p.k > 0 && p.alpha != 0 {
-		check("a", ar, ac, p.lda, strideA, len(p.a))
-		check("b", br, bc, p.ldb, strideB, len(p.b))
+		check("a", ar, ac, p.lda, strideA, p.lenA())
+		check("b", br, bc, p.ldb, strideB, p.lenB())
 	}
 	check("c", p.m, p.n, p.ldc, strideC, len(p.c))
 }
@@ -221,8 +253,16 @@ type batched struct {
 func (bt *batched) item(i int) problem {
 	p := bt.pr
 	if p.k > 0 && p.alpha != 0 {
-		p.a = p.a[i*bt.strideA:]
-		p.b = p.b[i*bt.strideB:]
+		if p.a16 != nil {
+			p.a16 = p.a16[i*bt.strideA:]
+		} else {
+			p.a = p.a[i*bt.strideA:]
+		}
+		if p.b16 != nil {
+			p.b16 = p.b16[i*bt.strideB:]
+		} else {
+			p.b = p.b[i*bt.strideB:]
+		}
 	}
 	p.c = p.c[i*bt.strideC:]
 	return p

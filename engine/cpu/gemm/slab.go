@@ -119,8 +119,9 @@ func (pl *plan) setup(p *problem, kern *kernel, slabs int) {
 	pl.nTiles = ceilDiv(p.n, kern.nr)
 	pl.kcs = splitK(p.k, kern.kc)
 	pl.ncT = blockWidth(p.n, kern) / kern.nr
-	pl.directA = useDirect && kern.strided != nil && p.transA && p.lda <= maxDirectStride
-	pl.directB = useDirect && kern.strided != nil && !p.transB && p.ldb <= maxDirectStride
+	// A bf16 operand (mixed.go) is always packed: the kernels read fp32.
+	pl.directA = useDirect && kern.strided != nil && p.transA && p.lda <= maxDirectStride && p.a16 == nil
+	pl.directB = useDirect && kern.strided != nil && !p.transB && p.ldb <= maxDirectStride && p.b16 == nil
 	pl.fullA, pl.fullB = p.m/kern.mr, p.n/kern.nr
 	// Cut the dimension with more panels: the finer the cut, the closer
 	// the slabs are to equal work.
