@@ -84,11 +84,12 @@ func BF16BlockConfigs() map[string]engine.Config {
 // losses, halting, every gradient) of every StepConfig, ArchStepConfig
 // and BF16BlockConfig, and of every golden case, gives the same bits
 // either way, with the saved activations in bf16 and with the workspaces
-// too (whatever PacksBF16 reports). It skips a backend that reports no
-// bf16 storage.
+// too (whatever PacksBF16 reports). A backend that reports no bf16
+// storage fails it: a caller runs it on a backend that should store bf16,
+// so a skip would hide that backend losing the storage.
 func RunBF16Storage(t *testing.T, f Factory) {
 	if !engine.StoresBF16(f()) {
-		t.Skip("the backend does not store bf16 (engine.BF16Storage)")
+		t.Fatal("the backend does not store bf16 (engine.BF16Storage)")
 	}
 	t.Run("Ops", func(t *testing.T) { testBF16Ops(t, newHarness(t, f)) })
 	cfgs, names := stepAndArchConfigs(BF16BlockConfigs())
