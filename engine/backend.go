@@ -373,3 +373,40 @@ func (f fusedOps) Add3(dst, a, b, c Buf) {
 	f.be.Add(dst, a, b)
 	f.be.Add(dst, dst, c)
 }
+
+// BF16Activations is implemented by a backend that can keep a model's
+// activations in bf16 between ops, as the reference's bf16 training does
+// (docs/training.md#bf16-activations): the attention projections and
+// scores' inputs and outputs, the MLP intermediates, the normalised
+// residual stream, each block's output and the activations saved for the
+// backward pass. The statistics stay in float32 (the norms' rstd, the
+// attention's log-sum-exp), and so do the gradients, the carry the
+// trainer checkpoints, the loss head and the optimizer.
+//
+// StoresBF16Activations reporting true promises, on top of BF16Storage
+// (which such a backend implements and reports true):
+//   - Gemm: C may be BF16, the float32 result rounded to nearest even
+//     (with Beta != 0 the stored C is widened first);
+//   - AddRMSNorm: y, a and b may be BF16 (rstd is F32);
+//   - RMSNormBackward: y may be BF16;
+//   - SwiGLU and SwiGLUBackward: gu may be BF16;
+//   - Rope: qkv may be BF16 (rotated in place, rounded);
+//   - Attention: qkv and out may be BF16 (lse is F32);
+//   - AttentionBackward: qkv and out may be BF16;
+//   - Copy2D, Transpose, Add and Add3: any operand may be BF16.
+//
+// In each, a BF16 input is widened exactly, the op computes in float32
+// as it does on float32 buffers, and a BF16 output is the float32 result
+// rounded to nearest even: the op gives the bits of the same op on the
+// widened inputs, rounded. Other ops, and the other operands of these,
+// take float32 only.
+type BF16Activations interface {
+	StoresBF16Activations() bool
+}
+
+// StoresBF16Activations reports whether be implements BF16Activations
+// and reports true: whether a model on it keeps its activations in bf16.
+func StoresBF16Activations(be Backend) bool {
+	s, ok := be.(BF16Activations)
+	return ok && s.StoresBF16Activations() && StoresBF16(be)
+}

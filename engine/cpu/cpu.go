@@ -22,9 +22,10 @@ import (
 // Backend runs the engine's ops on the CPU.
 type Backend struct {
 	threads int
-	gemm    GemmMode  // GEMM precision (NewWithOptions); fp32 from New
-	err     error     // first error since the last Sync
-	scr     []float32 // op scratch (attention's per-worker tiles), grown on demand and kept
+	gemm    GemmMode     // GEMM precision (NewWithOptions); fp32 from New
+	act     engine.DType // activation storage: F32, or BF16 (bf16act.go)
+	err     error        // first error since the last Sync
+	scr     []float32    // op scratch (attention's per-worker tiles), grown on demand and kept
 	// gemmA holds a BF16 operand of an fp32-mode GEMM widened to float32
 	// (gemmOperand), gemmB the second one when both are BF16; grown on
 	// demand and kept (the bf16 mode packs BF16 operands directly).
@@ -104,6 +105,9 @@ func New(threads int) *Backend {
 
 // Name implements engine.Backend.
 func (b *Backend) Name() string {
+	if b.act == engine.BF16 {
+		return fmt.Sprintf("cpu(%d threads, %v GEMM, bf16 activations)", b.threads, b.gemm)
+	}
 	if b.gemm != GemmFP32 {
 		return fmt.Sprintf("cpu(%d threads, %v GEMM)", b.threads, b.gemm)
 	}

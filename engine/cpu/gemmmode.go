@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/engine/cpu/gemm"
 )
 
@@ -53,6 +54,13 @@ type Options struct {
 	Threads int
 	// Gemm is the GEMM precision (default fp32).
 	Gemm GemmMode
+	// Activations is how a model on the backend stores its activations
+	// between ops (engine.BF16Activations): engine.F32 (the zero value)
+	// or engine.BF16, as the reference's bf16 training keeps them. BF16
+	// needs the bf16 GEMM mode: its products round their operands to
+	// bf16 anyway, and fp32 GEMMs over bf16 activations would be neither
+	// precision.
+	Activations engine.DType
 }
 
 // bf16Supported reports whether the bf16 GEMM can run here; a variable so
@@ -72,22 +80,53 @@ func NewWithOptions(opt Options) (*Backend, error) {
 	default:
 		return nil, fmt.Errorf("cpu backend: unknown GEMM mode %v", opt.Gemm)
 	}
+	switch opt.Activations {
+	case engine.F32:
+	case engine.BF16:
+		if opt.Gemm != GemmBF16 {
+			return nil, fmt.Errorf("cpu backend: bf16 activations need bf16 GEMMs (%s=bf16)", GemmEnv)
+		}
+	default:
+		return nil, fmt.Errorf("cpu backend: activations can be stored in f32 or bf16, not %v", opt.Activations)
+	}
 	b := New(opt.Threads)
-	b.gemm = opt.Gemm
+	b.gemm, b.act = opt.Gemm, opt.Activations
 	return b, nil
 }
 
-// NewFromEnv returns a backend with threads workers (0: all cores) and the
-// GEMM mode named by TRM_CPU_GEMM=fp32|bf16 (unset or empty: fp32); an
-// invalid value, or bf16 where the CPU lacks AVX512_BF16, is an error.
+// ActivationsEnv is the environment variable NewFromEnv reads the
+// activation storage from.
+const ActivationsEnv = "TRM_CPU_ACTIVATIONS"
+
+// ParseActivations parses "fp32" or "bf16" (and "" as the default, fp32)
+// into the element type of Options.Activations.
+func ParseActivations(s string) (engine.DType, error) {
+	switch s {
+	case "", "fp32":
+		return engine.F32, nil
+	case "bf16":
+		return engine.BF16, nil
+	}
+	return 0, fmt.Errorf("%q: want fp32 or bf16", s)
+}
+
+// NewFromEnv returns a backend with threads workers (0: all cores), the
+// GEMM mode named by TRM_CPU_GEMM=fp32|bf16 and the activation storage
+// named by TRM_CPU_ACTIVATIONS=fp32|bf16 (unset or empty: fp32). An
+// invalid value, bf16 where the CPU lacks AVX512_BF16, or bf16
+// activations without bf16 GEMMs is an error.
 func NewFromEnv(threads int) (*Backend, error) {
 	mode, err := ParseGemmMode(os.Getenv(GemmEnv))
 	if err != nil {
 		return nil, fmt.Errorf("%s=%w", GemmEnv, err)
 	}
-	b, err := NewWithOptions(Options{Threads: threads, Gemm: mode})
+	act, err := ParseActivations(os.Getenv(ActivationsEnv))
 	if err != nil {
-		return nil, fmt.Errorf("%s=%s: %w", GemmEnv, mode, err)
+		return nil, fmt.Errorf("%s=%w", ActivationsEnv, err)
+	}
+	b, err := NewWithOptions(Options{Threads: threads, Gemm: mode, Activations: act})
+	if err != nil {
+		return nil, fmt.Errorf("%s=%s %s=%s: %w", GemmEnv, os.Getenv(GemmEnv), ActivationsEnv, os.Getenv(ActivationsEnv), err)
 	}
 	return b, nil
 }
