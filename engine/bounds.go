@@ -149,8 +149,42 @@ func (m Memory) Total() int64 { return m.Weights + m.Gradients + m.Activations +
 // The activations dominate: they grow with B, S, H, L_layers and
 // L_cycles. An error reports an invalid config (see Validate) or sizes
 // that overflow 64-bit arithmetic.
+//
+// This is the float32 figure; on a backend that stores some activations
+// in bf16 (StorageOf) EstimateStorageMemory gives the exact one, which
+// this bounds from above.
 func EstimateMemory(c Config, backward bool) (Memory, error) {
 	return EstimateArchMemory(c, ArchSettings{}, backward)
+}
+
+// Storage is the element types a model gives its activation buffers on a
+// backend (BF16Storage, BF16Activations): Saved, the activations only
+// GEMMs read that the differentiated calls keep for the backward pass
+// (act, actT); Work, the per-call workspaces only GEMMs read (the
+// gradient-free calls' act and actT, dgu, dguT); Act, the activations
+// with elementwise readers (BF16Activations lists them). All F32, or BF16.
+type Storage struct {
+	Saved, Work, Act DType
+}
+
+// StorageOf returns the element types a model on be gives its buffers.
+func StorageOf(be Backend) Storage {
+	if StoresBF16Activations(be) {
+		return Storage{Saved: BF16, Work: BF16, Act: BF16}
+	}
+	saved, work := bf16DTypes(be)
+	return Storage{Saved: saved, Work: work, Act: F32}
+}
+
+// size is the bytes of one element of dt.
+func (dt DType) size() int64 {
+	switch dt {
+	case F64:
+		return 8
+	case BF16:
+		return 2
+	}
+	return 4
 }
 
 // EstimateArchMemory is EstimateMemory for the architecture of s: the
@@ -162,6 +196,13 @@ func EstimateMemory(c Config, backward bool) (Memory, error) {
 // gradient-free calls, and per differentiated call its network's layers;
 // one more BSH where a call sums several states (trm_hier6).
 func EstimateArchMemory(c Config, s ArchSettings, backward bool) (Memory, error) {
+	return EstimateStorageMemory(c, s, backward, Storage{})
+}
+
+// EstimateStorageMemory is EstimateArchMemory for a model whose buffers
+// have the element types st (StorageOf its backend): the bytes it
+// allocates, exactly.
+func EstimateStorageMemory(c Config, s ArchSettings, backward bool, st Storage) (Memory, error) {
 	if err := ValidateArch(c, s); err != nil {
 		return Memory{}, err
 	}
@@ -212,14 +253,19 @@ func EstimateArchMemory(c Config, s ArchSettings, backward bool) (Memory, error)
 	}
 	m.Weights = mul(4, weights)
 
-	// One layer's saved activations of one call (newActs).
-	var act int64
-	if c.MLPT {
-		act = add(mul(2, B, H, S), mul(3, B, H, It), mul(B, H))
-	} else {
-		act = add(mul(3, BSH), BSH, mul(B, NH, S))
+	// One layer's activations of one call (newActs), in bytes, its
+	// GEMM-only buffers (act, actT) of type gemm.
+	ab, f4 := st.Act.size(), int64(4)
+	act := func(gemm DType) int64 {
+		gb := gemm.size()
+		var a int64
+		if c.MLPT {
+			a = add(mul(ab, 2, B, H, S), mul(ab, 2, B, H, It), mul(gb, B, H, It), mul(f4, B, H))
+		} else {
+			a = add(mul(ab, 4, BSH), mul(f4, B, NH, S))
+		}
+		return add(a, mul(ab, 2, BSH), mul(f4, 2, B, S), mul(ab, 2, B, S, I), mul(gb, B, S, I))
 	}
-	act = add(act, mul(2, BSH), mul(2, B, S), mul(3, B, S, I))
 
 	var sum int64
 	for _, cl := range calls {
@@ -229,23 +275,28 @@ func EstimateArchMemory(c Config, s ArchSettings, backward bool) (Memory, error)
 		}
 	}
 	f32 := add(B, mul(2, B, L), mul(2, B), // ones, batch inputs and labels, pids, min steps
-		mul(3, BSH), sum, mul(maxLayers, act), // x, inj, no-grad net input, hidden sum; no-grad activations
-		mul(NS, BSH), mul(B, L, H), mul(B, L, V), mul(4, B), BSH, // working carry, hL, logits, q and next q, scratch
+		mul(2, BSH), sum, // x, inj, hidden sum
+		mul(NS, BSH), mul(B, L, H), mul(B, L, V), mul(4, B), // working carry, hL, logits, q and next q
 		mul(B, L), mul(4, B)) // loss: preds, q target, n valid, n correct, seq correct
-	f64 := mul(3, B) // loss sums
+	f64 := mul(3, B)                                            // loss sums
+	bytes := add(mul(ab, 2, BSH), mul(maxLayers, act(st.Work))) // no-grad net input, scratch; no-grad activations
 	if backward {
 		m.Gradients = mul(4, add(int64(l.NumTrained), mul(B, int64(c.PuzzleEmbNdim))))
 		for _, cl := range calls[gradFrom:] {
-			f32 = add(f32, BSH, mul(int64(layers[cl.net]), act)) // differentiated call: net input and activations
+			bytes = add(bytes, mul(ab, BSH), mul(int64(layers[cl.net]), act(st.Saved))) // differentiated call: net input and activations
 		}
-		f32 = add(f32, mul(B, L, V), mul(2, B), mul(NS, BSH), mul(8, BSH), mul(3, B, S, I))
+		// logits' and q's gradients, dZ, the eight BSH workspaces, dact;
+		// dgu (and dguT for mlp_t) are workspaces only GEMMs read.
+		f32 = add(f32, mul(B, L, V), mul(2, B), mul(NS, BSH), mul(8, BSH), mul(B, S, I))
+		bytes = add(bytes, mul(st.Work.size(), 2, B, S, I))
 		if c.MLPT {
-			f32 = add(f32, mul(3, B, H, It))
+			f32 = add(f32, mul(B, H, It))
+			bytes = add(bytes, mul(st.Work.size(), 2, B, H, It))
 		} else {
 			f32 = add(f32, mul(3, BSH))
 		}
 	}
-	m.Activations = add(mul(4, f32), mul(8, f64))
+	m.Activations = add(mul(4, f32), mul(8, f64), bytes)
 	m.Carry = mul(4, add(mul(NS, BSH), mul(2, B, L), mul(3, B)))
 	if ov {
 		return Memory{}, fmt.Errorf("the memory of batch %d, seq %d, hidden %d overflows 64-bit arithmetic", c.BatchSize, c.SeqTotal(), c.HiddenSize)

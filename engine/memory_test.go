@@ -5,21 +5,39 @@ import (
 
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/engine/cpu"
+	"github.com/tinyrecursive/trm/engine/cpu/gemm"
 )
 
 // countingBackend is a CPU backend that adds up the bytes of every Alloc.
+// It passes on the backend's bf16 storage, except that noPack makes it
+// report PacksBF16 false (saved activations in bf16, workspaces float32).
 type countingBackend struct {
 	engine.Backend
-	bytes int64
+	bytes  int64
+	noPack bool
 }
 
 func (c *countingBackend) Alloc(dt engine.DType, n int) engine.Buf {
 	size := int64(4)
-	if dt == engine.F64 {
+	switch dt {
+	case engine.F64:
 		size = 8
+	case engine.BF16:
+		size = 2
 	}
 	c.bytes += size * int64(n)
 	return c.Backend.Alloc(dt, n)
+}
+
+func (c *countingBackend) StoresBF16() bool { return engine.StoresBF16(c.Backend) }
+
+func (c *countingBackend) PacksBF16() bool {
+	s, ok := c.Backend.(engine.BF16Storage)
+	return ok && s.PacksBF16() && !c.noPack
+}
+
+func (c *countingBackend) StoresBF16Activations() bool {
+	return engine.StoresBF16Activations(c.Backend) && !c.noPack
 }
 
 // TestEstimateMemoryMatchesAllocations: the estimate equals, byte for
@@ -36,25 +54,63 @@ func TestEstimateMemoryMatchesAllocations(t *testing.T) {
 		"learned":        func(c *engine.Config) { c.PosEncodings, c.LCycles, c.LLayers = engine.PosLearned, 3, 1 },
 		"no puzzle":      func(c *engine.Config) { c.PuzzleEmbNdim, c.PuzzleEmbLen = 0, 0 },
 	}
+	// The storage variants: float32, bf16 GEMM-only buffers (saved only,
+	// and workspaces too), bf16 activations (these need a CPU with
+	// AVX512_BF16, which the bf16 modes require).
+	type variant struct {
+		name   string
+		opt    cpu.Options
+		noPack bool
+		want   engine.Storage
+	}
+	variants := []variant{
+		{"fp32", cpu.Options{}, false, engine.Storage{}},
+		{"bf16 saved", cpu.Options{Gemm: cpu.GemmBF16}, true, engine.Storage{Saved: engine.BF16}},
+		{"bf16 gemm-only", cpu.Options{Gemm: cpu.GemmBF16}, false, engine.Storage{Saved: engine.BF16, Work: engine.BF16}},
+		{"bf16 activations", cpu.Options{Gemm: cpu.GemmBF16, Activations: engine.BF16}, false, engine.Storage{Saved: engine.BF16, Work: engine.BF16, Act: engine.BF16}},
+	}
 	for name, edit := range cases {
 		c := base
 		edit(&c)
-		for _, backward := range []bool{false, true} {
-			be := &countingBackend{Backend: cpu.New(1)}
-			m, err := engine.NewModel(c, be, engine.Options{Backward: backward})
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			m.NewCarry()
-			est, err := engine.EstimateMemory(c, backward)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if est.Total() != be.bytes {
-				t.Errorf("%s, backward %v: estimate %d bytes (%+v), allocated %d", name, backward, est.Total(), est, be.bytes)
-			}
-			if backward && est.Gradients == 0 || !backward && est.Gradients != 0 {
-				t.Errorf("%s, backward %v: gradients %d", name, backward, est.Gradients)
+		var fp32 [2]int64
+		for _, v := range variants {
+			for bi, backward := range []bool{false, true} {
+				inner, err := cpu.NewWithOptions(v.opt)
+				if err != nil {
+					if !gemm.BF16Supported() {
+						continue
+					}
+					t.Fatal(err)
+				}
+				be := &countingBackend{Backend: inner, noPack: v.noPack}
+				if st := engine.StorageOf(be); st != v.want {
+					t.Fatalf("%s: storage %+v, want %+v", v.name, st, v.want)
+				}
+				m, err := engine.NewModel(c, be, engine.Options{Backward: backward})
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				m.NewCarry()
+				est, err := engine.EstimateStorageMemory(c, engine.ArchSettings{}, backward, v.want)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if est.Total() != be.bytes {
+					t.Errorf("%s, %s, backward %v: estimate %d bytes (%+v), allocated %d", name, v.name, backward, est.Total(), est, be.bytes)
+				}
+				if backward && est.Gradients == 0 || !backward && est.Gradients != 0 {
+					t.Errorf("%s, backward %v: gradients %d", name, backward, est.Gradients)
+				}
+				if v.name == "fp32" {
+					fp32[bi] = be.bytes
+					if f, _ := engine.EstimateMemory(c, backward); f.Total() != be.bytes {
+						t.Errorf("%s, backward %v: EstimateMemory %d bytes, allocated %d", name, backward, f.Total(), be.bytes)
+					}
+				} else if be.bytes > fp32[bi] || be.bytes == fp32[bi] && (backward || !v.noPack) {
+					// Only a model without backward that stores nothing
+					// but saved activations in bf16 has none to shrink.
+					t.Errorf("%s, %s, backward %v: %d bytes, not below float32's %d", name, v.name, backward, be.bytes, fp32[bi])
+				}
 			}
 		}
 	}

@@ -39,8 +39,15 @@ type Model struct {
 	// workDT of the per-call workspaces (the gradient-free calls' act
 	// and actT, dgu, dguT). F32 unless the backend stores bf16.
 	savedDT, workDT DType
-	opt             Options
-	arch            *archDef
+	// actDT is the element type of the activations with elementwise
+	// readers (BF16Activations): the net inputs, the blocks' GEMM outputs
+	// (qkv, [g|u], the projections before their norm), the attention
+	// output, the norms' outputs and the mlp_t transposes; F32 unless the
+	// backend keeps activations in bf16, whose GEMM-only buffers are then
+	// bf16 too.
+	actDT DType
+	opt   Options
+	arch  *archDef
 
 	B, L, P, S, H, V, NH, HD, I, It int
 
@@ -149,7 +156,8 @@ func NewModel(cfg Config, be Backend, opt Options) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Cfg: cfg, Layout: layout, be: be, fused: newFusedOps(be), opt: opt, arch: d}
-	m.savedDT, m.workDT = bf16DTypes(be)
+	st := StorageOf(be)
+	m.savedDT, m.workDT, m.actDT = st.Saved, st.Work, st.Act
 	m.B, m.L, m.P, m.S = cfg.BatchSize, cfg.SeqLen, cfg.PuzzleLen(), cfg.SeqTotal()
 	m.H, m.V, m.NH, m.HD = cfg.HiddenSize, cfg.VocabSize, cfg.NumHeads, cfg.HeadDim()
 	m.I, m.It = cfg.Inter(m.H), cfg.Inter(m.S)
@@ -299,7 +307,7 @@ func (m *Model) alloc() {
 	m.explore = make([]int32, B)
 	m.exploreBox = m.explore
 
-	m.x, m.inj, m.hinNG = f32(BSH), f32(BSH), f32(BSH)
+	m.x, m.inj, m.hinNG = f32(BSH), f32(BSH), be.Alloc(m.actDT, BSH)
 	for _, c := range m.calls {
 		if len(c.hidden) > 1 && m.sum == nil {
 			m.sum = f32(BSH) // only trm_hier6 sums several states into the residual input
@@ -312,7 +320,7 @@ func (m *Model) alloc() {
 	m.actsNG = m.newActs(maxLayers, m.workDT)
 	if m.opt.Backward {
 		for k := m.gradFrom; k < len(m.calls); k++ {
-			m.hin = append(m.hin, f32(BSH))
+			m.hin = append(m.hin, be.Alloc(m.actDT, BSH))
 			m.acts = append(m.acts, m.newActs(len(m.nets[m.calls[k].net]), m.savedDT))
 		}
 	}
@@ -323,7 +331,7 @@ func (m *Model) alloc() {
 	}
 	m.hL = f32(B * L * H)
 	m.logits, m.q, m.nextQ = f32(B*L*V), f32(2*B), f32(2*B)
-	m.scratch = f32(BSH)
+	m.scratch = be.Alloc(m.actDT, BSH)
 	m.loss = LossBufs{
 		Logits: m.logits, Q: m.q,
 		Preds: i32(B * L), LMLoss: f64(B), QHaltLoss: f64(B), QContLoss: f64(B), QTarget: f32(B),
@@ -357,18 +365,21 @@ func (m *Model) newActs(n int, gemmDT DType) []*blockActs {
 	// act and actT are read only by the down projections' GEMMs (the
 	// forward and the weight gradient; SwiGLUBackward reads gu).
 	gemmOnly := func(n int) Buf { return be.Alloc(gemmDT, n) }
+	// The other activations have elementwise readers too; the norms'
+	// statistics (r1, r1T, r2) and the attention's lse stay float32.
+	act := func(n int) Buf { return be.Alloc(m.actDT, n) }
 	acts := make([]*blockActs, n)
 	for l := range acts {
 		a := &blockActs{}
 		if m.Cfg.MLPT {
-			a.inT, a.guT, a.actT = f32(B*H*S), f32(B*H*2*m.It), gemmOnly(B*H*m.It)
-			a.h1T, a.r1T = f32(B*H*S), f32(B*H)
+			a.inT, a.guT, a.actT = act(B*H*S), act(B*H*2*m.It), gemmOnly(B*H*m.It)
+			a.h1T, a.r1T = act(B*H*S), f32(B*H)
 		} else {
-			a.qkv, a.o, a.lse = f32(B*S*3*H), f32(B*S*H), f32(B*m.NH*S)
+			a.qkv, a.o, a.lse = act(B*S*3*H), act(B*S*H), f32(B*m.NH*S)
 		}
-		a.h1, a.r1 = f32(B*S*H), f32(B*S)
-		a.gu, a.act = f32(B*S*2*m.I), gemmOnly(B*S*m.I)
-		a.out, a.r2 = f32(B*S*H), f32(B*S)
+		a.h1, a.r1 = act(B*S*H), f32(B*S)
+		a.gu, a.act = act(B*S*2*m.I), gemmOnly(B*S*m.I)
+		a.out, a.r2 = act(B*S*H), f32(B*S)
 		acts[l] = a
 	}
 	return acts

@@ -35,8 +35,16 @@ func (p MemoryPlan) Total() int64 {
 // cfg.Arch (WithDataset, ArchForData). The figure is exact for what the
 // engine and trainer allocate through the backend (engine.EstimateMemory
 // gives the formula); the backend's own workspace and the host's
-// memory-mapped data come on top.
+// memory-mapped data come on top. Every activation is counted as
+// float32; EstimateStorageMemory gives the exact figure for a backend that
+// stores some in bf16.
 func EstimateMemory(cfg Config, worldSize int, withEval bool) (MemoryPlan, error) {
+	return EstimateStorageMemory(cfg, worldSize, withEval, engine.Storage{})
+}
+
+// EstimateStorageMemory is EstimateMemory for models whose buffers have
+// the element types st (engine.StorageOf the run's backend).
+func EstimateStorageMemory(cfg Config, worldSize int, withEval bool, st engine.Storage) (MemoryPlan, error) {
 	if worldSize < 1 || cfg.GlobalBatchSize <= 0 || cfg.GlobalBatchSize%worldSize != 0 {
 		return MemoryPlan{}, fmt.Errorf("global_batch_size %d is not divisible by %d replicas", cfg.GlobalBatchSize, worldSize)
 	}
@@ -47,11 +55,11 @@ func EstimateMemory(cfg Config, worldSize int, withEval bool) (MemoryPlan, error
 	arch.BatchSize = cfg.GlobalBatchSize / worldSize
 	p := MemoryPlan{Batch: arch.BatchSize}
 	var err error
-	if p.Train, err = engine.EstimateArchMemory(arch, cfg.ArchSettings, true); err != nil {
+	if p.Train, err = engine.EstimateStorageMemory(arch, cfg.ArchSettings, true, st); err != nil {
 		return MemoryPlan{}, err
 	}
 	if withEval {
-		if p.Eval, err = engine.EstimateArchMemory(arch, cfg.ArchSettings, false); err != nil {
+		if p.Eval, err = engine.EstimateStorageMemory(arch, cfg.ArchSettings, false, st); err != nil {
 			return MemoryPlan{}, err
 		}
 	}

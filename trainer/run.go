@@ -119,7 +119,7 @@ func checkMemory(cfg Config, opt RunOptions, withEval bool) error {
 		}
 	}
 	world := max(opt.WorldSize, 1)
-	plan, err := EstimateMemory(cfg, world, withEval)
+	plan, err := EstimateStorageMemory(cfg, world, withEval, engine.StorageOf(opt.Backend))
 	if err != nil {
 		return err
 	}

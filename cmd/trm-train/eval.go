@@ -142,7 +142,7 @@ in order, then --data. The evaluation batch is --batch, else the training
 global batch, on the CPU at most the largest test set's size (a padded batch
 costs as much as a full one). --dry-run prints the resolved config as JSON on
 stdout and the plan on stderr, and exits without opening a device or reading
-the weights.` + envHelp("TRM_CPU_GEMM", "TRM_CUDA_GEMM", "TRM_CUDA_FATBIN", "TRM_CUDA_PROBE", "TRM_CUBLAS"),
+the weights.` + envHelp("TRM_CPU_GEMM", "TRM_CPU_ACTIVATIONS", "TRM_CUDA_GEMM", "TRM_CUDA_FATBIN", "TRM_CUDA_PROBE", "TRM_CUBLAS"),
 		Example: `  trm-train eval --checkpoint runs/sudoku --early-exit
   trm-train eval --checkpoint runs/sudoku4 --max-batches 1 --json
   trm-train eval --checkpoint runs/sudoku eval_max_batches=2 --dry-run`,

@@ -61,7 +61,7 @@ sequence length and vocabulary choose how it is read:
                      evaluation; the task's test outputs, when given, are the
                      labels
   anything else      space- or comma-separated tokens
---label takes the expected answer in the same form as the puzzle.` + envHelp("TRM_CPU_GEMM"),
+--label takes the expected answer in the same form as the puzzle.` + envHelp("TRM_CPU_GEMM", "TRM_CPU_ACTIVATIONS"),
 		Example: `  trm-train solve --checkpoint runs/sudoku4 1.3..2.......1.2
   trm-train solve --checkpoint runs/sudoku4 1.3..2.......1.2 --label 1234341223414123`,
 		Args: cobra.ArbitraryArgs,
