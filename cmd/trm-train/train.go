@@ -69,7 +69,7 @@ details.
 deploy/ for a scrape config and a Grafana dashboard).
 
 Keys:
-` + wrapWords(trainer.Keys(), "  ", 80) + envHelp("TRM_METRICS_ADDR", "TRM_CPU_GEMM", "TRM_CUDA_GEMM", "TRM_CUDA_GRAPHS",
+` + wrapWords(trainer.Keys(), "  ", 80) + envHelp("TRM_METRICS_ADDR", "TRM_CPU_GEMM", "TRM_CPU_ACTIVATIONS", "TRM_CUDA_GEMM", "TRM_CUDA_GRAPHS",
 			"TRM_CUDA_FATBIN", "TRM_CUDA_PROBE", "TRM_CUBLAS", "TRM_NCCL", "RANK, WORLD_SIZE", "LOCAL_RANK",
 			"MASTER_ADDR, MASTER_PORT", "TRM_MASTER_PORT", "TRM_RDZV_SECRET", "TRM_RDZV_INSECURE", "TRM_RDZV_BIND", "TRM_RENDEZVOUS_TIMEOUT"),
 		Example: `  trm-train train --preset sudoku-mlp data_paths=[data/sudoku-extreme-1k-aug-1000] epochs=50000
