@@ -6,38 +6,53 @@ import (
 	"github.com/tinyrecursive/trm/engine"
 )
 
-// ropeJob rotates the q and k heads of rows of qkv.
+// ropeJob rotates the q and k heads of rows of qkv. A BF16 qkv's row is
+// widened into the worker's row scratch, rotated by the same code and
+// rounded back (operand.load and store; a float32 row is rotated in place).
 type ropeJob struct {
-	x, cos, sin            []float32
+	x                      operand
+	cos, sin               []float32
+	ws                     []workerScratch
 	seq, heads, hd, stride int
 	inverse                bool
 }
 
-func (j *ropeJob) run(_, lo, hi int) {
-	hd, half := j.hd, j.hd/2
+func (j *ropeJob) run(w, lo, hi int) {
+	hd, half, n := j.hd, j.hd/2, 2*j.heads*j.hd // q heads then k heads
+	var scr []float32
+	if j.x.is16 {
+		scr = j.ws[w].slot(0, n)
+	}
 	for r := lo; r < hi; r++ {
 		p := r % j.seq
 		c, s := j.cos[p*hd:p*hd+half], j.sin[p*hd:p*hd+half]
-		row := j.x[r*j.stride : r*j.stride+2*j.heads*hd] // q heads then k heads
+		row := j.x.load(scr, r*j.stride, r*j.stride+n)
 		for h := 0; h < 2*j.heads; h++ {
 			v := row[h*hd : (h+1)*hd]
 			rope(v[:half], v[half:hd], c, s, j.inverse)
 		}
+		j.x.store(row, r*j.stride)
 	}
 }
 
 // Rope implements engine.Backend. Per head the pairs (v_j, v_{j+hd/2}) are
 // rotated by the position's angle: a' = a c - b s, b' = b c + a s (the
 // reference's q cos + rotate_half(q) sin, with its duplicated tables). The
-// inverse rotation is the transpose, used for the backward pass.
-// FLOPs 6 per rotated pair; bytes 8 per element of q and k.
+// inverse rotation is the transpose, used for the backward pass. qkv may
+// be BF16 (engine.BF16Activations): its q and k are rotated in float32
+// and rounded.
+// FLOPs 6 per rotated pair; bytes 8 per element of q and k (4 in bf16).
 func (b *Backend) Rope(qkv, cos, sin engine.Buf, batch, seq, heads, hd int, inverse bool) {
 	H := heads * hd
-	if !b.need("Rope", req{"qkv", qkv, batch * seq * 3 * H}, req{"cos", cos, seq * hd}, req{"sin", sin, seq * hd}) {
+	if !b.needAny("Rope", req{"qkv", qkv, batch * seq * 3 * H}) || !b.need("Rope", req{"cos", cos, seq * hd}, req{"sin", sin, seq * hd}) {
 		return
 	}
 	j := &b.jobs.rope
-	*j = ropeJob{x: f32s(qkv), cos: f32s(cos), sin: f32s(sin), seq: seq, heads: heads, hd: hd, stride: 3 * H, inverse: inverse}
+	*j = ropeJob{x: operandOf(qkv), cos: f32s(cos), sin: f32s(sin), seq: seq, heads: heads, hd: hd, stride: 3 * H, inverse: inverse}
+	if j.x.is16 {
+		b.growRowScratch(2 * H)
+		j.ws = b.ws
+	}
 	b.pool.run(j, batch*seq, rowGrain(2*H))
 	*j = ropeJob{}
 }
@@ -107,18 +122,27 @@ func (p *attnPlan) panelLen() int { return p.hd * p.nkb * p.bkp }
 // panels: block kb's element (c, j) at kb*hd*bkp + c*bkp + j, the columns
 // past the block's end up to a multiple of 16 zeroed (qkTile computes
 // them; they must be finite). src starts at the head's first row, row
-// stride ld.
-func (p *attnPlan) packT(panels, src []float32) {
+// stride ld (the plan's ld in qkv, hd in a widened copy).
+func (p *attnPlan) packT(panels, src []float32, ld int) {
 	for kb := 0; kb < p.nkb; kb++ {
 		j0, j1 := p.kBlock(kb)
 		nk := j1 - j0
 		panel := panels[kb*p.hd*p.bkp : (kb+1)*p.hd*p.bkp]
-		transposeTile(panel, p.bkp, src[j0*p.ld:], p.ld, nk, p.hd)
+		transposeTile(panel, p.bkp, src[j0*ld:], ld, nk, p.hd)
 		if nkp := roundUp(nk, 16); nkp > nk {
 			for c := 0; c < p.hd; c++ {
 				clear(panel[c*p.bkp+nk : c*p.bkp+nkp])
 			}
 		}
+	}
+}
+
+// widenHeadRows widens rows [0, n) of one head of a BF16 qkv, hd elements
+// each, ld apart in src, into dst with rows hd apart: the compact float32
+// copy that the kernels then read as they read a float32 qkv.
+func widenHeadRows(dst []float32, src []uint16, ld, n, hd int) {
+	for r := 0; r < n; r++ {
+		widenBF16s(dst[r*hd:(r+1)*hd], src[r*ld:r*ld+hd])
 	}
 }
 
@@ -156,19 +180,34 @@ func padInf(x []float32) {
 }
 
 // attnJob is the forward pass; a unit is one query block of one head.
+//
+// With a BF16 qkv (x16 set) a unit reads float32 copies instead: the
+// keys and values of its head widened into the worker's scratch when it
+// starts the head (as the transposed keys are packed: once per head and
+// worker, consecutive units sharing them), and its block's queries. The
+// kernels then run on those copies, row stride hd, exactly as on a
+// float32 qkv. A BF16 out gets each output row, computed in the
+// accumulator, rounded.
 type attnJob struct {
-	o, lse, x []float32
-	p         attnPlan
-	scr       []float32 // per-worker scratch, per floats apiece
-	per       int
-	ws        []workerScratch // per-worker float64 row sums
+	x, lse []float32
+	x16    []uint16
+	o      operand
+	p      attnPlan
+	scr    []float32 // per-worker scratch, per floats apiece
+	per    int
+	ws     []workerScratch // per-worker float64 row sums
 }
 
 // fwdScratch is the forward's float32 scratch per worker: the
 // transposed keys of a head, the packed query block, its score tile, its
-// output accumulator and running maxima.
-func (p *attnPlan) fwdScratch() int {
-	return roundUp(p.panelLen()+2*p.bq4*p.hd+p.bq4*p.bkp+p.bq4, 16)
+// output accumulator and running maxima; with x16, then the head's
+// widened keys (then values) and the block's widened queries.
+func (p *attnPlan) fwdScratch(x16 bool) int {
+	n := p.panelLen() + 2*p.bq4*p.hd + p.bq4*p.bkp + p.bq4
+	if x16 {
+		n += (p.seq + p.bq4) * p.hd
+	}
+	return roundUp(n, 16)
 }
 
 func (j *attnJob) run(w, lo, hi int) {
@@ -179,24 +218,44 @@ func (j *attnJob) run(w, lo, hi int) {
 	ap, s := s[:bq4*hd], s[bq4*hd:]
 	acc, s := s[:bq4*hd], s[bq4*hd:]
 	sc, s := s[:bq4*bkp], s[bq4*bkp:]
-	m := s[:bq4]
+	m, s := s[:bq4], s[bq4:]
+	var kv, qw []float32 // x16: the head's keys, then values; the block's queries
+	if j.x16 != nil {
+		kv, qw = s[:p.seq*hd], s[p.seq*hd:(p.seq+bq4)*hd]
+	}
 	l := j.ws[w].f64[:bq4]
 	cur := -1 // the head whose keys kt holds: consecutive units share it
 	for u := lo; u < hi; u++ {
 		bh, qb := u/p.nqb, u%p.nqb
 		b, h := bh/p.heads, bh%p.heads
-		xb := j.x[b*p.seq*p.ld:]
-		if bh != cur {
-			p.packT(kt, xb[p.H+h*hd:])
-			cur = bh
+		i0, i1 := p.qBlock(qb)
+		nq := i1 - i0
+		// q: the block's queries, v: the head's values, ld apart.
+		var q, v []float32
+		ld := p.ld
+		if j.x16 == nil {
+			xb := j.x[b*p.seq*p.ld:]
+			if bh != cur {
+				p.packT(kt, xb[p.H+h*hd:], p.ld)
+				cur = bh
+			}
+			q, v = xb[i0*p.ld+h*hd:], xb[2*p.H+h*hd:]
+		} else {
+			xb := j.x16[b*p.seq*p.ld:]
+			if bh != cur {
+				widenHeadRows(kv, xb[p.H+h*hd:], p.ld, p.seq, hd)
+				p.packT(kt, kv, hd)
+				widenHeadRows(kv, xb[2*p.H+h*hd:], p.ld, p.seq, hd)
+				cur = bh
+			}
+			widenHeadRows(qw, xb[i0*p.ld+h*hd:], p.ld, nq, hd)
+			q, v, ld = qw, kv, hd
 		}
 		if u+1 < hi {
 			j.prefetch(u + 1)
 		}
-		i0, i1 := p.qBlock(qb)
-		nq := i1 - i0
 		g := ceilDiv(nq, 4)
-		packRows4(ap, xb[i0*p.ld+h*hd:], p.ld, nq, hd)
+		packRows4(ap, q, ld, nq, hd)
 		clear(acc[:4*g*hd])
 		for kb := 0; kb < p.nkb; kb++ {
 			j0, j1 := p.kBlock(kb)
@@ -223,14 +282,16 @@ func (j *attnJob) run(w, lo, hi int) {
 				scale(acc[r*hd:(r+1)*hd], float32(a))
 				m[r] = mn
 			}
-			axpyRows(acc, hd, sc, bkp, 1, xb[j0*p.ld+2*p.H+h*hd:], p.ld, nk, hd, g)
+			axpyRows(acc, hd, sc, bkp, 1, v[j0*ld:], ld, nk, hd, g)
 		}
-		ob := j.o[(b*p.seq+i0)*p.H+h*hd:]
+		o0 := (b*p.seq+i0)*p.H + h*hd
 		lb := j.lse[(b*p.heads+h)*p.seq+i0:]
 		for r := 0; r < nq; r++ {
-			dst := ob[r*p.H : r*p.H+hd]
-			copy(dst, acc[r*hd:(r+1)*hd])
+			a, off := acc[r*hd:(r+1)*hd], o0+r*p.H
+			dst := j.o.dst(a, off, off+hd) // a itself for a BF16 out: the copy is a no-op
+			copy(dst, a)
 			scale(dst, float32(1/l[r]))
+			j.o.store(dst, off)
 			lb[r] = m[r] + float32(math.Log(l[r]))
 		}
 	}
@@ -238,15 +299,21 @@ func (j *attnJob) run(w, lo, hi int) {
 
 // prefetch fetches what unit u reads and writes first: its queries and
 // output rows, and the keys and values when it starts a new head (if they
-// fit in L2 with room to spare).
+// fit in L2 with room to spare). Rows of a BF16 qkv or out are not
+// prefetched (prefetchRows steps in float32 rows).
 func (j *attnJob) prefetch(u int) {
 	p := &j.p
 	bh, qb := u/p.nqb, u%p.nqb
 	b, h := bh/p.heads, bh%p.heads
 	i0, i1 := p.qBlock(qb)
+	if !j.o.is16 {
+		prefetch(j.o.f[(b*p.seq+i0)*p.H+h*p.hd:], p.H, i1-i0, p.hd)
+	}
+	if j.x16 != nil {
+		return
+	}
 	xb := j.x[b*p.seq*p.ld:]
 	prefetch(xb[i0*p.ld+h*p.hd:], p.ld, i1-i0, p.hd)
-	prefetch(j.o[(b*p.seq+i0)*p.H+h*p.hd:], p.H, i1-i0, p.hd)
 	if qb == 0 && p.seq*p.hd <= attnPrefetchMax {
 		prefetch(xb[p.H+h*p.hd:], p.ld, p.seq, p.hd)
 		prefetch(xb[2*p.H+h*p.hd:], p.ld, p.seq, p.hd)
@@ -260,44 +327,66 @@ const attnPrefetchMax = 1 << 15
 // Attention implements engine.Backend in blocks (see attnPlan): units of
 // one query block of one head, each with its own slice of the scratch.
 // The lse of a row is max + log(sum of e^(s - max)), as a one-pass softmax
-// would give it.
+// would give it. qkv and out may be BF16 (engine.BF16Activations; lse is
+// float32): the result is that of the widened qkv, out rounded.
 // FLOPs 4 S^2 hd per head (+ ~5 S^2 for the softmax); bytes: q, k, v and
-// out once per head plus k and v once per query block (4 S hd (1 + S/128) * 4).
+// out once per head plus k and v once per query block (4 S hd (1 + S/128) * 4,
+// half of it for BF16 operands).
 func (b *Backend) Attention(out, lse, qkv engine.Buf, batch, seq, heads, hd int) {
 	H := heads * hd
-	if !b.need("Attention", req{"out", out, batch * seq * H}, req{"lse", lse, batch * heads * seq}, req{"qkv", qkv, batch * seq * 3 * H}) {
+	if !b.needAny("Attention", req{"out", out, batch * seq * H}) || !b.need("Attention", req{"lse", lse, batch * heads * seq}) ||
+		!b.needAny("Attention", req{"qkv", qkv, batch * seq * 3 * H}) {
 		return
 	}
 	if batch*seq*heads*hd == 0 {
 		return
 	}
 	p := newAttnPlan(seq, heads, hd)
-	per := p.fwdScratch()
+	x16 := isBF16(qkv)
+	per := p.fwdScratch(x16)
 	for w := range b.ws {
 		if cap(b.ws[w].f64) < p.bq4 {
 			b.ws[w].f64 = make([]float64, p.bq4)
 		}
 	}
 	j := &b.jobs.attn
-	*j = attnJob{o: f32s(out), lse: f32s(lse), x: f32s(qkv), p: p, scr: b.scratch(b.threads * per), per: per, ws: b.ws}
+	*j = attnJob{o: operandOf(out), lse: f32s(lse), p: p, scr: b.scratch(b.threads * per), per: per, ws: b.ws}
+	if x16 {
+		j.x16 = bf16s(qkv)
+	} else {
+		j.x = f32s(qkv)
+	}
 	b.pool.run(j, batch*heads*p.nqb, 1)
 	*j = attnJob{}
 }
 
 // attnBackJob is the backward pass; a unit is one head of one batch row.
+//
+// With a BF16 qkv (x16 set) the unit widens its head's values, then its
+// keys, into the worker's scratch (packing each transposed, and keeping
+// the keys for dQ), and each query block's queries; with a BF16 out, each
+// row of O is widened for its rowsum(dO * O). The kernels then run on the
+// copies exactly as on float32 operands.
 type attnBackJob struct {
-	dx, dO, x, o, lse []float32
-	p                 attnPlan
-	scr               []float32 // per-worker scratch, per floats apiece
-	per               int
+	dx, dO, x, lse []float32
+	x16            []uint16
+	o              operand
+	p              attnPlan
+	scr            []float32 // per-worker scratch, per floats apiece
+	per            int
 }
 
 // bwdScratch is the backward's scratch per worker: transposed keys and
 // values, the dK and dV accumulators of a head (block kb's rows at
 // kb*bkp*hd), the packed Q and dO of a query block, its P and dP tiles,
-// its dQ accumulator, lse and D = rowsum(dO * O).
-func (p *attnPlan) bwdScratch() int {
-	return roundUp(4*p.panelLen()+3*p.bq4*p.hd+2*p.bq4*p.bkp+2*p.bq4, 16)
+// its dQ accumulator, lse and D = rowsum(dO * O); with BF16 operands, then
+// the head's widened keys, a block's widened queries and a widened row of O.
+func (p *attnPlan) bwdScratch(bf16 bool) int {
+	n := 4*p.panelLen() + 3*p.bq4*p.hd + 2*p.bq4*p.bkp + 2*p.bq4
+	if bf16 {
+		n += (p.seq + p.bq4 + 1) * p.hd
+	}
+	return roundUp(n, 16)
 }
 
 func (j *attnBackJob) run(w, lo, hi int) {
@@ -311,29 +400,56 @@ func (j *attnBackJob) run(w, lo, hi int) {
 	dq, s := s[:bq4*hd], s[bq4*hd:]
 	P, s := s[:bq4*bkp], s[bq4*bkp:]
 	dP, s := s[:bq4*bkp], s[bq4*bkp:]
-	L, D := s[:bq4], s[bq4:2*bq4]
+	L, D, s := s[:bq4], s[bq4:2*bq4], s[2*bq4:]
+	var kw, qw, orow []float32 // BF16 operands: the head's keys, a block's queries, a row of O
+	if j.x16 != nil || j.o.is16 {
+		kw, qw, orow = s[:p.seq*hd], s[p.seq*hd:(p.seq+bq4)*hd], s[(p.seq+bq4)*hd:(p.seq+bq4+1)*hd]
+	}
 	for bh := lo; bh < hi; bh++ {
 		if bh+1 < hi && p.seq*hd <= attnPrefetchMax/2 {
 			j.prefetch(bh + 1)
 		}
 		b, h := bh/p.heads, bh%p.heads
-		xb, dxb := j.x[b*p.seq*ld:], j.dx[b*p.seq*ld:]
-		dob, ob := j.dO[b*p.seq*H+h*hd:], j.o[b*p.seq*H+h*hd:]
+		dxb := j.dx[b*p.seq*ld:]
+		dob, o0 := j.dO[b*p.seq*H+h*hd:], b*p.seq*H+h*hd
 		lb := j.lse[(b*p.heads+h)*p.seq:]
-		p.packT(kt, xb[H+h*hd:])
-		p.packT(vt, xb[2*H+h*hd:])
+		// The head's rows in float32: queries xb[h*hd:] and keys k, ldk apart.
+		var xb, k []float32
+		ldk := ld
+		if j.x16 == nil {
+			xb = j.x[b*p.seq*ld:]
+			p.packT(kt, xb[H+h*hd:], ld)
+			p.packT(vt, xb[2*H+h*hd:], ld)
+			k = xb[H+h*hd:]
+		} else {
+			xh := j.x16[b*p.seq*ld:]
+			widenHeadRows(kw, xh[2*H+h*hd:], ld, p.seq, hd)
+			p.packT(vt, kw, hd)
+			widenHeadRows(kw, xh[H+h*hd:], ld, p.seq, hd)
+			p.packT(kt, kw, hd)
+			k, ldk = kw, hd
+		}
 		clear(dk)
 		clear(dv)
 		for qb := 0; qb < p.nqb; qb++ {
 			i0, i1 := p.qBlock(qb)
 			nq := i1 - i0
 			g := ceilDiv(nq, 4)
-			packRows4(qs, xb[i0*ld+h*hd:], ld, nq, hd)
+			// q: the block's queries, ldq apart.
+			var q []float32
+			ldq := ld
+			if j.x16 == nil {
+				q = xb[i0*ld+h*hd:]
+			} else {
+				widenHeadRows(qw, j.x16[(b*p.seq+i0)*ld+h*hd:], ld, nq, hd)
+				q, ldq = qw, hd
+			}
+			packRows4(qs, q, ldq, nq, hd)
 			packRows4(dos, dob[i0*H:], H, nq, hd)
 			for r := 0; r < nq; r++ {
 				i := i0 + r
 				L[r] = lb[i]
-				D[r] = float32(dot64(dob[i*H:i*H+hd], ob[i*H:i*H+hd]))
+				D[r] = float32(dot64(dob[i*H:i*H+hd], j.o.load(orow, o0+i*H, o0+i*H+hd)))
 			}
 			clear(dq[:4*g*hd])
 			for kb := 0; kb < p.nkb; kb++ {
@@ -354,8 +470,8 @@ func (j *attnBackJob) run(w, lo, hi int) {
 					pdsub(dP[r*bkp:r*bkp+nkp], P[r*bkp:r*bkp+nkp], D[r])
 				}
 				// dP now holds dS = P (dP - D); dK_j += sum_i dS_ij q_i, dQ_i += sum_j dS_ij k_j.
-				axpyRows(dk[kb*bkp*hd:], hd, dP, 1, bkp, xb[i0*ld+h*hd:], ld, nq, hd, gk)
-				axpyRows(dq, hd, dP, bkp, 1, xb[j0*ld+H+h*hd:], ld, nk, hd, g)
+				axpyRows(dk[kb*bkp*hd:], hd, dP, 1, bkp, q, ldq, nq, hd, gk)
+				axpyRows(dq, hd, dP, bkp, 1, k[j0*ldk:], ldk, nk, hd, g)
 			}
 			for r := 0; r < nq; r++ {
 				dst := dxb[(i0+r)*ld+h*hd : (i0+r)*ld+h*hd+hd]
@@ -378,40 +494,53 @@ func (j *attnBackJob) run(w, lo, hi int) {
 }
 
 // prefetch fetches the rows of head bh that the backward reads (q, k, v,
-// dO and O) and writes (dq, dk, dv), for short sequences only.
+// dO and O) and writes (dq, dk, dv), for short sequences only; rows of a
+// BF16 qkv or out are not prefetched (prefetchRows steps in float32 rows).
 func (j *attnBackJob) prefetch(bh int) {
 	p := &j.p
 	b, h := bh/p.heads, bh%p.heads
-	xb, dxb := j.x[b*p.seq*p.ld:], j.dx[b*p.seq*p.ld:]
+	dxb := j.dx[b*p.seq*p.ld:]
 	for part := 0; part < 3; part++ {
-		prefetch(xb[part*p.H+h*p.hd:], p.ld, p.seq, p.hd)
+		if j.x16 == nil {
+			prefetch(j.x[b*p.seq*p.ld+part*p.H+h*p.hd:], p.ld, p.seq, p.hd)
+		}
 		prefetch(dxb[part*p.H+h*p.hd:], p.ld, p.seq, p.hd)
 	}
 	prefetch(j.dO[b*p.seq*p.H+h*p.hd:], p.H, p.seq, p.hd)
-	prefetch(j.o[b*p.seq*p.H+h*p.hd:], p.H, p.seq, p.hd)
+	if !j.o.is16 {
+		prefetch(j.o.f[b*p.seq*p.H+h*p.hd:], p.H, p.seq, p.hd)
+	}
 }
 
 // AttentionBackward implements engine.Backend in blocks (see attnPlan),
 // one unit per head: P = e^(q k^T/sqrt(hd) - lse) recomputed per block,
 // dV = P^T dO, dP = dO V^T, dS = P (dP - rowsum(dO * O)),
-// dQ = dS K / sqrt(hd), dK = dS^T Q / sqrt(hd).
+// dQ = dS K / sqrt(hd), dK = dS^T Q / sqrt(hd). qkv and out may be BF16
+// (engine.BF16Activations): the result is that of their widened values.
 // FLOPs 10 S^2 hd per head (8 for the gradients, 2 to recompute the
 // scores); bytes: qkv, out, dout and dqkv once, q and dO once per key
 // block ((9 S hd + 2 S hd S/512) * 4).
 func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse engine.Buf, batch, seq, heads, hd int) {
 	H := heads * hd
-	if !b.need("AttentionBackward", req{"dqkv", dqkv, batch * seq * 3 * H}, req{"dout", dout, batch * seq * H},
-		req{"qkv", qkv, batch * seq * 3 * H}, req{"out", out, batch * seq * H}, req{"lse", lse, batch * heads * seq}) {
+	if !b.need("AttentionBackward", req{"dqkv", dqkv, batch * seq * 3 * H}, req{"dout", dout, batch * seq * H}) ||
+		!b.needAny("AttentionBackward", req{"qkv", qkv, batch * seq * 3 * H}, req{"out", out, batch * seq * H}) ||
+		!b.need("AttentionBackward", req{"lse", lse, batch * heads * seq}) {
 		return
 	}
 	if batch*seq*heads*hd == 0 {
 		return
 	}
 	p := newAttnPlan(seq, heads, hd)
-	per := p.bwdScratch()
+	x16 := isBF16(qkv)
+	per := p.bwdScratch(x16 || isBF16(out))
 	j := &b.jobs.attnBack
-	*j = attnBackJob{dx: f32s(dqkv), dO: f32s(dout), x: f32s(qkv), o: f32s(out), lse: f32s(lse), p: p,
+	*j = attnBackJob{dx: f32s(dqkv), dO: f32s(dout), o: operandOf(out), lse: f32s(lse), p: p,
 		scr: b.scratch(b.threads * per), per: per}
+	if x16 {
+		j.x16 = bf16s(qkv)
+	} else {
+		j.x = f32s(qkv)
+	}
 	b.pool.run(j, batch*heads, 1)
 	*j = attnBackJob{}
 }
