@@ -299,24 +299,31 @@ func (j *attnJob) run(w, lo, hi int) {
 
 // prefetch fetches what unit u reads and writes first: its queries and
 // output rows, and the keys and values when it starts a new head (if they
-// fit in L2 with room to spare). Rows of a BF16 qkv or out are not
-// prefetched (prefetchRows steps in float32 rows).
+// fit in L2 with room to spare), in float32 or bf16.
 func (j *attnJob) prefetch(u int) {
 	p := &j.p
 	bh, qb := u/p.nqb, u%p.nqb
 	b, h := bh/p.heads, bh%p.heads
 	i0, i1 := p.qBlock(qb)
-	if !j.o.is16 {
-		prefetch(j.o.f[(b*p.seq+i0)*p.H+h*p.hd:], p.H, i1-i0, p.hd)
+	if o := (b*p.seq+i0)*p.H + h*p.hd; j.o.is16 {
+		prefetch16(j.o.h[o:], p.H, i1-i0, p.hd)
+	} else {
+		prefetch(j.o.f[o:], p.H, i1-i0, p.hd)
 	}
+	kv := qb == 0 && p.seq*p.hd <= attnPrefetchMax
+	x0 := b*p.seq*p.ld + h*p.hd
 	if j.x16 != nil {
+		prefetch16(j.x16[x0+i0*p.ld:], p.ld, i1-i0, p.hd)
+		if kv {
+			prefetch16(j.x16[x0+p.H:], p.ld, p.seq, p.hd)
+			prefetch16(j.x16[x0+2*p.H:], p.ld, p.seq, p.hd)
+		}
 		return
 	}
-	xb := j.x[b*p.seq*p.ld:]
-	prefetch(xb[i0*p.ld+h*p.hd:], p.ld, i1-i0, p.hd)
-	if qb == 0 && p.seq*p.hd <= attnPrefetchMax {
-		prefetch(xb[p.H+h*p.hd:], p.ld, p.seq, p.hd)
-		prefetch(xb[2*p.H+h*p.hd:], p.ld, p.seq, p.hd)
+	prefetch(j.x[x0+i0*p.ld:], p.ld, i1-i0, p.hd)
+	if kv {
+		prefetch(j.x[x0+p.H:], p.ld, p.seq, p.hd)
+		prefetch(j.x[x0+2*p.H:], p.ld, p.seq, p.hd)
 	}
 }
 
@@ -494,21 +501,25 @@ func (j *attnBackJob) run(w, lo, hi int) {
 }
 
 // prefetch fetches the rows of head bh that the backward reads (q, k, v,
-// dO and O) and writes (dq, dk, dv), for short sequences only; rows of a
-// BF16 qkv or out are not prefetched (prefetchRows steps in float32 rows).
+// dO and O, in float32 or bf16) and writes (dq, dk, dv), for short
+// sequences only.
 func (j *attnBackJob) prefetch(bh int) {
 	p := &j.p
 	b, h := bh/p.heads, bh%p.heads
-	dxb := j.dx[b*p.seq*p.ld:]
+	x0, o0 := b*p.seq*p.ld+h*p.hd, b*p.seq*p.H+h*p.hd
 	for part := 0; part < 3; part++ {
-		if j.x16 == nil {
-			prefetch(j.x[b*p.seq*p.ld+part*p.H+h*p.hd:], p.ld, p.seq, p.hd)
+		if j.x16 != nil {
+			prefetch16(j.x16[x0+part*p.H:], p.ld, p.seq, p.hd)
+		} else {
+			prefetch(j.x[x0+part*p.H:], p.ld, p.seq, p.hd)
 		}
-		prefetch(dxb[part*p.H+h*p.hd:], p.ld, p.seq, p.hd)
+		prefetch(j.dx[x0+part*p.H:], p.ld, p.seq, p.hd)
 	}
-	prefetch(j.dO[b*p.seq*p.H+h*p.hd:], p.H, p.seq, p.hd)
-	if !j.o.is16 {
-		prefetch(j.o.f[b*p.seq*p.H+h*p.hd:], p.H, p.seq, p.hd)
+	prefetch(j.dO[o0:], p.H, p.seq, p.hd)
+	if j.o.is16 {
+		prefetch16(j.o.h[o0:], p.H, p.seq, p.hd)
+	} else {
+		prefetch(j.o.f[o0:], p.H, p.seq, p.hd)
 	}
 }
 

@@ -1,5 +1,7 @@
 package cpu
 
+import "unsafe"
+
 // The attention kernels' vector variants (attn_amd64.s); the Go wrappers
 // in attention.go check the bounds and do what is left.
 
@@ -105,6 +107,24 @@ func prefetch(x []float32, ld, rows, n int) {
 	}
 	_ = x[(rows-1)*ld+n-1]
 	prefetchRows(&x[0], ld, rows, (n*4+63)/64+1)
+}
+
+// prefetch16 is prefetch for rows of n bf16 elements, ld apart, starting
+// at x[0] (a BF16 qkv's or out's rows). prefetchRows steps in float32
+// rows, so an even ld is handed over halved and an odd one row by row.
+func prefetch16(x []uint16, ld, rows, n int) {
+	if rows <= 0 || n < 2 {
+		return
+	}
+	_ = x[(rows-1)*ld+n-1]
+	lines := (n*2+63)/64 + 1
+	if ld%2 == 0 {
+		prefetchRows((*float32)(unsafe.Pointer(&x[0])), ld/2, rows, lines)
+		return
+	}
+	for r := 0; r < rows; r++ {
+		prefetchRows((*float32)(unsafe.Pointer(&x[r*ld])), 0, 1, lines)
+	}
 }
 
 //go:noescape

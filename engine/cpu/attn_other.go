@@ -15,3 +15,5 @@ func archAxpyRows(o []float32, ldo int, c []float32, rs, ks int, x []float32, ld
 func archPack4(blk, src []float32, ld, hd int) int { return 0 }
 
 func prefetch(x []float32, ld, rows, n int) {}
+
+func prefetch16(x []uint16, ld, rows, n int) {}
