@@ -187,7 +187,10 @@ func padInf(x []float32) {
 // worker, consecutive units sharing them), and its block's queries. The
 // kernels then run on those copies, row stride hd, exactly as on a
 // float32 qkv. A BF16 out gets each output row, computed in the
-// accumulator, rounded.
+// accumulator, rounded. With several query blocks per head (ARC's 916
+// tokens are 8) a head whose blocks two workers share has its keys and
+// values widened by both, as both pack its transposed keys: a little
+// extra work at the seams of the split, none per block otherwise.
 type attnJob struct {
 	x, lse []float32
 	x16    []uint16
