@@ -217,6 +217,15 @@ func packTrans(kern *kernel, dst, src []float32, ld, rows, width, kc, ds int) {
 // with exactly the rounding steps the kernel uses for full tiles
 // (t = alpha*acc; C = beta*C + t), so tile position never changes results.
 func (p *problem) computeRow(kern *kernel, a *float32, sa int, bp []float32, directB bool, tile []float32, ir, jr0, jr1, jc, pc, kcb int) {
+	if p.c16 != nil {
+		p.computeRow16(kern, a, sa, bp, directB, tile, ir, jr0, jr1, jc, pc, kcb)
+		return
+	}
+	p.computeRowF32(kern, a, sa, bp, directB, tile, ir, jr0, jr1, jc, pc, kcb)
+}
+
+// computeRowF32 is computeRow into the float32 C.
+func (p *problem) computeRowF32(kern *kernel, a *float32, sa int, bp []float32, directB bool, tile []float32, ir, jr0, jr1, jc, pc, kcb int) {
 	mr, nr := kern.mr, kern.nr
 	i0 := ir * mr
 	mv := min(mr, p.m-i0)

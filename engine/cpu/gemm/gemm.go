@@ -153,6 +153,10 @@ type problem struct {
 	// a16 and b16, when not nil, hold A and B as bf16 bit patterns in
 	// place of a and b (SgemmBF16Mixed); the packing reads them (mixed.go).
 	a16, b16 []uint16
+	// c16, when not nil, is C stored as bf16 (SgemmBF16MixedC16): c is
+	// then float32 scratch in C's layout, and each tile of the result is
+	// rounded into c16 once its last K block is done (c16.go).
+	c16 []uint16
 }
 
 // lenA and lenB are the lengths of the operands in whichever form they
@@ -214,10 +218,17 @@ func (p *problem) validate(strideA, strideB, strideC, batch int) {
 		check("b", br, bc, p.ldb, strideB, p.lenB())
 	}
 	check("c", p.m, p.n, p.ldc, strideC, len(p.c))
+	if p.c16 != nil {
+		check("c16", p.m, p.n, p.ldc, strideC, len(p.c16))
+	}
 }
 
 // scaleC performs C = beta*C, the whole operation when k == 0 or alpha == 0.
 func (p *problem) scaleC() {
+	if p.c16 != nil {
+		p.scaleC16()
+		return
+	}
 	for i := 0; i < p.m; i++ {
 		row := p.c[i*p.ldc : i*p.ldc+p.n]
 		if p.beta == 0 {
@@ -265,6 +276,9 @@ func (bt *batched) item(i int) problem {
 		}
 	}
 	p.c = p.c[i*bt.strideC:]
+	if p.c16 != nil {
+		p.c16 = p.c16[i*bt.strideC:]
+	}
 	return p
 }
 
