@@ -274,10 +274,11 @@ func testBF16ActOps(t *testing.T, h *harness) {
 
 // testBF16ActGemm checks Gemm into a BF16 C against the same backend's
 // Gemm into a float32 C holding the same values, rounded: in whatever
-// GEMM precision the backend computes, over float32 and BF16 A and B.
+// GEMM precision the backend computes, over float32 and BF16 A and B,
+// with a k of one K block of the CPU's GEMMs and of several.
 func testBF16ActGemm(c bf16ActCheck) {
 	h, be := c.h, c.h.be
-	for _, sh := range []struct{ m, n, k, batch int }{{37, 29, 45, 1}, {17, 33, 9, 3}, {130, 96, 200, 1}, {1, 70, 16, 2}} {
+	for _, sh := range []struct{ m, n, k, batch int }{{37, 29, 45, 1}, {17, 33, 9, 3}, {130, 96, 200, 1}, {1, 70, 16, 2}, {20, 40, 600, 2}} {
 		for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
 			for _, beta := range []float32{0, 0.5} {
 				ta, tb := tr[0], tr[1]
