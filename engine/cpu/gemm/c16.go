@@ -25,29 +25,45 @@ package gemm
 // in c16 (row stride ldc): c16 receives the bf16 rounding (to nearest
 // even on the bits, a NaN quieted) of the float32 C that SgemmBF16Mixed
 // would compute from the widened c16. c is float32 scratch in C's layout
-// (as long as c16 needs): a product whose k spans several K blocks keeps
-// its partial sums there; its contents are unspecified afterwards. Only
-// the m x n elements of C are read and written. It panics when
-// BF16Supported reports false.
+// (as long as c16 needs), where a product whose k spans several K blocks
+// keeps its partial sums; its contents are unspecified afterwards. It may
+// be nil when C16NeedsScratch(k) is false. Only the m x n elements of C
+// are read and written. It panics when BF16Supported reports false.
 func SgemmBF16MixedC16(transA, transB bool, m, n, k int, alpha float32, a []float32, a16 []uint16, lda int, b []float32, b16 []uint16, ldb int, beta float32, c16 []uint16, c []float32, ldc int) {
-	pr := mixedProblem(transA, transB, m, n, k, alpha, a, a16, lda, b, b16, ldb, beta, c, ldc)
-	pr.c16 = c16
-	if c16 == nil {
-		pr.c16 = []uint16{}
-	}
-	solve(bf16KernelOrPanic(), &pr)
+	kern := bf16KernelOrPanic()
+	pr := c16Problem(kern, transA, transB, m, n, k, alpha, a, a16, lda, b, b16, ldb, beta, c16, c, ldc)
+	solve(kern, &pr)
 }
 
 // SgemmStridedBatchedBF16MixedC16 is SgemmStridedBatchedBF16Mixed with C
 // stored as bf16 as in SgemmBF16MixedC16: matrix i of C is at
 // c16[i*strideC:], its scratch at c[i*strideC:].
 func SgemmStridedBatchedBF16MixedC16(transA, transB bool, m, n, k int, alpha float32, a []float32, a16 []uint16, lda, strideA int, b []float32, b16 []uint16, ldb, strideB int, beta float32, c16 []uint16, c []float32, ldc, strideC int, batch int) {
+	kern := bf16KernelOrPanic()
+	pr := c16Problem(kern, transA, transB, m, n, k, alpha, a, a16, lda, b, b16, ldb, beta, c16, c, ldc)
+	solveBatched(kern, &pr, strideA, strideB, strideC, batch)
+}
+
+// C16NeedsScratch reports whether SgemmBF16MixedC16 of depth k needs its
+// float32 scratch: whether k spans several K blocks of the bf16 GEMM (a
+// product of one block rounds each tile straight from the kernel's). It
+// is false where BF16Supported is false.
+func C16NeedsScratch(k int) bool {
+	return BF16Supported() && k > bf16Active().kc
+}
+
+// c16Problem builds the problem of SgemmBF16MixedC16 for kern, panicking
+// when the scratch it needs is missing.
+func c16Problem(kern *kernel, transA, transB bool, m, n, k int, alpha float32, a []float32, a16 []uint16, lda int, b []float32, b16 []uint16, ldb int, beta float32, c16 []uint16, c []float32, ldc int) problem {
 	pr := mixedProblem(transA, transB, m, n, k, alpha, a, a16, lda, b, b16, ldb, beta, c, ldc)
 	pr.c16 = c16
 	if c16 == nil {
-		pr.c16 = []uint16{}
+		pr.c16 = []uint16{} // validated as an empty C
 	}
-	solveBatched(bf16KernelOrPanic(), &pr, strideA, strideB, strideC, batch)
+	if c == nil && k > kern.kc && alpha != 0 && m > 0 && n > 0 {
+		panic("gemm: a bf16 C of depth k > one K block needs its float32 scratch (C16NeedsScratch)")
+	}
+	return pr
 }
 
 // computeRow16 is computeRow for a C stored as bf16 (p.c16).

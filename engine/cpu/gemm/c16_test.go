@@ -69,7 +69,8 @@ func c16Want(kern *kernel, pr problem, c16 []uint16, strideA, strideB, strideC, 
 // TestSgemmBF16MixedC16: a bf16 C rounded tile by tile gives, bit for bit,
 // the float32 product into the widened C rounded afterwards, with each
 // bf16 kernel, float32 and bf16 operands, every transpose case, one K
-// block and several (the partial sums in the scratch), edge tiles, beta 0
+// block (with no scratch) and several (the partial sums in the scratch),
+// edge tiles, beta 0
 // (C's NaNs ignored), 1 and otherwise, alpha 0 and k 0, 1 and 3 threads;
 // the elements of C outside the product keep their bits.
 func TestSgemmBF16MixedC16(t *testing.T) {
@@ -94,7 +95,10 @@ func TestSgemmBF16MixedC16(t *testing.T) {
 					pr := mixedProblem(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, x16, tc.lda, tc.b, nil, tc.ldb, tc.beta, nil, tc.ldc)
 					want := c16Want(kern, pr, c16, 0, 0, 0, 1, nt)
 					got := append([]uint16(nil), c16...)
-					pr.c, pr.c16 = make([]float32, len(got)), got
+					pr.c, pr.c16 = nil, got
+					if tc.k > kern.kc {
+						pr.c = make([]float32, len(got))
+					}
 					withThreads(nt, func() { solve(kern, &pr) })
 					for j := range want {
 						if got[j] != want[j] {
@@ -105,6 +109,24 @@ func TestSgemmBF16MixedC16(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestC16Scratch: the float32 scratch is needed exactly when k spans
+// several K blocks, and a missing one is refused rather than written
+// through.
+func TestC16Scratch(t *testing.T) {
+	skipNoBF16(t)
+	kc := bf16Active().kc
+	if C16NeedsScratch(kc) || !C16NeedsScratch(kc+1) {
+		t.Fatalf("C16NeedsScratch(%d) = %v, C16NeedsScratch(%d) = %v: want false, true", kc, C16NeedsScratch(kc), kc+1, C16NeedsScratch(kc+1))
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("SgemmBF16MixedC16 of several K blocks ran without its scratch")
+		}
+	}()
+	k := kc + 1
+	SgemmBF16MixedC16(false, false, 2, 2, k, 1, make([]float32, 2*k), nil, k, make([]float32, 2*k), nil, 2, 0, make([]uint16, 4), nil, 2)
 }
 
 // TestSgemmStridedBatchedBF16MixedC16: the exported entry points, through
@@ -126,12 +148,16 @@ func TestSgemmStridedBatchedBF16MixedC16(t *testing.T) {
 				pr := mixedProblem(false, true, m, n, k, 1, a, nil, tc.lda, nil, b16, tc.ldb, beta, nil, tc.ldc)
 				want := c16Want(bf16KernelOrPanic(), pr, c16, sa, sb, sc, batch, nt)
 				got := append([]uint16(nil), c16...)
+				var scratch []float32
+				if C16NeedsScratch(k) {
+					scratch = make([]float32, len(got))
+				}
 				withThreads(nt, func() {
 					if batch == 1 {
-						SgemmBF16MixedC16(false, true, m, n, k, 1, a, nil, tc.lda, nil, b16, tc.ldb, beta, got, make([]float32, len(got)), tc.ldc)
+						SgemmBF16MixedC16(false, true, m, n, k, 1, a, nil, tc.lda, nil, b16, tc.ldb, beta, got, scratch, tc.ldc)
 						return
 					}
-					SgemmStridedBatchedBF16MixedC16(false, true, m, n, k, 1, a, nil, tc.lda, sa, nil, b16, tc.ldb, sb, beta, got, make([]float32, len(got)), tc.ldc, sc, batch)
+					SgemmStridedBatchedBF16MixedC16(false, true, m, n, k, 1, a, nil, tc.lda, sa, nil, b16, tc.ldb, sb, beta, got, scratch, tc.ldc, sc, batch)
 				})
 				for j := range want {
 					if got[j] != want[j] {

@@ -217,9 +217,13 @@ func (p *problem) validate(strideA, strideB, strideC, batch int) {
 		check("a", ar, ac, p.lda, strideA, p.lenA())
 		check("b", br, bc, p.ldb, strideB, p.lenB())
 	}
-	check("c", p.m, p.n, p.ldc, strideC, len(p.c))
-	if p.c16 != nil {
-		check("c16", p.m, p.n, p.ldc, strideC, len(p.c16))
+	if p.c16 == nil {
+		check("c", p.m, p.n, p.ldc, strideC, len(p.c))
+		return
+	}
+	check("c16", p.m, p.n, p.ldc, strideC, len(p.c16))
+	if p.c != nil {
+		check("c", p.m, p.n, p.ldc, strideC, len(p.c))
 	}
 }
 
@@ -275,7 +279,9 @@ func (bt *batched) item(i int) problem {
 			p.b = p.b[i*bt.strideB:]
 		}
 	}
-	p.c = p.c[i*bt.strideC:]
+	if p.c != nil { // nil only as the unneeded scratch of a bf16 C
+		p.c = p.c[i*bt.strideC:]
+	}
 	if p.c16 != nil {
 		p.c16 = p.c16[i*bt.strideC:]
 	}
