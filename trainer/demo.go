@@ -71,7 +71,7 @@ func BuildDemoData(dir string, log io.Writer) error {
 // seeds 1 to 10 is 98.5-100% (mean 99.35), where lr 3e-3 and 20 epochs
 // (248 steps) stopped while still climbing, at 90.5-99.5% (mean 96.7); lr
 // 5e-3 at 20 epochs gave 97.5-100% (mean 98.65), and 7e-3 at 20 epochs was
-// no better than 5e-3 (go run ./bench/demoseeds -seeds 1-10 -gemm fp32
+// no better than 5e-3 (go run ./bench/demoseeds -seeds 1-10 -precision fp32
 // lr=... epochs=...). A demo
 // that converges on every seed is also what makes a comparison of two runs
 // (bf16 against fp32 GEMMs, a change to the engine) mean something on a

@@ -10,19 +10,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/engine/cpu"
 	"github.com/tinyrecursive/trm/engine/cpu/gemm"
 )
 
-// AgreementEnv, set to 1, runs TestBF16AgreesWithFP32: six demo trainings,
-// minutes of CPU, too long for the default `go test ./...`
+// AgreementEnv, set to 1, runs TestBF16AgreesWithFP32: nine demo
+// trainings, minutes of CPU, too long for the default `go test ./...`
 // (`make test-demo-bf16` runs it).
 const AgreementEnv = "TRM_DEMO_AGREEMENT"
 
 // TestBF16AgreesWithFP32 is the demo's statement of bf16 training: the
-// demo trained on seeds 1, 2 and 3 with bf16 GEMM operands
-// (cpu.GemmBF16) reaches a mean held-out exact accuracy within one point
-// (two of the 200 puzzles) of the same seeds in fp32. The seeds are fixed
+// demo trained on seeds 1, 2 and 3 with bf16 GEMM operands (cpu.GemmBF16),
+// and with bf16 activations on top of them, reaches a mean held-out exact
+// accuracy within one point (two of the 200 puzzles) of the same seeds in
+// fp32. The seeds are fixed
 // ahead, not chosen; each run is deterministic, so the test gives the same
 // table on every machine with AVX512_BF16 (elsewhere bf16 cannot run and
 // the test is skipped).
@@ -34,12 +36,12 @@ func TestBF16AgreesWithFP32(t *testing.T) {
 		t.Skip("this CPU lacks AVX512_BF16: the bf16 GEMM mode cannot run here")
 	}
 	// Past that check the bf16 backend must open: any other error fails.
-	if _, err := cpu.NewWithOptions(cpu.Options{Gemm: cpu.GemmBF16}); err != nil {
+	if _, err := cpu.NewWithOptions(cpu.Options{Gemm: cpu.GemmBF16, Activations: engine.BF16}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	var log bytes.Buffer
-	res, err := Study(context.Background(), t.TempDir(), []uint64{1, 2, 3}, []cpu.GemmMode{cpu.GemmFP32, cpu.GemmBF16}, 0, nil, &log)
+	res, err := Study(context.Background(), t.TempDir(), []uint64{1, 2, 3}, []Precision{FP32, BF16, BF16Act}, 0, nil, &log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,12 +51,14 @@ func TestBF16AgreesWithFP32(t *testing.T) {
 	for _, row := range res.Runs {
 		for _, r := range row {
 			if r.Count != 200 {
-				t.Fatalf("seed %d %s: scored on %d held-out puzzles, want the demo's 200", r.Seed, r.Gemm, r.Count)
+				t.Fatalf("seed %d %s: scored on %d held-out puzzles, want the demo's 200", r.Seed, r.Precision, r.Count)
 			}
 		}
 	}
-	if d := res.Mean(1) - res.Mean(0); math.Abs(d) > 1 {
-		t.Errorf("mean held-out exact accuracy bf16 %.2f, fp32 %.2f: %+.2f points apart, want within 1", res.Mean(1), res.Mean(0), d)
+	for j := 1; j < len(res.Precisions); j++ {
+		if d := res.Mean(j) - res.Mean(0); math.Abs(d) > 1 {
+			t.Errorf("mean held-out exact accuracy %s %.2f, fp32 %.2f: %+.2f points apart, want within 1", res.Precisions[j], res.Mean(j), res.Mean(0), d)
+		}
 	}
 }
 
@@ -76,16 +80,25 @@ func TestParseSeeds(t *testing.T) {
 	if _, err := parseModes("fp32,bf8"); err == nil || !strings.Contains(err.Error(), "bf8") {
 		t.Errorf("bf8: error %v", err)
 	}
+	ps, err := parseModes("fp32, bf16,bf16act")
+	if want := []Precision{FP32, BF16, BF16Act}; err != nil || !reflect.DeepEqual(ps, want) {
+		t.Errorf("fp32, bf16,bf16act: %v, %v; want %v", ps, err, want)
+	}
+	for _, p := range ps {
+		if got, err := parseModes(p.String()); err != nil || got[0] != p {
+			t.Errorf("%v does not parse back: %v, %v", p, got, err)
+		}
+	}
 }
 
 // TestResultsStats: the means, the paired difference's mean and sample
 // standard deviation, and the table, on three seeds worked by hand.
 func TestResultsStats(t *testing.T) {
-	r := &Results{Seeds: []uint64{1, 2, 3}, Gemms: []cpu.GemmMode{cpu.GemmFP32, cpu.GemmBF16}}
+	r := &Results{Seeds: []uint64{1, 2, 3}, Precisions: []Precision{FP32, BF16}}
 	for i, p := range [][2]float64{{99.5, 99}, {97, 95.5}, {96, 93}} {
 		r.Runs = append(r.Runs, []Result{
-			{Seed: r.Seeds[i], Gemm: cpu.GemmFP32, Exact: p[0], Count: 200},
-			{Seed: r.Seeds[i], Gemm: cpu.GemmBF16, Exact: p[1], Count: 200},
+			{Seed: r.Seeds[i], Precision: FP32, Exact: p[0], Count: 200},
+			{Seed: r.Seeds[i], Precision: BF16, Exact: p[1], Count: 200},
 		})
 	}
 	// Differences -0.5, -1.5, -3: mean -5/3, deviations 7/6, 1/6, -4/3,

@@ -1,10 +1,14 @@
 // Command demoseeds trains the built-in demo (`trm-train` with no
 // arguments: trainer.DefaultDemo on trainer.BuildDemoData) once per seed
-// and GEMM precision, in-process, and prints the held-out exact accuracy
-// of each run, per seed and averaged, with the paired difference of each
+// and precision, in-process, and prints the held-out exact accuracy of
+// each run, per seed and averaged, with the paired difference of each
 // precision from the first one:
 //
-//	go run ./bench/demoseeds -seeds 1,2,3 -gemm fp32,bf16 [key=value ...]
+//	go run ./bench/demoseeds -seeds 1,2,3 -precision fp32,bf16,bf16act [key=value ...]
+//
+// The precisions are the CPU backend's: fp32; bf16, bf16 GEMM operands
+// (TRM_CPU_GEMM=bf16); bf16act, bf16 GEMM operands and bf16 activations
+// between ops (TRM_CPU_GEMM=bf16 TRM_CPU_ACTIVATIONS=bf16).
 //
 // key=value arguments change the demo's configuration as on trm-train's
 // command line (e.g. epochs=30), to study a variant on the same seeds.
@@ -31,13 +35,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/engine/cpu"
 	"github.com/tinyrecursive/trm/trainer"
 )
 
 func main() {
 	seeds := flag.String("seeds", "1,2,3", "comma-separated run seeds (trainer config key seed), or a range like 1-10")
-	modes := flag.String("gemm", "fp32,bf16", "comma-separated GEMM precisions (fp32, bf16); differences are taken from the first")
+	modes := flag.String("precision", "fp32,bf16", "comma-separated precisions (fp32, bf16, bf16act); differences are taken from the first")
 	threads := flag.Int("threads", 0, "worker threads per run (0: all cores)")
 	flag.Parse()
 	ss, err := parseSeeds(*seeds)
@@ -46,7 +51,7 @@ func main() {
 	}
 	ms, err := parseModes(*modes)
 	if err != nil {
-		log.Fatalf("-gemm: %v", err)
+		log.Fatalf("-precision: %v", err)
 	}
 	dir, err := os.MkdirTemp("", "trm-demoseeds-")
 	if err != nil {
@@ -61,15 +66,42 @@ func main() {
 	res.Print(os.Stdout)
 }
 
+// Precision is a CPU backend's arithmetic: its GEMM mode and how it
+// stores activations.
+type Precision struct {
+	Gemm        cpu.GemmMode
+	Activations engine.DType
+}
+
+// The precisions a study compares.
+var (
+	FP32    = Precision{cpu.GemmFP32, engine.F32}
+	BF16    = Precision{cpu.GemmBF16, engine.F32}
+	BF16Act = Precision{cpu.GemmBF16, engine.BF16}
+)
+
+// String names p as -precision does.
+func (p Precision) String() string {
+	switch p {
+	case FP32:
+		return "fp32"
+	case BF16:
+		return "bf16"
+	case BF16Act:
+		return "bf16act"
+	}
+	return fmt.Sprintf("%v GEMM, %v activations", p.Gemm, p.Activations)
+}
+
 // Result is one trained demo run.
 type Result struct {
-	Seed  uint64
-	Gemm  cpu.GemmMode
-	Exact float64 // held-out exact accuracy, in points (percent)
-	Token float64 // held-out cell accuracy, in points
-	Count int     // held-out puzzles scored
-	Steps int
-	Wall  time.Duration
+	Seed      uint64
+	Precision Precision
+	Exact     float64 // held-out exact accuracy, in points (percent)
+	Token     float64 // held-out cell accuracy, in points
+	Count     int     // held-out puzzles scored
+	Steps     int
+	Wall      time.Duration
 	// Curve is the held-out exact accuracy (points) of every evaluation,
 	// the last one included, with the step it was taken at.
 	Curve []EvalPoint
@@ -94,17 +126,17 @@ func (h *curveHook) OnEval(r *trainer.EvalReport) {
 
 // Results are a study's runs, indexed [seed][precision] in the order asked.
 type Results struct {
-	Seeds []uint64
-	Gemms []cpu.GemmMode
-	Runs  [][]Result
+	Seeds      []uint64
+	Precisions []Precision
+	Runs       [][]Result
 }
 
 // Study builds the demo's data under dir (a directory of its own, which it
 // fills) and trains the demo, changed by the key=value overrides, once for
-// every seed and GEMM precision, logging each run's outcome to log.
-func Study(ctx context.Context, dir string, seeds []uint64, gemms []cpu.GemmMode, threads int, overrides []string, log io.Writer) (*Results, error) {
-	if len(seeds) == 0 || len(gemms) == 0 {
-		return nil, errors.New("demoseeds: no seeds or no GEMM precisions")
+// every seed and precision, logging each run's outcome to log.
+func Study(ctx context.Context, dir string, seeds []uint64, precs []Precision, threads int, overrides []string, log io.Writer) (*Results, error) {
+	if len(seeds) == 0 || len(precs) == 0 {
+		return nil, errors.New("demoseeds: no seeds or no precisions")
 	}
 	check := trainer.DemoConfig() // a bad override fails before any training
 	if err := check.SetAll(overrides); err != nil {
@@ -114,10 +146,10 @@ func Study(ctx context.Context, dir string, seeds []uint64, gemms []cpu.GemmMode
 	if err := trainer.BuildDemoData(data, io.Discard); err != nil {
 		return nil, err
 	}
-	out := &Results{Seeds: seeds, Gemms: gemms}
+	out := &Results{Seeds: seeds, Precisions: precs}
 	for _, s := range seeds {
-		row := make([]Result, len(gemms))
-		for j, g := range gemms {
+		row := make([]Result, len(precs))
+		for j, g := range precs {
 			r, err := Train(ctx, data, s, g, threads, overrides)
 			if err != nil {
 				return nil, fmt.Errorf("seed %d, %s: %w", s, g, err)
@@ -137,9 +169,9 @@ func Study(ctx context.Context, dir string, seeds []uint64, gemms []cpu.GemmMode
 
 // Train trains the demo (trainer.DefaultDemo on data, built by
 // trainer.BuildDemoData, changed by the key=value overrides) with the
-// given seed and GEMM precision and returns its final held-out evaluation.
-func Train(ctx context.Context, data string, seed uint64, g cpu.GemmMode, threads int, overrides []string) (Result, error) {
-	be, err := cpu.NewWithOptions(cpu.Options{Threads: threads, Gemm: g})
+// given seed and precision and returns its final held-out evaluation.
+func Train(ctx context.Context, data string, seed uint64, p Precision, threads int, overrides []string) (Result, error) {
+	be, err := cpu.NewWithOptions(cpu.Options{Threads: threads, Gemm: p.Gemm, Activations: p.Activations})
 	if err != nil {
 		return Result{}, err
 	}
@@ -158,14 +190,14 @@ func Train(ctx context.Context, data string, seed uint64, g cpu.GemmMode, thread
 	}
 	f := sum.LastEval.Flat
 	return Result{
-		Seed: seed, Gemm: g,
+		Seed: seed, Precision: p,
 		Exact: 100 * f["all/exact_accuracy"], Token: 100 * f["all/accuracy"], Count: int(f["all/count"]),
 		Steps: sum.Steps, Wall: sum.Wall, Curve: h.curve,
 	}, nil
 }
 
 // Mean returns the mean held-out exact accuracy of precision j (an index
-// into Gemms) over the seeds.
+// into Precisions) over the seeds.
 func (r *Results) Mean(j int) float64 {
 	s := 0.0
 	for _, row := range r.Runs {
@@ -198,11 +230,11 @@ func (r *Results) Diff(j int) (mean, sd float64) {
 func (r *Results) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "seed\t")
-	for _, g := range r.Gemms {
+	for _, g := range r.Precisions {
 		fmt.Fprintf(tw, "%s\t", g)
 	}
-	for _, g := range r.Gemms[1:] {
-		fmt.Fprintf(tw, "%s-%s\t", g, r.Gemms[0])
+	for _, g := range r.Precisions[1:] {
+		fmt.Fprintf(tw, "%s-%s\t", g, r.Precisions[0])
 	}
 	fmt.Fprintln(tw)
 	for i, row := range r.Runs {
@@ -216,19 +248,19 @@ func (r *Results) Print(w io.Writer) {
 		fmt.Fprintln(tw)
 	}
 	fmt.Fprint(tw, "mean\t")
-	for j := range r.Gemms {
+	for j := range r.Precisions {
 		fmt.Fprintf(tw, "%.2f\t", r.Mean(j))
 	}
-	for j := range r.Gemms[1:] {
+	for j := range r.Precisions[1:] {
 		m, _ := r.Diff(j + 1)
 		fmt.Fprintf(tw, "%+.2f\t", m)
 	}
 	fmt.Fprintln(tw)
 	tw.Flush()
 	fmt.Fprintf(w, "held-out exact accuracy in %% of %d puzzles over %d seeds", r.Runs[0][0].Count, len(r.Runs))
-	for j, g := range r.Gemms[1:] {
+	for j, g := range r.Precisions[1:] {
 		m, sd := r.Diff(j + 1)
-		fmt.Fprintf(w, "; %s-%s paired: mean %+.2f, sd %.2f, standard error %.2f", g, r.Gemms[0], m, sd, sd/math.Sqrt(float64(len(r.Runs))))
+		fmt.Fprintf(w, "; %s-%s paired: mean %+.2f, sd %.2f, standard error %.2f", g, r.Precisions[0], m, sd, sd/math.Sqrt(float64(len(r.Runs))))
 	}
 	fmt.Fprintln(w)
 }
@@ -256,15 +288,20 @@ func parseSeeds(s string) ([]uint64, error) {
 	return out, nil
 }
 
-// parseModes parses "fp32,bf16".
-func parseModes(s string) ([]cpu.GemmMode, error) {
-	var out []cpu.GemmMode
+// parseModes parses "fp32,bf16,bf16act".
+func parseModes(s string) ([]Precision, error) {
+	var out []Precision
 	for _, f := range strings.Split(s, ",") {
-		m, err := cpu.ParseGemmMode(strings.TrimSpace(f))
-		if err != nil {
-			return nil, err
+		switch f = strings.TrimSpace(f); f {
+		case "fp32":
+			out = append(out, FP32)
+		case "bf16":
+			out = append(out, BF16)
+		case "bf16act":
+			out = append(out, BF16Act)
+		default:
+			return nil, fmt.Errorf("%q: want fp32, bf16 or bf16act", f)
 		}
-		out = append(out, m)
 	}
 	return out, nil
 }

@@ -13,21 +13,21 @@ import (
 // allocates nothing on the heap once warm, with attention and with the
 // sequence MLP: the ops feed long-lived workers through reused job structs
 // and reuse their scratch and views. Where the CPU has the bf16 GEMM, the
-// bf16 mode is checked too: its bf16 storage reuses its widening and row
-// scratch.
+// bf16 mode is checked too, with and without bf16 activations: its bf16
+// storage reuses its widening and row scratch.
 func TestStepAllocs(t *testing.T) {
-	modes := []cpu.GemmMode{cpu.GemmFP32}
+	opts := []cpu.Options{{Threads: 2}}
 	if gemm.BF16Supported() {
-		modes = append(modes, cpu.GemmBF16)
+		opts = append(opts, cpu.Options{Threads: 2, Gemm: cpu.GemmBF16}, cpu.Options{Threads: 2, Gemm: cpu.GemmBF16, Activations: engine.BF16})
 	}
-	for _, mode := range modes {
+	for _, opt := range opts {
 		for _, mlpT := range []bool{false, true} {
-			testStepAllocs(t, mode, mlpT)
+			testStepAllocs(t, opt, mlpT)
 		}
 	}
 }
 
-func testStepAllocs(t *testing.T, mode cpu.GemmMode, mlpT bool) {
+func testStepAllocs(t *testing.T, opt cpu.Options, mlpT bool) {
 	c := engine.DefaultConfig()
 	c.SeqLen, c.VocabSize, c.NumPuzzleIdentifiers = 16, 11, 3
 	c.HiddenSize, c.NumHeads, c.PuzzleEmbNdim, c.PuzzleEmbLen = 64, 4, 64, 2
@@ -35,7 +35,7 @@ func testStepAllocs(t *testing.T, mode cpu.GemmMode, mlpT bool) {
 	if mlpT {
 		c.MLPT, c.PosEncodings = true, engine.PosNone
 	}
-	be, err := cpu.NewWithOptions(cpu.Options{Threads: 2, Gemm: mode})
+	be, err := cpu.NewWithOptions(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func testStepAllocs(t *testing.T, mode cpu.GemmMode, mlpT bool) {
 		step()
 	}
 	if n := testing.AllocsPerRun(5, step); n != 0 {
-		t.Errorf("%v GEMM, MLPT %v: %v heap allocations per step, want 0", mode, mlpT, n)
+		t.Errorf("%s, MLPT %v: %v heap allocations per step, want 0", be.Name(), mlpT, n)
 	}
 }
 

@@ -2,9 +2,10 @@ package cpu
 
 import "github.com/tinyrecursive/trm/engine"
 
-// bf16 activations (engine.BF16Activations). With Options.Activations
-// set to BF16, the elementwise ops that the contract lists take BF16
-// buffers as well as float32 ones, in any mix: every BF16 input is
+// bf16 activations (engine.BF16Activations). The ops that the contract
+// lists take BF16 buffers as well as float32 ones, in any mix, whatever
+// the options say (Options.Activations only makes a model allocate its
+// activations in bf16): every BF16 input is
 // widened exactly, the op computes in float32 exactly as it does on
 // float32 operands, and a BF16 output is the float32 result rounded to
 // nearest even (roundBF16). So an op on bf16 inputs gives the bits of the

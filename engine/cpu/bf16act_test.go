@@ -7,6 +7,7 @@ import (
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/engine/cpu"
 	"github.com/tinyrecursive/trm/engine/cpu/gemm"
+	"github.com/tinyrecursive/trm/engine/enginetest"
 )
 
 // TestActivationsEnv: TRM_CPU_ACTIVATIONS picks the activation storage
@@ -56,4 +57,24 @@ func TestActivationsEnv(t *testing.T) {
 	if _, err := cpu.NewWithOptions(cpu.Options{Gemm: cpu.GemmFP32, Activations: engine.F64}); err == nil {
 		t.Fatal("float64 activations accepted")
 	}
+}
+
+func bf16ActBackend(t *testing.T, threads int) func() engine.Backend {
+	return func() engine.Backend {
+		b, err := cpu.NewWithOptions(cpu.Options{Threads: threads, Gemm: cpu.GemmBF16, Activations: engine.BF16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+}
+
+// TestBF16Activations runs the bf16-activation mode against fp32 (every
+// op of the contract bit for bit, whole steps within
+// enginetest.BF16ActStep) and checks that its bits do not depend on the
+// thread count.
+func TestBF16Activations(t *testing.T) {
+	skipNoBF16(t)
+	enginetest.RunBF16Activations(t, bf16ActBackend(t, 0), all)
+	t.Run("Determinism", func(t *testing.T) { enginetest.RunDeterminism(t, bf16ActBackend(t, 1), bf16ActBackend(t, 3)) })
 }

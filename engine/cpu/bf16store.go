@@ -17,9 +17,11 @@ import (
 // the float32 it was rounded from: in the bf16 GEMM mode, storing the
 // buffers only GEMMs read in bf16 changes no result.
 //
-// Only GEMM operands, SwiGLU's act and SwiGLUBackward's dgu may be BF16;
-// any other op handed a BF16 buffer panics naming the op, since that is a
-// programming error in the engine, not a data error.
+// Only the operands engine.BF16Activations lists may be BF16 (GEMM
+// operands and C, and the operands of the elementwise ops bf16act.go
+// names); any other op or operand handed a BF16 buffer panics naming the
+// op and the buffer, since that is a programming error in the engine, not
+// a data error.
 
 var _ engine.BF16Storage = (*Backend)(nil)
 
@@ -93,7 +95,7 @@ func isBF16(x engine.Buf) bool {
 // bf16Misuse panics: op was handed a BF16 buffer where it reads or writes
 // float32. Formatting happens only here, so callers stay allocation-free.
 func bf16Misuse(op, name string) {
-	panic(fmt.Sprintf("cpu backend: %s: %s is a bf16 buffer; only GEMM operands, SwiGLU's act and SwiGLUBackward's dgu may be stored in bf16", op, name))
+	panic(fmt.Sprintf("cpu backend: %s: %s is a bf16 buffer; this operand takes float32 only (engine.BF16Activations lists the operands that may be bf16)", op, name))
 }
 
 // widenJob widens a BF16 buffer into float32 scratch.

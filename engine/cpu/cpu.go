@@ -30,11 +30,16 @@ type Backend struct {
 	// (gemmOperand), gemmB the second one when both are BF16; grown on
 	// demand and kept (the bf16 mode packs BF16 operands directly).
 	gemmA, gemmB []float32
-	pool         *pool // long-lived workers
-	jobs         jobs  // one job struct per op, reused by every call
-	ws           []workerScratch
-	parts        []float64 // SumSquares chunk sums
-	sign         signScratch
+	// gemmC is the float32 scratch of a Gemm into a BF16 C, in C's
+	// layout: the partial sums of a product over several K blocks in the
+	// bf16 GEMM mode, the whole product before its rounding in fp32
+	// (gemmIntoBF16); grown on demand and kept.
+	gemmC []float32
+	pool  *pool // long-lived workers
+	jobs  jobs  // one job struct per op, reused by every call
+	ws    []workerScratch
+	parts []float64 // SumSquares chunk sums
+	sign  signScratch
 }
 
 // signScratch is SignSGDRows' reusable memory: a slot per table row (-1
@@ -70,12 +75,13 @@ type jobs struct {
 	ema        emaJob
 	sumSq      sumSqJob
 	widen      widenJob
+	gemmC      gemmCJob
 }
 
 // workerScratch is one worker's scratch memory, grown on demand and kept.
 type workerScratch struct {
 	f64 []float64
-	f32 []float32 // a row of SwiGLU's output before its rounding to bf16
+	f32 []float32 // rows or blocks of bf16 operands widened, and of bf16 outputs before their rounding (slot)
 }
 
 // scratch returns the scratch buffer with at least n elements. Ops run one
@@ -373,9 +379,6 @@ func (b *Backend) Gemm(g engine.Gemm) {
 		return
 	}
 	first := b.err == nil
-	if isBF16(g.C) {
-		bf16Misuse("Gemm", "C")
-	}
 	if !b.needAny("Gemm", req{"A", g.A, na}, req{"B", g.B, nb}, req{"C", g.C, nc}) {
 		// Name the product only on the error path (formatting allocates).
 		if first {
@@ -386,12 +389,22 @@ func (b *Backend) Gemm(g engine.Gemm) {
 	if g.M == 0 || g.N == 0 {
 		return
 	}
+	if isBF16(g.C) {
+		b.gemmIntoBF16(g, batch, na, nb, nc)
+		return
+	}
+	b.gemmF32(g, batch, na, nb, f32s(g.C))
+}
+
+// gemmF32 runs g (A and B of na and nb elements) with its product in c,
+// laid out as g.C: g.C itself, or in the fp32 GEMM mode the float32
+// scratch of a BF16 C.
+func (b *Backend) gemmF32(g engine.Gemm, batch, na, nb int, c []float32) {
 	if b.gemm == GemmBF16 {
 		// A BF16 operand goes to the GEMM as it is stored: the packing
 		// reads bf16 and builds the panels widening would give.
 		a, a16 := gemmBF16Operand(g.A)
 		bb, b16 := gemmBF16Operand(g.B)
-		c := f32s(g.C)
 		if batch == 1 {
 			gemm.SgemmBF16Mixed(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, a16, g.Lda, bb, b16, g.Ldb, g.Beta, c, g.Ldc)
 		} else {
@@ -406,7 +419,7 @@ func (b *Backend) Gemm(g engine.Gemm) {
 	if isBF16(g.A) {
 		scrB = &b.gemmB
 	}
-	a, bb, c := b.gemmOperand(g.A, na, &b.gemmA), b.gemmOperand(g.B, nb, scrB), f32s(g.C)
+	a, bb := b.gemmOperand(g.A, na, &b.gemmA), b.gemmOperand(g.B, nb, scrB)
 	switch {
 	case batch == 1:
 		gemm.Sgemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, bb, g.Ldb, g.Beta, c, g.Ldc)
@@ -415,14 +428,22 @@ func (b *Backend) Gemm(g engine.Gemm) {
 	}
 }
 
-// copyJob copies rows (or, for a single row, column ranges).
+// copyJob copies rows (or, for a single row, column ranges). When either
+// side is BF16 (mixed set) the elements move through move instead.
 type copyJob struct {
 	d, s                 []float32
 	dStride, sStride, nc int
 	oneRow               bool
+
+	mixed  bool
+	do, so operand
 }
 
 func (j *copyJob) run(_, lo, hi int) {
+	if j.mixed {
+		j.runMixed(lo, hi)
+		return
+	}
 	if j.oneRow {
 		copy(j.d[lo:hi], j.s[lo:hi])
 		return
@@ -432,16 +453,22 @@ func (j *copyJob) run(_, lo, hi int) {
 	}
 }
 
-// Copy2D implements engine.Backend.
+// Copy2D implements engine.Backend. Either side may be BF16
+// (engine.BF16Activations): bf16 to float32 widens, float32 to bf16
+// rounds, bf16 to bf16 copies the bits.
 func (b *Backend) Copy2D(dst engine.Buf, dstStride int, src engine.Buf, srcStride int, rows, cols int) {
 	if rows == 0 || cols == 0 {
 		return
 	}
-	if !b.need("Copy2D", req{"dst", dst, (rows-1)*dstStride + cols}, req{"src", src, (rows-1)*srcStride + cols}) {
+	if !b.needAny("Copy2D", req{"dst", dst, (rows-1)*dstStride + cols}, req{"src", src, (rows-1)*srcStride + cols}) {
 		return
 	}
 	j := &b.jobs.copy
-	*j = copyJob{d: f32s(dst), s: f32s(src), dStride: dstStride, sStride: srcStride, nc: cols, oneRow: rows == 1}
+	if isBF16(dst) || isBF16(src) {
+		*j = copyJob{dStride: dstStride, sStride: srcStride, nc: cols, oneRow: rows == 1, mixed: true, do: operandOf(dst), so: operandOf(src)}
+	} else {
+		*j = copyJob{d: f32s(dst), s: f32s(src), dStride: dstStride, sStride: srcStride, nc: cols, oneRow: rows == 1}
+	}
 	if rows == 1 {
 		b.pool.run(j, cols, grainElems)
 	} else {
@@ -451,14 +478,26 @@ func (b *Backend) Copy2D(dst engine.Buf, dstStride int, src engine.Buf, srcStrid
 }
 
 // transposeJob transposes batch matrices in tiles of 32 x 32; a unit is a
-// band of 32 source rows of one matrix.
+// band of 32 source rows of one matrix. When either side is BF16 (mixed
+// set) the tiles go through runMixed.
 type transposeJob struct {
 	d, s              []float32
 	rows, cols, bands int
+
+	mixed  bool
+	do, so operand
+	ws     []workerScratch
 }
 
-func (j *transposeJob) run(_, lo, hi int) {
-	const tile = 32
+// transposeTileSize is the side of Transpose's tiles.
+const transposeTileSize = 32
+
+func (j *transposeJob) run(w, lo, hi int) {
+	if j.mixed {
+		j.runMixed(w, lo, hi)
+		return
+	}
+	const tile = transposeTileSize
 	rows, cols := j.rows, j.cols
 	for t := lo; t < hi; t++ {
 		bi, r0 := t/j.bands, (t%j.bands)*tile
@@ -471,45 +510,82 @@ func (j *transposeJob) run(_, lo, hi int) {
 	}
 }
 
-// Transpose implements engine.Backend.
+// Transpose implements engine.Backend. Either side may be BF16
+// (engine.BF16Activations): bf16 to float32 widens, float32 to bf16
+// rounds, bf16 to bf16 gives the same bits.
 func (b *Backend) Transpose(dst, src engine.Buf, batch, rows, cols int) {
 	n := batch * rows * cols
-	if !b.need("Transpose", req{"dst", dst, n}, req{"src", src, n}) {
+	if !b.needAny("Transpose", req{"dst", dst, n}, req{"src", src, n}) {
 		return
 	}
-	const tile = 32
+	const tile = transposeTileSize
 	bands := (rows + tile - 1) / tile
 	j := &b.jobs.transpose
-	*j = transposeJob{d: f32s(dst), s: f32s(src), rows: rows, cols: cols, bands: bands}
+	if isBF16(dst) || isBF16(src) {
+		b.growRowScratch(tile*transposeChunk + tile*tile)
+		*j = transposeJob{rows: rows, cols: cols, bands: bands, mixed: true, do: operandOf(dst), so: operandOf(src), ws: b.ws}
+	} else {
+		*j = transposeJob{d: f32s(dst), s: f32s(src), rows: rows, cols: cols, bands: bands}
+	}
 	b.pool.run(j, batch*bands, rowGrain(tile*cols))
 	*j = transposeJob{}
 }
 
-// addJob is the elementwise sum.
-type addJob struct{ d, p, q []float32 }
+// addJob is the elementwise sum. When an operand is BF16 (mixed set) it
+// runs block by block through the operand views (runMixed).
+type addJob struct {
+	d, p, q []float32
 
-func (j *addJob) run(_, lo, hi int) { add(j.d[lo:hi], j.p[lo:hi], j.q[lo:hi]) }
+	mixed      bool
+	do, po, qo operand
+	ws         []workerScratch
+}
 
-// Add implements engine.Backend.
+func (j *addJob) run(w, lo, hi int) {
+	if j.mixed {
+		j.runMixed(w, lo, hi)
+		return
+	}
+	add(j.d[lo:hi], j.p[lo:hi], j.q[lo:hi])
+}
+
+// Add implements engine.Backend. Any operand may be BF16
+// (engine.BF16Activations); dst may alias a or b.
 func (b *Backend) Add(dst, x, y engine.Buf) {
 	n := dst.Len()
-	if !b.need("Add", req{"a", x, n}, req{"b", y, n}) {
+	if !b.needAny("Add", req{"a", x, n}, req{"b", y, n}) {
 		return
 	}
 	j := &b.jobs.add
-	*j = addJob{f32s(dst), f32s(x), f32s(y)}
+	if isBF16(dst) || isBF16(x) || isBF16(y) {
+		b.growRowScratch(3 * bf16Block)
+		*j = addJob{mixed: true, do: operandOf(dst), po: operandOf(x), qo: operandOf(y), ws: b.ws}
+	} else {
+		*j = addJob{d: f32s(dst), p: f32s(x), q: f32s(y)}
+	}
 	b.pool.run(j, n, grainElems)
 	*j = addJob{}
 }
 
-// add3Job is the elementwise (p + q) + r.
-type add3Job struct{ d, p, q, r []float32 }
+// add3Job is the elementwise (p + q) + r. When an operand is BF16 (mixed
+// set) it runs block by block through the operand views (runMixed).
+type add3Job struct {
+	d, p, q, r []float32
+
+	mixed          bool
+	do, po, qo, ro operand
+	ws             []workerScratch
+}
 
 // add3Block is the run of elements add3Job sums with both vector adds
 // before moving on: 3 x 16 KB of operands, resident in L1 for the second.
 const add3Block = 4096
 
-func (j *add3Job) run(_, lo, hi int) {
+func (j *add3Job) run(w, lo, hi int) {
+	if j.mixed {
+		j.runMixed(w, lo, hi)
+		return
+	}
 	for s := lo; s < hi; s += add3Block {
 		e := min(s+add3Block, hi)
 		d := j.d[s:e]
@@ -520,13 +596,19 @@ func (j *add3Job) run(_, lo, hi int) {
 
 // Add3 implements engine.FusedAdd3: one pass over the operands, each block
 // summed by the same vector adds as Add then Add, so the bits are theirs.
+// Any operand may be BF16 (engine.BF16Activations); dst may alias a or b.
 func (b *Backend) Add3(dst, x, y, z engine.Buf) {
 	n := dst.Len()
-	if !b.need("Add3", req{"a", x, n}, req{"b", y, n}, req{"c", z, n}) {
+	if !b.needAny("Add3", req{"a", x, n}, req{"b", y, n}, req{"c", z, n}) {
 		return
 	}
 	j := &b.jobs.add3
-	*j = add3Job{f32s(dst), f32s(x), f32s(y), f32s(z)}
+	if isBF16(dst) || isBF16(x) || isBF16(y) || isBF16(z) {
+		b.growRowScratch(4 * bf16Block)
+		*j = add3Job{mixed: true, do: operandOf(dst), po: operandOf(x), qo: operandOf(y), ro: operandOf(z), ws: b.ws}
+	} else {
+		*j = add3Job{d: f32s(dst), p: f32s(x), q: f32s(y), r: f32s(z)}
+	}
 	b.pool.run(j, n, grainElems)
 	*j = add3Job{}
 }
