@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// The side-by-side harness in reference/ (compare, step.py, summarize.py)
+// The harnesses in reference/ (compare, step.py, summarize.py, bf16dev.py)
 // needs the reference model and torch to run; these tests keep it honest
 // without them: its scripts parse, its argument checks fail before any
 // work, the einops stand-in maps patterns to the right permutations, and

@@ -7,8 +7,9 @@
 //	go run ./bench/demoseeds -seeds 1,2,3 -precision fp32,bf16,bf16act [key=value ...]
 //
 // The precisions are the CPU backend's: fp32; bf16, bf16 GEMM operands
-// (TRM_CPU_GEMM=bf16); bf16act, bf16 GEMM operands and bf16 activations
-// between ops (TRM_CPU_GEMM=bf16 TRM_CPU_ACTIVATIONS=bf16).
+// only (TRM_CPU_GEMM=bf16 TRM_CPU_ACTIVATIONS=fp32); bf16act, bf16 GEMM
+// operands and bf16 activations between ops (TRM_CPU_GEMM=bf16, whose
+// default activations are bf16).
 //
 // key=value arguments change the demo's configuration as on trm-train's
 // command line (e.g. epochs=30), to study a variant on the same seeds.

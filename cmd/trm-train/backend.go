@@ -20,8 +20,8 @@ func openBackend(spec string, threads int) (engine.Backend, error) {
 		if _, err := wantsParallel("cpu"); err != nil {
 			return nil, err
 		}
-		// TRM_CPU_GEMM=bf16 selects bf16 GEMM operands (AVX512_BF16 only),
-		// TRM_CPU_ACTIVATIONS=bf16 bf16 activations on top of them.
+		// TRM_CPU_GEMM=bf16 selects bf16 GEMM operands (AVX512_BF16 only)
+		// and bf16 activations, TRM_CPU_ACTIVATIONS=fp32 operands only.
 		return cpu.NewFromEnv(threads)
 	case spec == "cuda" || strings.HasPrefix(spec, "cuda:"):
 		if cudaBackend == nil {

@@ -177,7 +177,7 @@ func envHelp(vars ...string) string {
 var envDocs = map[string]string{
 	"TRM_METRICS_ADDR":         "default of --metrics-addr; the no-argument demo reads it too",
 	"TRM_CPU_GEMM":             "fp32 (default) or bf16: bf16 GEMM operands on CPUs with AVX512_BF16",
-	"TRM_CPU_ACTIVATIONS":      "fp32 (default) or bf16: activations stored in bf16 between ops, as the reference's bf16 training (needs TRM_CPU_GEMM=bf16)",
+	"TRM_CPU_ACTIVATIONS":      "bf16 (the default with TRM_CPU_GEMM=bf16) or fp32: activations stored in bf16 between ops, as the reference's bf16 training, or in fp32 with bf16 GEMM operands only",
 	"TRM_CUDA_GEMM":            "bf16 (default), tf32 or fp32: the CUDA GEMMs' operand precision",
 	"TRM_CUDA_GRAPHS":          "0 turns off CUDA-graph replay of the training step",
 	"TRM_CUDA_FATBIN":          "load the CUDA kernels from this fatbin instead of the built-in one",

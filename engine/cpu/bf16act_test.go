@@ -11,8 +11,9 @@ import (
 )
 
 // TestActivationsEnv: TRM_CPU_ACTIVATIONS picks the activation storage
-// on top of TRM_CPU_GEMM; bf16 activations over fp32 GEMMs, and a bad
-// value, are errors naming the variables.
+// on top of TRM_CPU_GEMM (unset: bf16 with bf16 GEMMs, as the reference's
+// bf16 training); bf16 activations over fp32 GEMMs, and a bad value, are
+// errors naming the variables.
 func TestActivationsEnv(t *testing.T) {
 	cases := []struct {
 		gemm, act string
@@ -21,7 +22,7 @@ func TestActivationsEnv(t *testing.T) {
 	}{
 		{"", "", false, ""},
 		{"fp32", "fp32", false, ""},
-		{"bf16", "", false, ""},
+		{"bf16", "", true, ""},
 		{"bf16", "fp32", false, ""},
 		{"bf16", "bf16", true, ""},
 		{"fp32", "bf16", false, "need bf16 GEMMs"},

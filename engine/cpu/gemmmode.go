@@ -98,11 +98,18 @@ func NewWithOptions(opt Options) (*Backend, error) {
 // activation storage from.
 const ActivationsEnv = "TRM_CPU_ACTIVATIONS"
 
-// ParseActivations parses "fp32" or "bf16" (and "" as the default, fp32)
-// into the element type of Options.Activations.
-func ParseActivations(s string) (engine.DType, error) {
+// ParseActivations parses "fp32" or "bf16" into the element type of
+// Options.Activations; "" is the default for GEMM mode g: bf16 with bf16
+// GEMMs (the reference's bf16 training keeps its activations in bf16),
+// fp32 otherwise.
+func ParseActivations(s string, g GemmMode) (engine.DType, error) {
 	switch s {
-	case "", "fp32":
+	case "":
+		if g == GemmBF16 {
+			return engine.BF16, nil
+		}
+		return engine.F32, nil
+	case "fp32":
 		return engine.F32, nil
 	case "bf16":
 		return engine.BF16, nil
@@ -111,16 +118,17 @@ func ParseActivations(s string) (engine.DType, error) {
 }
 
 // NewFromEnv returns a backend with threads workers (0: all cores), the
-// GEMM mode named by TRM_CPU_GEMM=fp32|bf16 and the activation storage
-// named by TRM_CPU_ACTIVATIONS=fp32|bf16 (unset or empty: fp32). An
-// invalid value, bf16 where the CPU lacks AVX512_BF16, or bf16
-// activations without bf16 GEMMs is an error.
+// GEMM mode named by TRM_CPU_GEMM=fp32|bf16 (unset or empty: fp32) and
+// the activation storage named by TRM_CPU_ACTIVATIONS=fp32|bf16 (unset
+// or empty: bf16 with bf16 GEMMs, fp32 otherwise). An invalid value, bf16
+// where the CPU lacks AVX512_BF16, or bf16 activations without bf16 GEMMs
+// is an error.
 func NewFromEnv(threads int) (*Backend, error) {
 	mode, err := ParseGemmMode(os.Getenv(GemmEnv))
 	if err != nil {
 		return nil, fmt.Errorf("%s=%w", GemmEnv, err)
 	}
-	act, err := ParseActivations(os.Getenv(ActivationsEnv))
+	act, err := ParseActivations(os.Getenv(ActivationsEnv), mode)
 	if err != nil {
 		return nil, fmt.Errorf("%s=%w", ActivationsEnv, err)
 	}
