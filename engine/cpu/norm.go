@@ -6,15 +6,17 @@ import (
 	"github.com/tinyrecursive/trm/engine"
 )
 
-// addRMSNormJob normalises rows; b may be nil. When any of y, a, b is
-// BF16 (mixed set) the rows go through the operand views instead
-// (runMixed); the float32 path below is untouched by them.
+// addRMSNormJob normalises rows; b may be nil. The operands are views
+// (operand) of float32 or BF16 buffers: a BF16 input row is widened into
+// the worker's scratch slots (ws, set only when an operand is BF16), the
+// row is computed by the same kernels on the whole row (so the float64
+// lanes of the sum of squares see the elements they see in float32), and
+// a BF16 y is rounded from its scratch row. Every input row is read
+// before y's row is stored, so y may alias a or b.
 type addRMSNormJob struct {
-	y, rstd, a, b []float32
-	cols          int
-	eps           float32
-
-	mixed      bool
+	rstd       []float32
+	cols       int
+	eps        float32
 	yo, ao, bo operand
 	hasB       bool
 	ws         []workerScratch
@@ -27,44 +29,19 @@ func rmsScale(ss float64, cols int, eps float32) float32 {
 }
 
 func (j *addRMSNormJob) run(w, lo, hi int) {
-	if j.mixed {
-		j.runMixed(w, lo, hi)
-		return
-	}
 	cols := j.cols
-	for r := lo; r < hi; r++ {
-		row := j.y[r*cols : (r+1)*cols]
-		ar := j.a[r*cols : (r+1)*cols]
-		var ss float64
-		if j.b != nil {
-			// The residual add and the sum of squares in one pass.
-			ss = addSumSq(row, ar, j.b[r*cols:(r+1)*cols])
-		} else {
-			copy(row, ar)
-			ss = dot64(row, row)
-		}
-		rs := rmsScale(ss, cols, j.eps)
-		j.rstd[r] = rs
-		scale(row, rs)
+	var sa, sb, sy []float32
+	if j.ws != nil {
+		s := &j.ws[w]
+		sa, sb, sy = s.slot(0, cols), s.slot(1, cols), s.slot(2, cols)
 	}
-}
-
-// runMixed is run with BF16 operands: a row of each BF16 input is widened
-// into the worker's scratch slots, the row is computed by the same
-// kernels on the whole row (so the float64 lanes of the sum of squares
-// see the elements they see in float32), and a BF16 y is rounded from
-// its scratch row. Every input row is read before y's row is stored, so
-// y may alias a or b as in float32.
-func (j *addRMSNormJob) runMixed(w, lo, hi int) {
-	cols := j.cols
-	s := &j.ws[w]
-	sa, sb, sy := s.slot(0, cols), s.slot(1, cols), s.slot(2, cols)
 	for r := lo; r < hi; r++ {
 		o := r * cols
 		ar := j.ao.load(sa, o, o+cols)
 		row := j.yo.dst(sy, o, o+cols)
 		var ss float64
 		if j.hasB {
+			// The residual add and the sum of squares in one pass.
 			ss = addSumSq(row, ar, j.bo.load(sb, o, o+cols))
 		} else {
 			copy(row, ar)
@@ -93,12 +70,11 @@ func (b *Backend) AddRMSNorm(y, rstd, a, bb engine.Buf, rows, cols int, eps floa
 		return
 	}
 	j := &b.jobs.addRMSNorm
+	*j = addRMSNormJob{rstd: f32s(rstd), cols: cols, eps: eps,
+		yo: operandOf(y), ao: operandOf(a), bo: operandOf(bb), hasB: bb != nil}
 	if isBF16(y) || isBF16(a) || isBF16(bb) {
 		b.growRowScratch(3 * cols)
-		*j = addRMSNormJob{rstd: f32s(rstd), cols: cols, eps: eps, mixed: true,
-			yo: operandOf(y), ao: operandOf(a), bo: operandOf(bb), hasB: bb != nil, ws: b.ws}
-	} else {
-		*j = addRMSNormJob{y: f32s(y), rstd: f32s(rstd), a: f32s(a), b: f32s(bb), cols: cols, eps: eps}
+		j.ws = b.ws
 	}
 	b.pool.run(j, rows, rowGrain(cols))
 	*j = addRMSNormJob{}

@@ -2,7 +2,6 @@ package enginetest
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/tinyrecursive/trm/engine"
@@ -108,18 +107,7 @@ func RunBF16Activations(t *testing.T, f, ref Factory) {
 			})
 		}
 	})
-	t.Run("Golden", func(t *testing.T) {
-		for _, dir := range GoldenCases(t) {
-			t.Run(filepath.Base(dir), func(t *testing.T) {
-				cfg, params, in, labels, pids := loadGoldenCase(t, dir)
-				want := precisionGolden(t, ref(), cfg, params, in, labels, pids)
-				got := precisionGolden(t, f(), cfg, params, in, labels, pids)
-				for i, name := range []string{"logits", "q_halt_logits", "q_continue_logits", "lm_loss", "carry", "gradients", "puzzle gradients"} {
-					BF16ActStep.Check(t, name, got[i], want[i])
-				}
-			})
-		}
-	})
+	t.Run("Golden", func(t *testing.T) { goldenPrecision(t, f, ref, BF16ActStep) })
 }
 
 // archPrecisionStep is precisionStep for any architecture.

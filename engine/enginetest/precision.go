@@ -28,18 +28,22 @@ func RunPrecision(t *testing.T, f, ref Factory, tol Tolerance) {
 			})
 		}
 	})
-	t.Run("Golden", func(t *testing.T) {
-		for _, dir := range GoldenCases(t) {
-			t.Run(filepath.Base(dir), func(t *testing.T) {
-				cfg, params, in, labels, pids := loadGoldenCase(t, dir)
-				want := precisionGolden(t, ref(), cfg, params, in, labels, pids)
-				got := precisionGolden(t, f(), cfg, params, in, labels, pids)
-				for i, name := range []string{"logits", "q_halt_logits", "q_continue_logits", "lm_loss", "carry", "gradients", "puzzle gradients"} {
-					tol.Check(t, name, got[i], want[i])
-				}
-			})
-		}
-	})
+	t.Run("Golden", func(t *testing.T) { goldenPrecision(t, f, ref, tol) })
+}
+
+// goldenPrecision compares f's training step on every golden case with
+// ref's under tol, output by output.
+func goldenPrecision(t *testing.T, f, ref Factory, tol Tolerance) {
+	for _, dir := range GoldenCases(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			cfg, params, in, labels, pids := loadGoldenCase(t, dir)
+			want := precisionGolden(t, ref(), cfg, params, in, labels, pids)
+			got := precisionGolden(t, f(), cfg, params, in, labels, pids)
+			for i, name := range []string{"logits", "q_halt_logits", "q_continue_logits", "lm_loss", "carry", "gradients", "puzzle gradients"} {
+				tol.Check(t, name, got[i], want[i])
+			}
+		})
+	}
 }
 
 // precisionStep runs a training step (forward, loss, backward) of cfg from
