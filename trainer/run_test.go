@@ -10,6 +10,7 @@ import (
 
 	"github.com/tinyrecursive/trm/engine"
 	"github.com/tinyrecursive/trm/engine/cpu"
+	"github.com/tinyrecursive/trm/engine/cpu/gemm"
 )
 
 // recorder keeps every step's loss and can cancel the run after a step.
@@ -55,9 +56,30 @@ func smallRunConfig(t *testing.T) Config {
 // checkpoint produces the same losses, bit for bit, and the same final
 // weights as an uninterrupted run.
 func TestResumeBitExact(t *testing.T) {
+	testResumeBitExact(t, func() engine.Backend { return cpu.New(0) })
+}
+
+// TestResumeBitExactBF16: the same in the CPU's bf16 training (bf16 GEMMs
+// and activations, as TRM_CPU_GEMM=bf16 runs): the activations live only
+// within a step, and the carry a checkpoint saves is float32, so a resumed
+// run continues exactly there too.
+func TestResumeBitExactBF16(t *testing.T) {
+	if !gemm.BF16Supported() {
+		t.Skip("this CPU lacks AVX512_BF16: the bf16 mode cannot run here")
+	}
+	testResumeBitExact(t, func() engine.Backend {
+		b, err := cpu.NewWithOptions(cpu.Options{Gemm: cpu.GemmBF16, Activations: engine.BF16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}
+
+func testResumeBitExact(t *testing.T, newBackend func() engine.Backend) {
 	cfg := smallRunConfig(t)
 	full := &recorder{}
-	sum, err := Run(context.Background(), cfg, RunOptions{Backend: cpu.New(0), Hooks: []Hook{full}})
+	sum, err := Run(context.Background(), cfg, RunOptions{Backend: newBackend(), Hooks: []Hook{full}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +100,7 @@ func TestResumeBitExact(t *testing.T) {
 	cfg2.CheckpointDir = filepath.Join(t.TempDir(), "ckpt")
 	ctx, cancel := context.WithCancel(context.Background())
 	first := &recorder{cancelAt: 5, cancel: cancel}
-	sum1, err := Run(ctx, cfg2, RunOptions{Backend: cpu.New(0), Hooks: []Hook{first}})
+	sum1, err := Run(ctx, cfg2, RunOptions{Backend: newBackend(), Hooks: []Hook{first}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +108,7 @@ func TestResumeBitExact(t *testing.T) {
 		t.Fatalf("interrupted run: %+v", sum1)
 	}
 	second := &recorder{}
-	sum2, err := Run(context.Background(), Config{}, RunOptions{Backend: cpu.New(0), Hooks: []Hook{second}, Resume: cfg2.CheckpointDir})
+	sum2, err := Run(context.Background(), Config{}, RunOptions{Backend: newBackend(), Hooks: []Hook{second}, Resume: cfg2.CheckpointDir})
 	if err != nil {
 		t.Fatal(err)
 	}
