@@ -547,13 +547,16 @@ func TestSgemmBF16ZeroAllocs(t *testing.T) {
 }
 
 // mlpTShapes are the token-mixing products of the Sudoku mlp_t step (B 16,
-// H 512, S 97, It 512), where K or N is the short sequence: forward
-// up and down, and the backward products of down.
+// H 512, S 97, It 512), where K, N or M is the short sequence: forward
+// up and down, the backward products of down, and those of up (N = 97,
+// computed transposed: see swap.go).
 var mlpTShapes = []benchShape{
 	{"mlpt_up_NT_8192x1024x97", false, true, 8192, 1024, 97, 1},
 	{"mlpt_down_NT_8192x97x512", false, true, 8192, 97, 512, 1},
 	{"mlpt_dX_NN_8192x512x97", false, false, 8192, 512, 97, 1},
 	{"mlpt_dW_TN_97x512x8192", true, false, 97, 512, 8192, 1},
+	{"mlpt_dXup_NN_8192x97x1024", false, false, 8192, 97, 1024, 1},
+	{"mlpt_dWup_TN_1024x97x8192", true, false, 1024, 97, 8192, 1},
 }
 
 // BenchmarkSgemmPrecision times Sgemm and SgemmBF16's two kernels on the

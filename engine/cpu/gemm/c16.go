@@ -76,9 +76,16 @@ func (p *problem) computeRow16(kern *kernel, a *float32, sa int, bp []float32, d
 	if !last {
 		if first && p.beta != 0 {
 			// The partial sums start from C's values.
-			for i := range mv {
-				o := (i0+i)*p.ldc + j0
-				widenBF16Row(p.c[o:o+j1-j0], p.c16[o:o+j1-j0])
+			if p.transC {
+				for j := j0; j < j1; j++ {
+					o := j*p.ldc + i0
+					widenBF16Row(p.c[o:o+mv], p.c16[o:o+mv])
+				}
+			} else {
+				for i := range mv {
+					o := (i0+i)*p.ldc + j0
+					widenBF16Row(p.c[o:o+j1-j0], p.c16[o:o+j1-j0])
+				}
 			}
 		}
 		p.computeRowF32(kern, a, sa, bp, directB, tile, ir, jr0, jr1, jc, pc, kcb)
@@ -86,6 +93,11 @@ func (p *problem) computeRow16(kern *kernel, a *float32, sa int, bp []float32, d
 	}
 	if !first {
 		p.computeRowF32(kern, a, sa, bp, directB, tile, ir, jr0, jr1, jc, pc, kcb)
+		if p.transC {
+			o := j0*p.ldc + i0
+			roundTile(p.c16[o:], p.ldc, p.c[o:], p.ldc, j1-j0, mv, 0)
+			return
+		}
 		o := i0*p.ldc + j0
 		roundTile(p.c16[o:], p.ldc, p.c[o:], p.ldc, mv, j1-j0, 0)
 		return
@@ -110,6 +122,10 @@ func (p *problem) computeRow16(kern *kernel, a *float32, sa int, bp []float32, d
 			kern.edge(kcb, a, b, &tile[0], nr, p.alpha, 0)
 		default:
 			kern.fn(kcb, a, b, &tile[0], nr, p.alpha, 0)
+		}
+		if p.transC {
+			p.storeTileT16(kern, tile, i0, j0, mv, nv)
+			continue
 		}
 		roundTile(p.c16[i0*p.ldc+j0:], p.ldc, tile, nr, mv, nv, p.beta)
 	}

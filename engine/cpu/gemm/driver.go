@@ -216,6 +216,8 @@ func packTrans(kern *kernel, dst, src []float32, ld, rows, width, kc, ds int) {
 // Partial tiles are computed into the scratch tile with beta = 0 and merged
 // with exactly the rounding steps the kernel uses for full tiles
 // (t = alpha*acc; C = beta*C + t), so tile position never changes results.
+// A transposed problem (transC) stores every tile through the scratch tile
+// (computeTileT).
 func (p *problem) computeRow(kern *kernel, a *float32, sa int, bp []float32, directB bool, tile []float32, ir, jr0, jr1, jc, pc, kcb int) {
 	if p.c16 != nil {
 		p.computeRow16(kern, a, sa, bp, directB, tile, ir, jr0, jr1, jc, pc, kcb)
@@ -243,6 +245,10 @@ func (p *problem) computeRowF32(kern *kernel, a *float32, sa int, bp []float32, 
 			b, sb = &p.b[pc*p.ldb+j0], p.ldb*4
 		} else {
 			b = &bp[jr*nr*kcb]
+		}
+		if p.transC {
+			p.computeTileT(kern, a, sa, b, sb, tile, i0, j0, mv, nv, kcb, beta)
+			continue
 		}
 		if !packedA || sb != nr*4 {
 			if mv == mr && nv == nr {

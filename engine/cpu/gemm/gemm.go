@@ -19,6 +19,10 @@
 // in a fixed order, and the K partition depends only on k and the kernel
 // variant. Results are therefore bit-identical for any thread count or
 // scheduling.
+//
+// A product with a short, ragged N against a long M is computed
+// transposed, C^T = op(B)^T op(A)^T, so that the short side runs along
+// the kernel's rows, where it wastes fewer lanes (swap.go).
 package gemm
 
 import (
@@ -61,6 +65,9 @@ func solve(kern *kernel, pr *problem) {
 	if k == 0 || pr.alpha == 0 {
 		pr.scaleC()
 		return
+	}
+	if sw, ok := pr.swapped(kern); ok {
+		pr = &sw
 	}
 	nt := int(threads.Load())
 	if nt > 1 && m*n*k >= minParallelWork && thePool.mu.TryLock() {
@@ -107,6 +114,9 @@ func solveBatched(kern *kernel, pr *problem, strideA, strideB, strideC, batch in
 		return
 	}
 	bt := batched{pr: *pr, strideA: strideA, strideB: strideB, strideC: strideC, batch: batch}
+	if sw, ok := pr.swapped(kern); ok {
+		bt.pr, bt.strideA, bt.strideB = sw, strideB, strideA
+	}
 	nt := int(threads.Load())
 	if nt > 1 && batch*m*n*k >= minParallelWork && thePool.mu.TryLock() {
 		thePool.ensure(nt)
@@ -157,6 +167,10 @@ type problem struct {
 	// then float32 scratch in C's layout, and each tile of the result is
 	// rounded into c16 once its last K block is done (c16.go).
 	c16 []uint16
+	// transC marks a problem computed with the roles of A and B
+	// exchanged (see swapped): element (i, j) of its product is stored at
+	// c[j*ldc+i] (and c16[j*ldc+i]), in the caller's C.
+	transC bool
 }
 
 // lenA and lenB are the lengths of the operands in whichever form they
@@ -293,7 +307,7 @@ func (bt *batched) item(i int) problem {
 type workspace struct {
 	ap      []float32 // private packed A panels (a chunk of an M slab)
 	bp      []float32 // private packed B: one kc x nc block of an N slab
-	tile    []float32 // mr x nr scratch tile for partial edge tiles
+	tile    []float32 // mr x nr scratch tile for partial edge tiles, then room for a transposed one (tileTSize)
 	pending []int     // shared groups another thread is still packing
 	serial  plan      // the plan of calls computed on this workspace alone
 }

@@ -175,7 +175,7 @@ func (pl *plan) prepare(ws *workspace) {
 	} else {
 		ws.ap = grow(ws.ap, pl.chunk*k.ms*pl.kcs)
 	}
-	ws.tile = grow(ws.tile, k.mr*k.nr)
+	ws.tile = grow(ws.tile, k.mr*k.nr+tileTSize(k))
 	if cap(ws.pending) < pl.groups {
 		ws.pending = make([]int, 0, pl.groups)
 	}
