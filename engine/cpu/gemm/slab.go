@@ -124,8 +124,12 @@ func (pl *plan) setup(p *problem, kern *kernel, slabs int) {
 	pl.directB = useDirect && kern.strided != nil && !p.transB && p.ldb <= maxDirectStride && p.b16 == nil
 	pl.fullA, pl.fullB = p.m/kern.mr, p.n/kern.nr
 	// Cut the dimension with more panels: the finer the cut, the closer
-	// the slabs are to equal work.
-	pl.splitN = slabs > 1 && pl.nTiles > pl.mTiles
+	// the slabs are to equal work. A transposed product (swap.go) is cut
+	// along N even in one slab: its A is short, and packing its long B
+	// one N block at a time into the private buffer, which stays in L2,
+	// took less than half the time of packing each K block's whole B
+	// into the shared one (1296x11x512 on one thread).
+	pl.splitN = (slabs > 1 || p.transC) && pl.nTiles > pl.mTiles
 	cut := pl.mTiles
 	if pl.splitN {
 		cut = pl.nTiles
