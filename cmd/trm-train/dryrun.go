@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/tinyrecursive/trm/device/rendezvous"
+	"github.com/tinyrecursive/trm/engine"
+	"github.com/tinyrecursive/trm/engine/cpu"
 	"github.com/tinyrecursive/trm/trainer"
 	"github.com/tinyrecursive/trm/trainer/data"
 	"github.com/tinyrecursive/trm/trainer/promhook"
@@ -225,7 +227,19 @@ func dryRunTrain(stdout, stderr io.Writer, cfg trainer.Config, f *trainFlags, ov
 		testNames, testN = setSummary(testDS)
 		testDS.Close()
 	}
-	mem, err := trainer.EstimateMemory(cfg, world, hasTest)
+	// On the CPU the precision (TRM_CPU_GEMM, TRM_CPU_ACTIVATIONS) decides
+	// which buffers are bf16: the backend the run would open says, and an
+	// invalid setting fails the dry run as it would fail the run.
+	var st engine.Storage
+	if f.device == "" || f.device == "cpu" {
+		be, err := cpu.NewFromEnv(1)
+		if err != nil {
+			return err
+		}
+		st = engine.StorageOf(be)
+		dev += describeStorage(st)
+	}
+	mem, err := trainer.EstimateStorageMemory(cfg, world, hasTest, st)
 	if err != nil {
 		return err
 	}
@@ -325,8 +339,19 @@ func checkpointRoot(ck string) string {
 	return filepath.Dir(ck)
 }
 
+// describeStorage names the CPU backend's precision for the device line.
+func describeStorage(st engine.Storage) string {
+	switch {
+	case st.Act == engine.BF16:
+		return " (bf16 GEMMs, bf16 activations)"
+	case st.Saved == engine.BF16:
+		return " (bf16 GEMMs, fp32 activations)"
+	}
+	return " (fp32)"
+}
+
 // describeMemory is the plan's memory line: what one replica allocates
-// (trainer.EstimateMemory) and, on the CPU, whether this host has it now
+// (trainer.EstimateStorageMemory, with the backend's bf16 buffers) and, on the CPU, whether this host has it now
 // (trainer.HostMemoryAvailable), with the run's own refusal when it does
 // not. The dry run still succeeds: it may plan for another machine. A
 // GPU's free memory is the backend's to check when it opens.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tinyrecursive/trm/engine/cpu"
+	"github.com/tinyrecursive/trm/engine/cpu/gemm"
 	"github.com/tinyrecursive/trm/trainer"
 	"github.com/tinyrecursive/trm/trainer/data"
 )
@@ -357,5 +359,47 @@ func TestTrainResumeAutoKey(t *testing.T) {
 	stdout, _ := mustTrain(t, args)
 	if log, err := os.ReadFile(filepath.Join(out, "run.jsonl")); err != nil || !strings.Contains(string(log), `"type":"resume"`) || !strings.Contains(stdout, "done: 4 steps") {
 		t.Fatalf("the relaunch did not resume (%v):\n%s\n%s", err, stdout, log)
+	}
+}
+
+// TestTrainDryRunPrecision: on the CPU the dry run plans the memory of
+// the precision the run would use: with bf16 GEMMs (and so bf16
+// activations) the device line says so and the estimate is smaller than
+// in fp32; bf16 activations over fp32 GEMMs fail the dry run as they
+// would fail the run, naming the variables.
+func TestTrainDryRunPrecision(t *testing.T) {
+	dir := t.TempDir()
+	ds, out := filepath.Join(dir, "sudoku4"), filepath.Join(dir, "run")
+	memory := func(errs string) float64 {
+		t.Helper()
+		_, rest, ok := strings.Cut(errs, "memory per replica about ")
+		var gib float64
+		if _, err := fmt.Sscanf(rest, "%g GiB", &gib); !ok || err != nil {
+			t.Fatalf("no memory estimate in:\n%s", errs)
+		}
+		return gib
+	}
+	t.Setenv(cpu.GemmEnv, "fp32")
+	code, _, errs := runCmd(tinyRun(t, ds, out, "--dry-run")...)
+	if code != 0 || !strings.Contains(errs, "(fp32)") {
+		t.Fatalf("fp32 dry run: exit %d\n%s", code, errs)
+	}
+	fp32 := memory(errs)
+	t.Setenv(cpu.ActivationsEnv, "bf16")
+	code, _, errs = runCmd(tinyRun(t, ds, out, "--dry-run")...)
+	if code != 1 || !strings.Contains(errs, cpu.ActivationsEnv) || !strings.Contains(errs, cpu.GemmEnv) {
+		t.Fatalf("dry run with bf16 activations over fp32 GEMMs: exit %d\n%s", code, errs)
+	}
+	if !gemm.BF16Supported() {
+		t.Skip("this CPU lacks AVX512_BF16: no bf16 plan to check")
+	}
+	t.Setenv(cpu.GemmEnv, "bf16")
+	t.Setenv(cpu.ActivationsEnv, "")
+	code, _, errs = runCmd(tinyRun(t, ds, out, "--dry-run")...)
+	if code != 0 || !strings.Contains(errs, "(bf16 GEMMs, bf16 activations)") {
+		t.Fatalf("bf16 dry run: exit %d\n%s", code, errs)
+	}
+	if bf16 := memory(errs); !(bf16 < fp32) {
+		t.Fatalf("bf16 plans %g GiB, fp32 %g GiB", bf16, fp32)
 	}
 }
