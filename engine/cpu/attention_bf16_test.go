@@ -71,12 +71,19 @@ func TestBF16ActAttentionAllocs(t *testing.T) {
 
 // BenchmarkAttentionBF16Act compares Attention and AttentionBackward on
 // float32 and on BF16 qkv and out (the backward's dout and dqkv stay
-// float32) at the Sudoku step shape, with the GFLOP/s of the useful work
-// as BenchmarkAttention counts it.
+// float32) at the Sudoku step shape and an ARC-like one (S 916: several
+// query blocks per head, so a worker widens a head's keys and values
+// once for the blocks it runs), with the GFLOP/s of the useful work as
+// BenchmarkAttention counts it.
 //
 //	go test ./engine/cpu/ -run '^$' -bench AttentionBF16Act -benchtime 20x
 func BenchmarkAttentionBF16Act(b *testing.B) {
-	const batch, seq, heads, hd = 16, 97, 8, 64
+	for _, s := range []struct{ batch, seq, heads, hd int }{{16, 97, 8, 64}, {4, 916, 8, 64}} {
+		benchAttentionBF16Act(b, s.batch, s.seq, s.heads, s.hd)
+	}
+}
+
+func benchAttentionBF16Act(b *testing.B, batch, seq, heads, hd int) {
 	H := heads * hd
 	be := New(0)
 	rng := rand.New(rand.NewPCG(1, 1))
