@@ -104,25 +104,11 @@ func (p *problem) computeRow16(kern *kernel, a *float32, sa int, bp []float32, d
 	}
 	// One K block: each tile into the scratch tile, then merged and
 	// rounded (as computeRowF32 does for partial tiles).
-	packedA := sa == kern.ms*4
 	for jr := jr0; jr < jr1; jr++ {
 		j0 := jc + jr*nr
 		nv := min(nr, p.n-j0)
-		var b *float32
-		sb := nr * 4
-		if directB && nv == nr {
-			b, sb = &p.b[pc*p.ldb+j0], p.ldb*4
-		} else {
-			b = &bp[jr*nr*kcb]
-		}
-		switch {
-		case !packedA || sb != nr*4:
-			kern.strided(kcb, a, b, &tile[0], nr, p.alpha, 0, sa, sb)
-		case nv <= kern.edgeN:
-			kern.edge(kcb, a, b, &tile[0], nr, p.alpha, 0)
-		default:
-			kern.fn(kcb, a, b, &tile[0], nr, p.alpha, 0)
-		}
+		b, sb := p.bPanel(bp, directB, jr, nr, j0, nv, pc, kcb)
+		p.tileKernel(kern, a, sa, b, sb, tile, nv, kcb, 0)
 		if p.transC {
 			p.storeTileT16(kern, tile, i0, j0, mv, nv)
 			continue

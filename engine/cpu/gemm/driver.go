@@ -226,6 +226,16 @@ func (p *problem) computeRow(kern *kernel, a *float32, sa int, bp []float32, dir
 	p.computeRowF32(kern, a, sa, bp, directB, tile, ir, jr0, jr1, jc, pc, kcb)
 }
 
+// bPanel returns tile column jr's B panel and the bytes between its k
+// steps: B itself, read in place, when directB and the panel is full
+// (columns j0 to j0+nr of K block pc), else its packed copy in bp.
+func (p *problem) bPanel(bp []float32, directB bool, jr, nr, j0, nv, pc, kcb int) (*float32, int) {
+	if directB && nv == nr {
+		return &p.b[pc*p.ldb+j0], p.ldb * 4
+	}
+	return &bp[jr*nr*kcb], nr * 4
+}
+
 // computeRowF32 is computeRow into the float32 C.
 func (p *problem) computeRowF32(kern *kernel, a *float32, sa int, bp []float32, directB bool, tile []float32, ir, jr0, jr1, jc, pc, kcb int) {
 	mr, nr := kern.mr, kern.nr
@@ -239,13 +249,7 @@ func (p *problem) computeRowF32(kern *kernel, a *float32, sa int, bp []float32, 
 	for jr := jr0; jr < jr1; jr++ {
 		j0 := jc + jr*nr
 		nv := min(nr, p.n-j0)
-		var b *float32
-		sb := nr * 4
-		if directB && nv == nr {
-			b, sb = &p.b[pc*p.ldb+j0], p.ldb*4
-		} else {
-			b = &bp[jr*nr*kcb]
-		}
+		b, sb := p.bPanel(bp, directB, jr, nr, j0, nv, pc, kcb)
 		if p.transC {
 			p.computeTileT(kern, a, sa, b, sb, tile, i0, j0, mv, nv, kcb, beta)
 			continue
